@@ -1,0 +1,26 @@
+use fanout_common::{aws, init::init_or_report, telemetry, ConfigError, Vars};
+use fanout_words::{publish::Publisher, store::WordStore};
+use lambda_http::{run, service_fn, Error, Request};
+use slack_counter::{verifier, Config, Counter};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let counter = init_or_report(async {
+        let config = Config::from_vars(&Vars::process())?;
+        let sdk = aws::sdk_config().await;
+        let verifier = verifier(&config, &aws_sdk_ssm::Client::new(&sdk)).await?;
+        let store = WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
+        let publisher = config
+            .topic_arn
+            .as_ref()
+            .map(|arn| Publisher::new(aws_sdk_sns::Client::new(&sdk), arn));
+        Ok::<_, ConfigError>(Counter::new(verifier, store, publisher))
+    })
+    .await?;
+    let counter = &counter;
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(counter.handle(request).await)
+    }))
+    .await
+}

@@ -1,0 +1,83 @@
+//! sns-logger: logs each published message as one structured JSON line (message id, source,
+//! words with their multiplicities, text length), and does nothing else.
+
+use fanout_common::events::{Batch, Delivery};
+use fanout_words::message::MessageError;
+use fanout_words::{Source, WordCounts, WordsMessage};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The environment variables this function reads (checked against infra/template.yaml).
+pub const ENV_VARS: &[&str] = &[];
+
+/// What is logged for one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    pub message_id: String,
+    pub source: Source,
+    pub words: WordCounts,
+    /// The text's length in characters.
+    pub text_length: usize,
+}
+
+impl LogLine {
+    pub fn from_delivery(delivery: &Delivery) -> Result<LogLine, MessageError> {
+        let message = WordsMessage::from_delivery(&delivery.body, delivery.id.as_deref())?;
+        Ok(LogLine {
+            text_length: message.text.chars().count(),
+            message_id: message.message_id,
+            source: message.source,
+            words: message.words,
+        })
+    }
+
+    /// Writes the line: one JSON log event whose fields are this line's.
+    pub fn log(&self) {
+        let source = serde_json::to_value(self.source).unwrap_or_default();
+        let words = serde_json::to_string(&self.words).unwrap_or_default();
+        tracing::info!(
+            message_id = %self.message_id,
+            source = source.as_str().unwrap_or_default(),
+            words = %words,
+            text_length = self.text_length,
+            "words message"
+        );
+    }
+}
+
+/// Handles an SNS or SQS event.
+pub async fn handle(event: Value) -> Result<Value, lambda_runtime::Error> {
+    let batch = Batch::from_value(event)?;
+    Ok(batch
+        .handle(|delivery| async move { LogLine::from_delivery(&delivery).map(|line| line.log()) })
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_has_id_source_words_and_length() {
+        let body = r#"{"schema_version":1,"message_id":"C1:1.2","source":"outgoing_webhook","team_id":"T1","channel_id":"C1","user_id":"U1","text":"the the café","words":{"the":2,"café":1}}"#;
+        let line = LogLine::from_delivery(&Delivery {
+            body: body.into(),
+            id: Some("sns-1".into()),
+        })
+        .unwrap();
+        let json = serde_json::to_value(&line).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"message_id":"C1:1.2","source":"outgoing_webhook","words":{"the":2,"café":1},"text_length":12})
+        );
+    }
+
+    #[test]
+    fn a_broken_message_is_an_error_not_a_silent_drop() {
+        let delivery = Delivery {
+            body: "{broken".into(),
+            id: Some("sns-1".into()),
+        };
+        assert!(LogLine::from_delivery(&delivery).is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! sns-multiplier: adds `MULTIPLIER` × multiplicity to every word of each published message,
+//! exactly once per message (keyed on its message id; a plain-text message on its SNS MessageId).
+//!
+//! Takes SNS events, and SQS events whose bodies are SNS notifications or raw messages; for SQS it
+//! answers with partial batch failures.
+
+use fanout_common::events::{Batch, Delivery};
+use fanout_common::{ConfigError, Vars};
+use fanout_words::once::{apply_once, Applied};
+use fanout_words::publish::PublishError;
+use fanout_words::store::WordStore;
+use fanout_words::WordsMessage;
+use serde_json::Value;
+
+/// The environment variables this function reads (checked against infra/template.yaml).
+pub const ENV_VARS: &[&str] = &["WORDS_TABLE", "MULTIPLIER"];
+
+/// What the multiplier adds per word occurrence when `MULTIPLIER` is unset.
+pub const DEFAULT_MULTIPLIER: i64 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub multiplier: i64,
+}
+
+impl Config {
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        Ok(Config {
+            table: vars.required("WORDS_TABLE", "the name of the DynamoDB words table")?,
+            multiplier: vars.parsed_or(
+                "MULTIPLIER",
+                DEFAULT_MULTIPLIER,
+                "a whole number to add per word occurrence",
+            )?,
+        })
+    }
+}
+
+/// Why one message was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MultiplyError {
+    #[error(transparent)]
+    Message(#[from] fanout_words::message::MessageError),
+    #[error(transparent)]
+    Apply(#[from] fanout_words::once::ApplyError),
+}
+
+pub struct Multiplier {
+    store: WordStore,
+    multiplier: i64,
+}
+
+impl Multiplier {
+    pub fn new(store: WordStore, multiplier: i64) -> Self {
+        Multiplier { store, multiplier }
+    }
+
+    /// Handles an SNS or SQS event.
+    pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
+        let batch = Batch::from_value(event)?;
+        Ok(batch.handle(|delivery| self.apply(delivery)).await?)
+    }
+
+    /// Applies one message once.
+    pub async fn apply(&self, delivery: Delivery) -> Result<(), MultiplyError> {
+        let message = WordsMessage::from_delivery(&delivery.body, delivery.id.as_deref())?;
+        let deltas = message
+            .words
+            .iter()
+            .map(|(word, n)| (word.to_owned(), self.multiplier.saturating_mul(n as i64)))
+            .collect();
+        let key = format!("#multiply#{}", message.message_id);
+        let no_publish: Option<std::future::Ready<Result<(), PublishError>>> = None;
+        match apply_once(&self.store, &key, deltas, no_publish).await? {
+            Applied::Duplicate => {
+                tracing::info!(message_id = %message.message_id, "already applied: a redelivery")
+            }
+            Applied::Fresh(counts) | Applied::Resumed { counts, .. } => tracing::info!(
+                message_id = %message.message_id,
+                words = counts.len(),
+                multiplier = self.multiplier,
+                "multiplied"
+            ),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiplier_defaults_to_ten_and_must_be_a_number() {
+        let config = Config::from_vars(&Vars::from_pairs([("WORDS_TABLE", "words")])).unwrap();
+        assert_eq!(config.multiplier, 10);
+        let config = Config::from_vars(&Vars::from_pairs([
+            ("WORDS_TABLE", "words"),
+            ("MULTIPLIER", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(config.multiplier, 3);
+        let err = Config::from_vars(&Vars::from_pairs([
+            ("WORDS_TABLE", "words"),
+            ("MULTIPLIER", "1.5"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var(), Some("MULTIPLIER"));
+        let err = Config::from_vars(&Vars::from_pairs([("MULTIPLIER", "3")])).unwrap_err();
+        assert_eq!(err.var(), Some("WORDS_TABLE"));
+    }
+}

@@ -1,0 +1,207 @@
+//! Message deliveries from SNS and SQS, for the functions that take both.
+//!
+//! An SNS event carries `Records[].Sns.Message`. An SQS record's body is either an SNS
+//! notification (the JSON that SNS delivers to a queue without raw delivery) or the raw message.
+//! Either way each message becomes a [`Delivery`]; SQS batches answer with partial batch failures
+//! so that only the records that failed are retried.
+
+use std::fmt::Display;
+use std::future::Future;
+
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// How many records of one batch are handled at once.
+pub const RECORD_CONCURRENCY: usize = 10;
+
+/// One delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message as published.
+    pub body: String,
+    /// The SNS MessageId when the message came through SNS, else the SQS message id.
+    pub id: Option<String>,
+}
+
+/// An event that carries messages: from an SNS subscription or an SQS event source mapping.
+#[derive(Debug, Clone)]
+pub enum Batch {
+    Sns(SnsEvent),
+    Sqs(SqsEvent),
+}
+
+/// An event this function cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the event is not an SNS or SQS event: {0}")]
+pub struct NotABatch(pub String);
+
+impl Batch {
+    /// Recognizes the event by its records' source (`EventSource: aws:sns`, `eventSource: aws:sqs`).
+    pub fn from_value(event: Value) -> Result<Batch, NotABatch> {
+        let first = event
+            .get("Records")
+            .and_then(Value::as_array)
+            .and_then(|records| records.first())
+            .ok_or_else(|| NotABatch("it has no Records".into()))?;
+        let source = first
+            .get("EventSource")
+            .or_else(|| first.get("eventSource"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match source.as_str() {
+            "aws:sns" => serde_json::from_value(event).map(Batch::Sns),
+            "aws:sqs" => serde_json::from_value(event).map(Batch::Sqs),
+            other => return Err(NotABatch(format!("unknown record source {other:?}"))),
+        }
+        .map_err(|e| NotABatch(e.to_string()))
+    }
+
+    /// Handles every message. SNS: any failure fails the invocation, so Lambda retries it and
+    /// then sends it to the function's DLQ or on-failure destination. SQS: the answer lists the
+    /// records that failed (`batchItemFailures`).
+    pub async fn handle<F, Fut, E>(self, handler: F) -> Result<Value, String>
+    where
+        F: Fn(Delivery) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Display,
+    {
+        match self {
+            Batch::Sns(event) => {
+                let deliveries = event.records.into_iter().map(|record| Delivery {
+                    body: record.sns.message,
+                    id: Some(record.sns.message_id),
+                });
+                let failures: Vec<String> = stream::iter(deliveries)
+                    .map(|delivery| {
+                        let id = delivery.id.clone().unwrap_or_default();
+                        let outcome = handler(delivery);
+                        async move { outcome.await.map_err(|e| format!("message {id}: {e}")) }
+                    })
+                    .buffer_unordered(RECORD_CONCURRENCY)
+                    .filter_map(|result| async move { result.err() })
+                    .collect()
+                    .await;
+                if failures.is_empty() {
+                    Ok(Value::Null)
+                } else {
+                    Err(failures.join("; "))
+                }
+            }
+            Batch::Sqs(event) => {
+                let failures: Vec<BatchItemFailure> = stream::iter(event.records)
+                    .map(|record| {
+                        let record_id = record.message_id.clone().unwrap_or_default();
+                        let delivery = from_sqs_body(record.body.unwrap_or_default(), record.message_id);
+                        let outcome = handler(delivery);
+                        async move {
+                            match outcome.await {
+                                Ok(()) => None,
+                                Err(err) => {
+                                    tracing::error!(record_id = %record_id, error = %err, "record failed; SQS will retry it");
+                                    let mut failure = BatchItemFailure::default();
+                                    failure.item_identifier = record_id;
+                                    Some(failure)
+                                }
+                            }
+                        }
+                    })
+                    .buffer_unordered(RECORD_CONCURRENCY)
+                    .filter_map(|failure| async move { failure })
+                    .collect()
+                    .await;
+                let mut response = SqsBatchResponse::default();
+                response.batch_item_failures = failures;
+                serde_json::to_value(response).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SnsNotification {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "MessageId")]
+    message_id: String,
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+/// Reads an SQS record body: an SNS notification is unwrapped; anything else is the message.
+pub fn from_sqs_body(body: String, sqs_message_id: Option<String>) -> Delivery {
+    match serde_json::from_str::<SnsNotification>(&body) {
+        Ok(notification) if notification.kind == "Notification" => Delivery {
+            body: notification.message,
+            id: Some(notification.message_id),
+        },
+        _ => Delivery {
+            body,
+            id: sqs_message_id,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwraps_sns_notifications_and_keeps_raw_bodies() {
+        let wrapped = r#"{"Type":"Notification","MessageId":"m-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"hello there","Timestamp":"2016-12-13T20:20:33.000Z"}"#;
+        assert_eq!(
+            from_sqs_body(wrapped.into(), Some("q-1".into())),
+            Delivery {
+                body: "hello there".into(),
+                id: Some("m-1".into())
+            }
+        );
+        let raw = r#"{"schema_version":1}"#;
+        assert_eq!(
+            from_sqs_body(raw.into(), Some("q-2".into())),
+            Delivery {
+                body: raw.into(),
+                id: Some("q-2".into())
+            }
+        );
+    }
+
+    #[test]
+    fn recognizes_sources() {
+        let sqs =
+            serde_json::json!({"Records":[{"messageId":"1","body":"x","eventSource":"aws:sqs"}]});
+        assert!(matches!(Batch::from_value(sqs), Ok(Batch::Sqs(_))));
+        assert!(Batch::from_value(serde_json::json!({"Records":[]})).is_err());
+        assert!(Batch::from_value(serde_json::json!({"hello":"world"})).is_err());
+        assert!(
+            Batch::from_value(serde_json::json!({"Records":[{"eventSource":"aws:s3"}]})).is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn sqs_batches_report_only_the_failed_records() {
+        let event = serde_json::json!({"Records":[
+            {"messageId":"ok-1","body":"fine","eventSource":"aws:sqs"},
+            {"messageId":"bad-1","body":"fail","eventSource":"aws:sqs"},
+            {"messageId":"ok-2","body":"fine","eventSource":"aws:sqs"}
+        ]});
+        let batch = Batch::from_value(event).unwrap();
+        let answer = batch
+            .handle(|d: Delivery| async move {
+                if d.body == "fail" {
+                    Err("boom")
+                } else {
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"batchItemFailures":[{"itemIdentifier":"bad-1"}]})
+        );
+    }
+}

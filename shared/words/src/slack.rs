@@ -1,0 +1,584 @@
+//! Slack requests: verification (v0 signatures, legacy tokens) and parsing of the three kinds
+//! fanout accepts: legacy outgoing webhooks and slash commands (forms), and the Events API (JSON).
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::message::Source;
+
+/// How far a request's timestamp may be from now, in seconds (Slack's recommendation).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
+
+/// Why a request was refused as unauthenticated (HTTP 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("the counter has neither SLACK_SIGNING_SECRET nor SLACK_VERIFICATION_TOKEN configured, so it refuses every request")]
+    NotConfigured,
+    #[error(
+        "the request is not signed: X-Slack-Signature or X-Slack-Request-Timestamp is missing"
+    )]
+    Unsigned,
+    #[error("X-Slack-Request-Timestamp is not a Unix time in seconds")]
+    BadTimestamp,
+    #[error(
+        "X-Slack-Request-Timestamp is more than 5 minutes from now (a stale or replayed request)"
+    )]
+    StaleTimestamp,
+    #[error("X-Slack-Signature does not match the request")]
+    BadSignature,
+    #[error("the verification token is missing")]
+    MissingToken,
+    #[error("the verification token does not match")]
+    BadToken,
+}
+
+/// Why a request could not be read (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the request body is not valid UTF-8")]
+    NotUtf8,
+    #[error("the request body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("the request body is not a Slack outgoing webhook, slash command or Events API payload: {0}")]
+    Unrecognized(String),
+    #[error("the request does not identify its message: it needs event_id, channel_id with timestamp, or trigger_id")]
+    NoMessageId,
+}
+
+/// What a verified request proves, before or after parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// The signature matched: the request is authentic.
+    Signed,
+    /// No signing secret is configured: the parsed request's token must still be checked.
+    TokenPending,
+}
+
+/// Checks requests with Slack's signing secret or, failing that, the legacy verification token.
+#[derive(Clone, Default)]
+pub struct Verifier {
+    signing_secret: Option<Vec<u8>>,
+    token: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Verifier {
+    pub fn new(signing_secret: Option<String>, token: Option<String>) -> Self {
+        Verifier {
+            signing_secret: signing_secret.map(String::into_bytes),
+            token: token.map(String::into_bytes),
+        }
+    }
+
+    /// Whether any credential is configured; without one, every request is refused.
+    pub fn is_configured(&self) -> bool {
+        self.signing_secret.is_some() || self.token.is_some()
+    }
+
+    /// The first check, on the raw request. With a signing secret, the signature over
+    /// `v0:{timestamp}:{body}` must match and the timestamp be within 5 minutes of `now`.
+    pub fn check_signature(
+        &self,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified, AuthError> {
+        let Some(secret) = &self.signing_secret else {
+            return if self.token.is_some() {
+                Ok(Verified::TokenPending)
+            } else {
+                Err(AuthError::NotConfigured)
+            };
+        };
+        let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+            return Err(AuthError::Unsigned);
+        };
+        let ts: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| AuthError::BadTimestamp)?;
+        if (now - ts).abs() > MAX_CLOCK_SKEW_SECS {
+            return Err(AuthError::StaleTimestamp);
+        }
+        let expected = signature
+            .trim()
+            .strip_prefix("v0=")
+            .and_then(|hex_digest| hex::decode(hex_digest).ok())
+            .ok_or(AuthError::BadSignature)?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| AuthError::BadSignature)?;
+        mac.update(b"v0:");
+        mac.update(timestamp.trim().as_bytes());
+        mac.update(b":");
+        mac.update(body);
+        // verify_slice compares in constant time.
+        mac.verify_slice(&expected)
+            .map(|()| Verified::Signed)
+            .map_err(|_| AuthError::BadSignature)
+    }
+
+    /// The second check, after parsing, for token-only configurations.
+    pub fn check_token(&self, verified: Verified, token: Option<&str>) -> Result<(), AuthError> {
+        match (verified, &self.token) {
+            (Verified::Signed, _) => Ok(()),
+            (Verified::TokenPending, None) => Err(AuthError::NotConfigured),
+            (Verified::TokenPending, Some(expected)) => {
+                let given = token.ok_or(AuthError::MissingToken)?;
+                if bool::from(given.as_bytes().ct_eq(expected)) {
+                    Ok(())
+                } else {
+                    Err(AuthError::BadToken)
+                }
+            }
+        }
+    }
+}
+
+/// Computes the `X-Slack-Signature` header value for a request, as Slack does. For clients and
+/// tests that play Slack.
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(body);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A parsed Slack request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRequest {
+    /// The legacy verification token the request carries, if any.
+    pub token: Option<String>,
+    pub kind: RequestKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// The Events API's handshake: answer with the challenge.
+    UrlVerification { challenge: String },
+    /// A message whose words are counted.
+    Message(SlackMessage),
+    /// Acknowledged and not counted: bot messages, edits, other event types.
+    Ignored { reason: String },
+}
+
+/// A Slack message to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackMessage {
+    pub source: Source,
+    /// `event_id`, else `channel_id:timestamp`, else `trigger_id`.
+    pub message_id: String,
+    pub team_id: Option<String>,
+    pub channel_id: Option<String>,
+    pub user_id: Option<String>,
+    pub text: String,
+}
+
+/// Parses a request body. `content_type` decides between JSON and a form; without one, a body
+/// that starts with `{` is JSON.
+pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedRequest, ParseError> {
+    let body = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
+    let json = match content_type.map(|ct| ct.to_ascii_lowercase()) {
+        Some(ct) if ct.contains("json") => true,
+        Some(ct) if ct.contains("x-www-form-urlencoded") => false,
+        _ => body.trim_start().starts_with('{'),
+    };
+    if json {
+        parse_events_api(body)
+    } else {
+        parse_form(body)
+    }
+}
+
+fn parse_form(body: &str) -> Result<ParsedRequest, ParseError> {
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_str(body).map_err(|e| ParseError::Unrecognized(e.to_string()))?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .filter(|value| !value.is_empty())
+    };
+    let source = if field("command").is_some() {
+        Source::SlashCommand
+    } else if field("trigger_word").is_some() || field("timestamp").is_some() {
+        Source::OutgoingWebhook
+    } else {
+        return Err(ParseError::Unrecognized(
+            "a form needs `command` (slash command) or `timestamp`/`trigger_word` (outgoing webhook)".into(),
+        ));
+    };
+    let text = fields
+        .iter()
+        .find(|(key, _)| key == "text")
+        .map(|(_, value)| value.clone())
+        .ok_or_else(|| ParseError::Unrecognized("the form has no `text` field".into()))?;
+    let message_id = match (field("channel_id"), field("timestamp"), field("trigger_id")) {
+        (Some(channel), Some(ts), _) if source == Source::OutgoingWebhook => {
+            format!("{channel}:{ts}")
+        }
+        (_, _, Some(trigger)) => trigger,
+        _ => return Err(ParseError::NoMessageId),
+    };
+    Ok(ParsedRequest {
+        token: field("token"),
+        kind: RequestKind::Message(SlackMessage {
+            source,
+            message_id,
+            team_id: field("team_id"),
+            channel_id: field("channel_id"),
+            user_id: field("user_id"),
+            text,
+        }),
+    })
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    token: Option<String>,
+    challenge: Option<String>,
+    team_id: Option<String>,
+    event_id: Option<String>,
+    event: Option<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    subtype: Option<String>,
+    bot_id: Option<String>,
+    channel: Option<String>,
+    user: Option<String>,
+    text: Option<String>,
+    ts: Option<String>,
+    team: Option<String>,
+}
+
+fn parse_events_api(body: &str) -> Result<ParsedRequest, ParseError> {
+    let envelope: Envelope =
+        serde_json::from_str(body).map_err(|e| ParseError::BadJson(e.to_string()))?;
+    let token = envelope.token;
+    let kind = match envelope.kind.as_str() {
+        "url_verification" => RequestKind::UrlVerification {
+            challenge: envelope.challenge.ok_or_else(|| {
+                ParseError::Unrecognized("url_verification without a `challenge`".into())
+            })?,
+        },
+        "event_callback" => {
+            let event = envelope.event.ok_or_else(|| {
+                ParseError::Unrecognized("event_callback without an `event`".into())
+            })?;
+            event_request(event, envelope.event_id, envelope.team_id)?
+        }
+        other => RequestKind::Ignored {
+            reason: format!("Events API payload of type {other:?}"),
+        },
+    };
+    Ok(ParsedRequest { token, kind })
+}
+
+fn event_request(
+    event: Event,
+    event_id: Option<String>,
+    team_id: Option<String>,
+) -> Result<RequestKind, ParseError> {
+    if event.kind != "message" && event.kind != "app_mention" {
+        return Ok(RequestKind::Ignored {
+            reason: format!("event of type {:?}", event.kind),
+        });
+    }
+    if let Some(subtype) = event.subtype {
+        return Ok(RequestKind::Ignored {
+            reason: format!("message with subtype {subtype:?}"),
+        });
+    }
+    if event.bot_id.is_some() {
+        return Ok(RequestKind::Ignored {
+            reason: "message from a bot".into(),
+        });
+    }
+    let message_id = match (event_id, &event.channel, &event.ts) {
+        (Some(id), _, _) => id,
+        (None, Some(channel), Some(ts)) => format!("{channel}:{ts}"),
+        _ => return Err(ParseError::NoMessageId),
+    };
+    Ok(RequestKind::Message(SlackMessage {
+        source: Source::EventsApi,
+        message_id,
+        team_id: team_id.or(event.team),
+        channel_id: event.channel,
+        user_id: event.user,
+        text: event.text.unwrap_or_default(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Slack's published example, from "Verifying requests from Slack".
+    const EXAMPLE_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    const EXAMPLE_TIMESTAMP: &str = "1531420618";
+    const EXAMPLE_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    const EXAMPLE_SIGNATURE: &str =
+        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+    const EXAMPLE_NOW: i64 = 1531420618 + 10;
+
+    fn signed() -> Verifier {
+        Verifier::new(Some(EXAMPLE_SECRET.into()), None)
+    }
+
+    #[test]
+    fn slacks_published_example_verifies() {
+        assert_eq!(
+            sign(EXAMPLE_SECRET, EXAMPLE_TIMESTAMP, EXAMPLE_BODY.as_bytes()),
+            EXAMPLE_SIGNATURE
+        );
+        let verified = signed().check_signature(
+            Some(EXAMPLE_TIMESTAMP),
+            Some(EXAMPLE_SIGNATURE),
+            EXAMPLE_BODY.as_bytes(),
+            EXAMPLE_NOW,
+        );
+        assert_eq!(verified, Ok(Verified::Signed));
+    }
+
+    #[test]
+    fn a_changed_byte_secret_or_signature_fails() {
+        let v = signed();
+        let mut body = EXAMPLE_BODY.as_bytes().to_vec();
+        body[10] ^= 1;
+        let check = |v: &Verifier, sig: &str, body: &[u8]| {
+            v.check_signature(Some(EXAMPLE_TIMESTAMP), Some(sig), body, EXAMPLE_NOW)
+        };
+        assert_eq!(
+            check(&v, EXAMPLE_SIGNATURE, &body),
+            Err(AuthError::BadSignature)
+        );
+        let other = Verifier::new(Some("another-secret".into()), None);
+        assert_eq!(
+            check(&other, EXAMPLE_SIGNATURE, EXAMPLE_BODY.as_bytes()),
+            Err(AuthError::BadSignature)
+        );
+        for bad in [
+            "",
+            "v0=",
+            "v0=zz",
+            "v1=a2114d57",
+            "a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        ] {
+            assert_eq!(
+                check(&v, bad, EXAMPLE_BODY.as_bytes()),
+                Err(AuthError::BadSignature),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_missing_and_garbage_timestamps_are_refused() {
+        let v = signed();
+        let body = EXAMPLE_BODY.as_bytes();
+        let stale = v.check_signature(
+            Some(EXAMPLE_TIMESTAMP),
+            Some(EXAMPLE_SIGNATURE),
+            body,
+            EXAMPLE_NOW + 301,
+        );
+        assert_eq!(stale, Err(AuthError::StaleTimestamp));
+        let future = v.check_signature(
+            Some(EXAMPLE_TIMESTAMP),
+            Some(EXAMPLE_SIGNATURE),
+            body,
+            1531420618 - 301,
+        );
+        assert_eq!(future, Err(AuthError::StaleTimestamp));
+        assert_eq!(
+            v.check_signature(None, Some(EXAMPLE_SIGNATURE), body, EXAMPLE_NOW),
+            Err(AuthError::Unsigned)
+        );
+        assert_eq!(
+            v.check_signature(Some(EXAMPLE_TIMESTAMP), None, body, EXAMPLE_NOW),
+            Err(AuthError::Unsigned)
+        );
+        assert_eq!(
+            v.check_signature(Some("soon"), Some(EXAMPLE_SIGNATURE), body, EXAMPLE_NOW),
+            Err(AuthError::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn token_check_is_exact() {
+        let v = Verifier::new(None, Some("xyzz0WbapA4vBCDEFasx0q6G".into()));
+        let pending = v.check_signature(None, None, b"", 0).unwrap();
+        assert_eq!(pending, Verified::TokenPending);
+        assert_eq!(
+            v.check_token(pending, Some("xyzz0WbapA4vBCDEFasx0q6G")),
+            Ok(())
+        );
+        assert_eq!(
+            v.check_token(pending, Some("xyzz0WbapA4vBCDEFasx0q6g")),
+            Err(AuthError::BadToken)
+        );
+        assert_eq!(
+            v.check_token(pending, Some("xyzz0WbapA4vBCDEFasx0q6")),
+            Err(AuthError::BadToken)
+        );
+        assert_eq!(v.check_token(pending, Some("")), Err(AuthError::BadToken));
+        assert_eq!(v.check_token(pending, None), Err(AuthError::MissingToken));
+    }
+
+    #[test]
+    fn with_a_secret_the_token_alone_is_not_enough() {
+        let v = Verifier::new(Some(EXAMPLE_SECRET.into()), Some("tok".into()));
+        assert_eq!(
+            v.check_signature(None, None, b"token=tok", EXAMPLE_NOW),
+            Err(AuthError::Unsigned)
+        );
+    }
+
+    #[test]
+    fn with_nothing_configured_everything_is_refused() {
+        let v = Verifier::default();
+        assert!(!v.is_configured());
+        assert_eq!(
+            v.check_signature(Some("1"), Some("v0=00"), b"", 1),
+            Err(AuthError::NotConfigured)
+        );
+        assert_eq!(
+            v.check_token(Verified::TokenPending, Some("x")),
+            Err(AuthError::NotConfigured)
+        );
+    }
+
+    #[test]
+    fn parses_slacks_example_slash_command() {
+        let parsed = parse(
+            Some("application/x-www-form-urlencoded"),
+            EXAMPLE_BODY.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(parsed.token.as_deref(), Some("xyzz0WbapA4vBCDEFasx0q6G"));
+        let RequestKind::Message(message) = parsed.kind else {
+            panic!("not a message")
+        };
+        assert_eq!(message.source, Source::SlashCommand);
+        assert_eq!(
+            message.message_id,
+            "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+        );
+        assert_eq!(message.text, "");
+        assert_eq!(message.channel_id.as_deref(), Some("G8PSS9T3V"));
+    }
+
+    #[test]
+    fn parses_an_outgoing_webhook() {
+        let body = "token=t&team_id=T1&team_domain=d&channel_id=C1&channel_name=general&timestamp=1481660433.000004&user_id=U1&user_name=bob&text=awsadvent+some+words&trigger_word=awsadvent";
+        let parsed = parse(None, body.as_bytes()).unwrap();
+        let RequestKind::Message(message) = parsed.kind else {
+            panic!("not a message")
+        };
+        assert_eq!(message.source, Source::OutgoingWebhook);
+        assert_eq!(message.message_id, "C1:1481660433.000004");
+        assert_eq!(message.text, "awsadvent some words");
+        assert_eq!(message.user_id.as_deref(), Some("U1"));
+    }
+
+    #[test]
+    fn parses_events_api_payloads() {
+        let verification = r#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+        assert_eq!(
+            parse(Some("application/json"), verification.as_bytes())
+                .unwrap()
+                .kind,
+            RequestKind::UrlVerification {
+                challenge: "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P".into()
+            }
+        );
+        let message = r#"{"token":"t","team_id":"T1","type":"event_callback","event_id":"Ev1","event":{"type":"message","channel":"C1","user":"U1","text":"Hello world","ts":"1.2"}}"#;
+        let RequestKind::Message(m) = parse(None, message.as_bytes()).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(
+            (m.message_id.as_str(), m.text.as_str(), m.source),
+            ("Ev1", "Hello world", Source::EventsApi)
+        );
+        let mention = r#"{"type":"event_callback","event":{"type":"app_mention","channel":"C1","user":"U1","text":"<@U0> hi","ts":"9.9"}}"#;
+        let RequestKind::Message(m) = parse(None, mention.as_bytes()).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(m.message_id, "C1:9.9");
+    }
+
+    #[test]
+    fn bot_messages_subtypes_and_other_events_are_ignored() {
+        for body in [
+            r#"{"type":"event_callback","event_id":"E","event":{"type":"message","subtype":"message_changed","channel":"C","ts":"1"}}"#,
+            r#"{"type":"event_callback","event_id":"E","event":{"type":"message","bot_id":"B1","text":"beep","channel":"C","ts":"1"}}"#,
+            r#"{"type":"event_callback","event_id":"E","event":{"type":"reaction_added"}}"#,
+            r#"{"type":"app_rate_limited","minute_rate_limited":1}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse(None, body.as_bytes()).unwrap().kind,
+                    RequestKind::Ignored { .. }
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_are_clear_errors() {
+        assert_eq!(parse(None, &[0xff, 0xfe, b'a']), Err(ParseError::NotUtf8));
+        assert!(matches!(
+            parse(Some("application/json"), b"{not json"),
+            Err(ParseError::BadJson(_))
+        ));
+        assert!(matches!(
+            parse(Some("application/json"), b"[1,2]"),
+            Err(ParseError::BadJson(_))
+        ));
+        assert!(matches!(
+            parse(None, b"hello=world"),
+            Err(ParseError::Unrecognized(_))
+        ));
+        assert!(matches!(
+            parse(None, b"command=%2Fcount"),
+            Err(ParseError::Unrecognized(_))
+        ));
+        assert_eq!(
+            parse(None, b"command=%2Fcount&text=hi"),
+            Err(ParseError::NoMessageId)
+        );
+        assert!(matches!(
+            parse(None, br#"{"type":"event_callback"}"#),
+            Err(ParseError::Unrecognized(_))
+        ));
+        assert_eq!(
+            parse(
+                None,
+                br#"{"type":"event_callback","event":{"type":"message","text":"hi"}}"#
+            ),
+            Err(ParseError::NoMessageId)
+        );
+    }
+}

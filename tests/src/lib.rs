@@ -1,0 +1,131 @@
+//! The integration-test harness: a real AWS emulator (moto server) on a free port, and SDK
+//! configuration pointed at it.
+//!
+//! moto is installed by `make test` into the project's `.venv`. When it is missing the tests fail
+//! with a message that says how to install it; they never skip.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is inside the workspace")
+        .to_path_buf()
+}
+
+/// Where the moto server executable is: `$MOTO_SERVER`, else the project's `.venv`.
+pub fn moto_server_path() -> PathBuf {
+    std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"))
+}
+
+/// A running moto server. One is shared by all the tests of a test binary; each test makes
+/// its own uniquely named resources. It stops when the test process exits (its watchdog shell
+/// sees standard input close), so no server outlives the tests.
+pub struct Emulator {
+    pub endpoint: String,
+    _child: Child,
+}
+
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+
+impl Emulator {
+    /// The shared emulator, started on first use.
+    pub fn shared() -> &'static Emulator {
+        EMULATOR.get_or_init(Emulator::start)
+    }
+
+    /// Starts a new moto server on a free port and waits until it answers.
+    pub fn start() -> Emulator {
+        let moto = moto_server_path();
+        assert!(
+            moto.exists(),
+            "moto server not found at {}: run `make test` (it installs the pinned moto[server] into .venv), or set MOTO_SERVER to a moto_server executable",
+            moto.display()
+        );
+        let port = free_port();
+        // The shell kills moto when our end of its stdin closes, even if this process is killed.
+        let script = format!(
+            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; echo started; cat >/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&moto)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", moto.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the moto watchdog starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_until_ready(port);
+        Emulator {
+            endpoint,
+            _child: child,
+        }
+    }
+
+    /// SDK configuration for the emulator: fixed test credentials, us-east-1.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "fanout-tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free local port")
+}
+
+fn wait_until_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto server did not start listening on port {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A name no other test in this process uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub mod words;

@@ -1,0 +1,526 @@
+//! The word-count pub/sub against a real AWS emulator: slack-counter, sns-multiplier and
+//! sns-logger driven through their handlers with the real AWS SDK.
+
+use aws_config::SdkConfig;
+use fanout_tests::words::{count_of, create_words_table, drain, topic_with_probe_queue};
+use fanout_tests::Emulator;
+use fanout_words::publish::Publisher;
+use fanout_words::slack::{sign, Verifier};
+use fanout_words::store::WordStore;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request};
+use serde_json::{json, Value};
+use slack_counter::Counter;
+use sns_multiplier::Multiplier;
+
+const TOKEN: &str = "test-verification-token";
+const SECRET: &str = "test-signing-secret";
+
+struct Fixture {
+    sdk: SdkConfig,
+    table: String,
+    topic_arn: String,
+    probe_queue: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let sdk = Emulator::shared().sdk_config().await;
+        let table = create_words_table(&sdk).await;
+        let (topic_arn, probe_queue) = topic_with_probe_queue(&sdk).await;
+        Fixture {
+            sdk,
+            table,
+            topic_arn,
+            probe_queue,
+        }
+    }
+
+    fn store(&self) -> WordStore {
+        WordStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    }
+
+    fn counter_with(&self, verifier: Verifier, topic_arn: Option<&str>) -> Counter {
+        let publisher =
+            topic_arn.map(|arn| Publisher::new(aws_sdk_sns::Client::new(&self.sdk), arn));
+        Counter::new(verifier, self.store(), publisher)
+    }
+
+    fn counter(&self) -> Counter {
+        self.counter_with(
+            Verifier::new(None, Some(TOKEN.into())),
+            Some(&self.topic_arn),
+        )
+    }
+
+    fn multiplier(&self) -> Multiplier {
+        Multiplier::new(self.store(), 10)
+    }
+
+    async fn count(&self, word: &str) -> Option<i64> {
+        count_of(&self.sdk, &self.table, word).await
+    }
+
+    /// Every item in the table whose key is a word (not an "applied once" record).
+    async fn word_items(&self) -> usize {
+        let scan = aws_sdk_dynamodb::Client::new(&self.sdk)
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap();
+        scan.items()
+            .iter()
+            .filter(|item| !item["word"].as_s().unwrap().starts_with('#'))
+            .count()
+    }
+
+    /// What the topic received since the last call, as SNS notifications (SQS bodies).
+    async fn published(&self) -> Vec<Value> {
+        drain(&self.sdk, &self.probe_queue)
+            .await
+            .iter()
+            .map(|body| serde_json::from_str(body).unwrap())
+            .collect()
+    }
+}
+
+fn webhook_body(text: &str, timestamp: &str) -> String {
+    serde_urlencoded::to_string([
+        ("token", TOKEN),
+        ("team_id", "T0001"),
+        ("team_domain", "example"),
+        ("channel_id", "C2147483705"),
+        ("channel_name", "general"),
+        ("timestamp", timestamp),
+        ("user_id", "U2147483697"),
+        ("user_name", "steve"),
+        ("text", text),
+        ("trigger_word", "awsadvent"),
+    ])
+    .unwrap()
+}
+
+fn form_request(body: impl Into<Vec<u8>>) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/slack")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body.into()))
+        .unwrap()
+}
+
+fn signed_request(body: &str, content_type: &str, secret: &str, timestamp: i64) -> Request {
+    let ts = timestamp.to_string();
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/slack")
+        .header("content-type", content_type)
+        .header("x-slack-request-timestamp", &ts)
+        .header("x-slack-signature", sign(secret, &ts, body.as_bytes()))
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn call(counter: &Counter, request: Request) -> (StatusCode, Value) {
+    let response = counter.handle(request).await;
+    let status = response.status();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value =
+        serde_json::from_slice(response.body().as_ref()).expect("every reply is JSON");
+    (status, body)
+}
+
+/// Feeds what the topic published to the multiplier, as the SQS event a subscribed queue makes.
+async fn deliver_via_sqs(multiplier: &Multiplier, notifications: &[Value]) -> Value {
+    let records: Vec<Value> = notifications
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"messageId": format!("sqs-{i}"), "body": n.to_string(), "eventSource": "aws:sqs"}))
+        .collect();
+    multiplier
+        .handle(json!({ "Records": records }))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_originals_story_1_then_11_then_12() {
+    let f = Fixture::new().await;
+    let counter = f.counter();
+
+    let (status, reply) = call(
+        &counter,
+        form_request(webhook_body("awsadvent some words", "1481660433.000004")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, json!({"text": "awsadvent: 1, some: 1, words: 1"}));
+
+    let published = f.published().await;
+    assert_eq!(published.len(), 1, "one message per Slack message");
+    let message: Value = serde_json::from_str(published[0]["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["schema_version"], 1);
+    assert_eq!(message["message_id"], "C2147483705:1481660433.000004");
+    assert_eq!(
+        message["words"],
+        json!({"awsadvent": 1, "some": 1, "words": 1})
+    );
+    assert_eq!(message["text"], "awsadvent some words");
+    assert_eq!(message["team_id"], "T0001");
+
+    let answer = deliver_via_sqs(&f.multiplier(), &published).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    for word in ["awsadvent", "some", "words"] {
+        assert_eq!(f.count(word).await, Some(11), "{word}");
+    }
+
+    let (status, reply) = call(
+        &counter,
+        form_request(webhook_body("awsadvent some words", "1481660500.000002")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, json!({"text": "awsadvent: 12, some: 12, words: 12"}));
+
+    // The logger reads the same message.
+    let line = sns_logger::LogLine::from_delivery(&fanout_common::events::Delivery {
+        body: published[0]["Message"].as_str().unwrap().to_owned(),
+        id: Some("m".into()),
+    })
+    .unwrap();
+    assert_eq!(line.message_id, "C2147483705:1481660433.000004");
+    assert_eq!(line.text_length, 20);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_invocations_add_exactly_twenty() {
+    let f = Fixture::new().await;
+    let counter = f.counter();
+    let calls = (0..20).map(|i| {
+        call(
+            &counter,
+            form_request(webhook_body("concurrency", &format!("1500000000.{i:06}"))),
+        )
+    });
+    let replies = futures::future::join_all(calls).await;
+    assert!(replies.iter().all(|(status, _)| *status == StatusCode::OK));
+    assert_eq!(f.count("concurrency").await, Some(20));
+    let mut seen: Vec<i64> = replies
+        .iter()
+        .map(|(_, body)| {
+            body["text"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("concurrency: ")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=20).collect::<Vec<_>>(),
+        "each reply shows its own count after the add"
+    );
+}
+
+#[tokio::test]
+async fn a_slack_retry_is_not_counted_or_published_twice() {
+    let f = Fixture::new().await;
+    let counter = f.counter();
+    let body = webhook_body("retry me retry", "1481660433.000777");
+    let first = call(&counter, form_request(body.clone())).await;
+    let again = call(&counter, form_request(body)).await;
+    assert_eq!(first, (StatusCode::OK, json!({"text": "retry: 2, me: 1"})));
+    assert_eq!(again, first, "a repeat gets the same kind of reply");
+    assert_eq!(f.count("retry").await, Some(2));
+    assert_eq!(f.published().await.len(), 1, "published once");
+}
+
+#[tokio::test]
+async fn a_redelivered_sns_message_is_applied_once() {
+    let f = Fixture::new().await;
+    let multiplier = f.multiplier();
+    let message = json!({"schema_version":1,"message_id":"Ev-redelivered","source":"events_api","team_id":"T1","channel_id":"C1","user_id":"U1","text":"echo echo","words":{"echo":2}});
+    let event = json!({"Records":[{"EventSource":"aws:sns","EventVersion":"1.0","EventSubscriptionArn":"arn:aws:sns:us-east-1:123456789012:words:sub","Sns":{
+        "Type":"Notification","MessageId":"sns-1","TopicArn":"arn:aws:sns:us-east-1:123456789012:words","Subject":null,
+        "Message": message.to_string(),"Timestamp":"2016-12-13T20:20:33.000Z","SignatureVersion":"1","Signature":"x","SigningCertUrl":"https://x","UnsubscribeUrl":"https://x","MessageAttributes":{}}}]});
+    multiplier.handle(event.clone()).await.unwrap();
+    multiplier.handle(event).await.unwrap();
+    assert_eq!(f.count("echo").await, Some(20), "2 occurrences x 10, once");
+
+    // A plain-text message (the original's format) is keyed on its SNS MessageId.
+    let plain = |id: &str| {
+        json!({"Records":[{"eventSource":"aws:sqs","messageId":"q","body":
+        json!({"Type":"Notification","MessageId":id,"TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"echo"}).to_string()}]})
+    };
+    multiplier.handle(plain("plain-1")).await.unwrap();
+    multiplier.handle(plain("plain-1")).await.unwrap();
+    assert_eq!(f.count("echo").await, Some(30));
+    multiplier.handle(plain("plain-2")).await.unwrap();
+    assert_eq!(f.count("echo").await, Some(40));
+}
+
+#[tokio::test]
+async fn sqs_batches_retry_only_the_bad_record() {
+    let f = Fixture::new().await;
+    let good = json!({"schema_version":1,"message_id":"ok","source":"events_api","team_id":null,"channel_id":null,"user_id":null,"text":"fine","words":{"fine":1}});
+    let event = json!({"Records":[
+        {"eventSource":"aws:sqs","messageId":"good","body": good.to_string()},
+        {"eventSource":"aws:sqs","messageId":"bad","body":"{\"schema_version\": 1, \"oops\""}
+    ]});
+    let answer = f.multiplier().handle(event).await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures":[{"itemIdentifier":"bad"}]})
+    );
+    assert_eq!(f.count("fine").await, Some(10));
+}
+
+#[tokio::test]
+async fn a_publish_failure_is_a_5xx_and_the_retry_publishes_without_counting_again() {
+    let f = Fixture::new().await;
+    let missing_topic = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
+    let broken = f.counter_with(Verifier::new(None, Some(TOKEN.into())), Some(missing_topic));
+    let body = webhook_body("publish fails", "1481660433.000999");
+
+    let (status, reply) = call(&broken, form_request(body.clone())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("SNS Publish"),
+        "{reply}"
+    );
+    assert_eq!(f.count("publish").await, Some(1), "counted once");
+
+    let (status, reply) = call(&f.counter(), form_request(body.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, json!({"text": "publish: 1, fails: 1"}));
+    assert_eq!(
+        f.count("publish").await,
+        Some(1),
+        "the retry does not count again"
+    );
+    assert_eq!(f.published().await.len(), 1, "the retry publishes");
+
+    // And the next repeat does nothing at all.
+    let (status, _) = call(&f.counter(), form_request(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.published().await.len(), 0);
+    assert_eq!(f.count("fails").await, Some(1));
+}
+
+#[tokio::test]
+async fn signed_events_api_messages_are_counted_and_url_verification_answers() {
+    let f = Fixture::new().await;
+    let counter = f.counter_with(Verifier::new(Some(SECRET.into()), None), Some(&f.topic_arn));
+    let body = json!({"token":"ignored","team_id":"T1","type":"event_callback","event_id":"Ev-signed-1","event":{"type":"message","channel":"C1","user":"U1","text":"Signed <@U999> :tada: hello","ts":"1.000001"}}).to_string();
+    let (status, reply) = call(
+        &counter,
+        signed_request(&body, "application/json", SECRET, now()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        reply,
+        json!({"ok": true, "text": "signed: 1, :tada:: 1, hello: 1"})
+    );
+
+    let challenge = json!({"token":"x","challenge":"c-123","type":"url_verification"}).to_string();
+    let (status, reply) = call(
+        &counter,
+        signed_request(&challenge, "application/json", SECRET, now()),
+    )
+    .await;
+    assert_eq!(
+        (status, reply),
+        (StatusCode::OK, json!({"challenge": "c-123"}))
+    );
+
+    let bot = json!({"type":"event_callback","event_id":"Ev-bot","event":{"type":"message","bot_id":"B1","channel":"C1","text":"beep","ts":"2.0"}}).to_string();
+    let (status, reply) = call(
+        &counter,
+        signed_request(&bot, "application/json", SECRET, now()),
+    )
+    .await;
+    assert_eq!((status, reply), (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(f.count("beep").await, None, "bot messages are not counted");
+}
+
+#[tokio::test]
+async fn every_refused_request_counts_nothing() {
+    let f = Fixture::new().await;
+    let token_only = f.counter();
+    let signed = f.counter_with(Verifier::new(Some(SECRET.into()), None), Some(&f.topic_arn));
+    let unconfigured = f.counter_with(Verifier::default(), Some(&f.topic_arn));
+    let body = webhook_body("intruder words", "1481660433.000001");
+
+    let cases: Vec<(&str, &Counter, Request)> = vec![
+        (
+            "wrong token",
+            &token_only,
+            form_request(body.replace(TOKEN, "not-the-token")),
+        ),
+        (
+            "missing token",
+            &token_only,
+            form_request(body.replace(&format!("token={TOKEN}&"), "")),
+        ),
+        (
+            "unsigned while a secret is set",
+            &signed,
+            form_request(body.clone()),
+        ),
+        (
+            "wrong secret",
+            &signed,
+            signed_request(&body, "application/x-www-form-urlencoded", "other", now()),
+        ),
+        (
+            "stale timestamp",
+            &signed,
+            signed_request(
+                &body,
+                "application/x-www-form-urlencoded",
+                SECRET,
+                now() - 301,
+            ),
+        ),
+        (
+            "nothing configured",
+            &unconfigured,
+            form_request(body.clone()),
+        ),
+    ];
+    for (case, counter, request) in cases {
+        let (status, reply) = call(counter, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{case}"
+        );
+    }
+    // A body altered after signing.
+    let ts = now().to_string();
+    let tampered = lambda_http::http::Request::builder()
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", &ts)
+        .header("x-slack-signature", sign(SECRET, &ts, body.as_bytes()))
+        .body(Body::from(body.replace("intruder", "tampered")))
+        .unwrap();
+    assert_eq!(call(&signed, tampered).await.0, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(f.word_items().await, 0, "nothing counted");
+    assert!(f.published().await.is_empty(), "nothing published");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_with_a_clear_message() {
+    let f = Fixture::new().await;
+    let counter = f.counter();
+    let json_request = |body: &[u8]| {
+        lambda_http::http::Request::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_vec()))
+            .unwrap()
+    };
+    let cases: Vec<(&str, Request, &str)> = vec![
+        (
+            "malformed JSON",
+            json_request(b"{\"type\": \"event_callback\", "),
+            "not valid JSON",
+        ),
+        (
+            "JSON of the wrong shape",
+            json_request(b"[1, 2, 3]"),
+            "not valid JSON",
+        ),
+        (
+            "non-UTF-8 body",
+            form_request(vec![b't', b'e', b'x', b't', b'=', 0xff, 0xfe]),
+            "not valid UTF-8",
+        ),
+        (
+            "a form that is not Slack's",
+            form_request("hello=world"),
+            "not a Slack",
+        ),
+        (
+            "no message id",
+            form_request(format!("token={TOKEN}&command=%2Fcount&text=hi")),
+            "does not identify",
+        ),
+    ];
+    for (case, request, expected) in cases {
+        let (status, reply) = call(&counter, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(expected),
+            "{case}: {reply}"
+        );
+    }
+    assert_eq!(f.word_items().await, 0);
+}
+
+#[tokio::test]
+async fn an_empty_text_gets_a_helpful_answer_and_counts_nothing() {
+    let f = Fixture::new().await;
+    let counter = f.counter();
+    for text in ["", "   ", "<@U123> <https://example.com> !!!"] {
+        let (status, reply) = call(
+            &counter,
+            form_request(webhook_body(text, "1481660433.000123")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            reply["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Nothing to count"),
+            "{reply}"
+        );
+    }
+    assert_eq!(f.word_items().await, 0);
+    assert!(f.published().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_40000_character_message_counts_every_word() {
+    let f = Fixture::new().await;
+    let counter = f.counter();
+    // 6,000 distinct words, each used at least once, padded to Slack's 40,000-character limit.
+    let mut text = String::new();
+    let mut i = 0;
+    while text.len() < 40_000 - 8 {
+        text.push_str(&format!("w{} ", i % 6000));
+        i += 1;
+    }
+    let text = text.trim_end().to_owned();
+    assert!(text.chars().count() <= 40_000);
+    let expected = fanout_words::tokenize(&text);
+    let (status, reply) = call(
+        &counter,
+        form_request(webhook_body(&text, "1481660433.040000")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        reply["text"].as_str().unwrap().split(", ").count(),
+        expected.len()
+    );
+    let store = f.store();
+    let words: Vec<String> = expected.iter().map(|(w, _)| w.to_owned()).collect();
+    let stored = store.counts(&words).await.unwrap();
+    assert_eq!(stored.len(), expected.len(), "no word dropped");
+    for (word, n) in expected.iter() {
+        assert_eq!(stored[word], n as i64, "{word}");
+    }
+}

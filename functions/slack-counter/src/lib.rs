@@ -27,6 +27,18 @@ pub const ENV_VARS: &[&str] = &[
     "SLACK_VERIFICATION_TOKEN_PARAM",
 ];
 
+/// The IAM actions this function's code calls (checked against infra/template.yaml). Publishing
+/// to the KMS-encrypted topic also needs `kms:GenerateDataKey`/`kms:Decrypt` on its key, which
+/// the template grants beside these.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "sns:Publish",
+    "ssm:GetParameter",
+];
+
 /// Where a Slack credential comes from: the variable itself (local runs) or an SSM parameter
 /// whose name the variable `<NAME>_PARAM` holds (deployments, where secrets stay out of the
 /// function's environment).

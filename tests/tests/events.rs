@@ -1,0 +1,98 @@
+//! Every sample event in `events/` is read by the function it is named after, and handled
+//! against the emulator as `cargo lambda invoke <fn> --data-file events/<file>` would.
+
+use std::path::PathBuf;
+
+use fanout_tests::words::create_words_table;
+use fanout_tests::{workspace_root, Emulator};
+use fanout_words::slack::Verifier;
+use fanout_words::store::WordStore;
+use lambda_http::http::StatusCode;
+use serde_json::{json, Value};
+
+/// The verification token the sample events carry (the local default in slack-counter's
+/// `[package.metadata.lambda.env]`).
+const LOCAL_TOKEN: &str = "local-verification-token";
+
+fn event_files(prefix: &str) -> Vec<(String, String)> {
+    let dir = workspace_root().join("events");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap()))
+        .filter(|(name, _)| name.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn every_event_file_belongs_to_a_function_and_is_json() {
+    let functions: Vec<String> = std::fs::read_dir(workspace_root().join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let all = event_files("");
+    assert!(!all.is_empty());
+    for (name, text) in all {
+        assert!(
+            functions.iter().any(|function| name.starts_with(&format!("{function}-"))),
+            "events/{name} is not named <function>-<shape>.json after one of {functions:?}"
+        );
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"));
+    }
+    for function in &functions {
+        assert!(!event_files(&format!("{function}-")).is_empty(), "{function} has no sample event in events/");
+    }
+}
+
+#[tokio::test]
+async fn slack_counter_events_are_handled() {
+    let sdk = Emulator::shared().sdk_config().await;
+    for (name, text) in event_files("slack-counter-") {
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}: {e}"));
+        let table = create_words_table(&sdk).await;
+        let counter = slack_counter::Counter::new(
+            Verifier::new(None, Some(LOCAL_TOKEN.into())),
+            WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            None,
+        );
+        let response = counter.handle(request).await;
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "events/{name}: {body}");
+        if name.contains("url-verification") {
+            assert!(body["challenge"].is_string(), "events/{name}: {body}");
+        } else {
+            let text = body["text"].as_str().unwrap_or_else(|| panic!("events/{name}: {body}"));
+            assert!(text.contains(": 1"), "events/{name}: the words are counted: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sns_multiplier_events_are_handled() {
+    let sdk = Emulator::shared().sdk_config().await;
+    for (name, text) in event_files("sns-multiplier-") {
+        let table = create_words_table(&sdk).await;
+        let multiplier = sns_multiplier::Multiplier::new(WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table), 10);
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let answer = multiplier.handle(event).await.unwrap_or_else(|e| panic!("events/{name}: {e}"));
+        assert!(
+            answer.is_null() || answer == json!({"batchItemFailures": []}),
+            "events/{name}: {answer}"
+        );
+        let count = fanout_tests::words::count_of(&sdk, &table, if name.contains("sqs") { "hello" } else { "awsadvent" }).await;
+        assert_eq!(count, Some(10), "events/{name}");
+    }
+}
+
+#[tokio::test]
+async fn sns_logger_events_are_handled() {
+    for (name, text) in event_files("sns-logger-") {
+        let event: Value = serde_json::from_str(&text).unwrap();
+        sns_logger::handle(event).await.unwrap_or_else(|e| panic!("events/{name}: {e}"));
+    }
+}

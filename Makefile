@@ -8,8 +8,8 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: test lint unit dev-tools fmt clean
 
-## test: formatting, lints, unit and integration tests (against moto server)
-test: dev-tools lint
+## test: formatting, lints, template checks, unit and integration tests (against moto server)
+test: dev-tools lint infra-check
 	cargo test --workspace --all-targets
 
 lint:
@@ -29,4 +29,40 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(INFRA_VENV)
+
+# --- Infrastructure: infra/template.yaml -------------------------------------------------------
+# The template tools live in their own venvs: checkov pins a boto3 that aws-sam-cli cannot share.
+INFRA_VENV := .venv-infra
+SAM := $(CURDIR)/$(INFRA_VENV)/sam/bin/sam
+CFN_LINT := $(CURDIR)/$(INFRA_VENV)/sam/bin/cfn-lint
+CHECKOV := $(CURDIR)/$(INFRA_VENV)/checkov/bin/checkov
+# No AWS account is needed or contacted: a region for the validators, no telemetry.
+INFRA_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true
+
+.PHONY: infra-check infra-tools sam-build
+
+## infra-check: sam validate --lint, cfn-lint with the serverless rules, and checkov on the template
+infra-check: infra-tools
+	cd infra && $(INFRA_ENV) $(SAM) validate --lint --template template.yaml
+	cd infra && $(INFRA_ENV) $(CFN_LINT) --append-rules cfn_lint_serverless.rules -- template.yaml
+	cd infra && $(INFRA_ENV) $(CHECKOV) --config-file .checkov.yaml
+
+## infra-tools: the pinned template tools (aws-sam-cli, cfn-lint, cfn-lint-serverless, checkov) in .venv-infra
+infra-tools: $(INFRA_VENV)/sam/.installed $(INFRA_VENV)/checkov/.installed
+
+$(INFRA_VENV)/sam/.installed: infra/requirements.txt
+	test -x $(INFRA_VENV)/sam/bin/python || $(PYTHON) -m venv $(INFRA_VENV)/sam
+	$(INFRA_VENV)/sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+$(INFRA_VENV)/checkov/.installed: infra/requirements-checkov.txt
+	test -x $(INFRA_VENV)/checkov/bin/python || $(PYTHON) -m venv $(INFRA_VENV)/checkov
+	$(INFRA_VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	touch $@
+
+## sam-build: `sam build` of every function for arm64 (cargo-lambda with Zig, from .venv) into .aws-sam/
+sam-build: dev-tools infra-tools
+	@command -v rustup >/dev/null || { echo "sam-build: rustup is needed to add the aarch64-unknown-linux-gnu target" >&2; exit 1; }
+	rustup target add aarch64-unknown-linux-gnu
+	cd infra && $(INFRA_ENV) $(SAM) build --beta-features --template template.yaml --build-dir ../.aws-sam/build

@@ -128,4 +128,5 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+pub mod iam;
 pub mod words;

@@ -524,3 +524,92 @@ async fn a_40000_character_message_counts_every_word() {
         assert_eq!(stored[word], n as i64, "{word}");
     }
 }
+
+#[tokio::test]
+async fn declared_iam_actions_are_exactly_the_sdk_calls_made() {
+    use fanout_common::Vars;
+    use fanout_tests::iam::CallRecorder;
+    use std::collections::BTreeSet;
+
+    let f = Fixture::new().await;
+    let counter_calls = CallRecorder::default();
+    let multiplier_calls = CallRecorder::default();
+    let dynamodb = |calls: &CallRecorder| {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&f.sdk)
+                .interceptor(calls.clone())
+                .build(),
+        )
+    };
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(&f.sdk)
+            .interceptor(counter_calls.clone())
+            .build(),
+    );
+    let ssm = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::from(&f.sdk)
+            .interceptor(counter_calls.clone())
+            .build(),
+    );
+
+    // The counter reads its token from SSM, as deployed.
+    let parameter = format!("/{}/slack-token", fanout_tests::unique("fanout"));
+    aws_sdk_ssm::Client::new(&f.sdk)
+        .put_parameter()
+        .name(&parameter)
+        .value(TOKEN)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let config = slack_counter::Config::from_vars(&Vars::from_pairs([
+        ("WORDS_TABLE", f.table.as_str()),
+        ("SLACK_VERIFICATION_TOKEN_PARAM", parameter.as_str()),
+    ]))
+    .unwrap();
+    let verifier = slack_counter::verifier(&config, &ssm).await.unwrap();
+    let store = WordStore::new(dynamodb(&counter_calls), &f.table);
+    let missing_topic = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
+    let failing = Counter::new(
+        verifier.clone(),
+        store.clone(),
+        Some(Publisher::new(sns.clone(), missing_topic)),
+    );
+    let counter = Counter::new(verifier, store, Some(Publisher::new(sns, &f.topic_arn)));
+
+    // Every path: a failed publish (progress saved), the retry (resumed, marked done), a repeat
+    // (duplicate, counts read back).
+    let body = webhook_body("every path", "1481660433.000321");
+    assert_eq!(
+        call(&failing, form_request(body.clone())).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        call(&counter, form_request(body.clone())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(call(&counter, form_request(body)).await.0, StatusCode::OK);
+
+    let multiplier = Multiplier::new(WordStore::new(dynamodb(&multiplier_calls), &f.table), 10);
+    let published = f.published().await;
+    deliver_via_sqs(&multiplier, &published).await;
+    deliver_via_sqs(&multiplier, &published).await;
+
+    let declared = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        counter_calls.iam_actions(),
+        declared(slack_counter::IAM_ACTIONS),
+        "slack-counter's IAM_ACTIONS must list exactly what its code calls: {:?}",
+        counter_calls.operations()
+    );
+    assert_eq!(
+        multiplier_calls.iam_actions(),
+        declared(sns_multiplier::IAM_ACTIONS),
+        "sns-multiplier's IAM_ACTIONS must list exactly what its code calls: {:?}",
+        multiplier_calls.operations()
+    );
+    assert!(
+        sns_logger::IAM_ACTIONS.is_empty(),
+        "sns-logger makes no AWS calls"
+    );
+}

@@ -1,0 +1,783 @@
+//! The SAM template (infra/template.yaml) against the code, so that the two cannot drift:
+//! - every function crate under functions/ has a template function building its binary, and back;
+//! - each function's environment is exactly what its config reads (`ENV_VARS` in its lib.rs);
+//! - each function's role grants exactly the IAM actions its code calls (`IAM_ACTIONS`), plus the
+//!   few the platform needs for the function's configuration, and no wildcard;
+//! - every function is deployed the same safe way, and every asynchronous invocation has
+//!   somewhere to fail to.
+//!
+//! The lists are read from the source text of each lib.rs, so functions need not be linked here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+/// Variables a function reads only in local runs; a deployment must never set them, because
+/// their values are the Slack secrets themselves. The template passes the names of SSM
+/// SecureString parameters instead (`*_PARAM`), which the counter reads at init.
+const LOCAL_ONLY_VARS: &[&str] = &["SLACK_SIGNING_SECRET", "SLACK_VERIFICATION_TOKEN"];
+
+/// Actions the platform performs with a function's role for every function: writing its log
+/// group.
+const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+/// With `Tracing: Active`, Lambda sends the function's trace segments with its role.
+const XRAY_ACTIONS: &[&str] = &["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
+/// An SQS event source mapping polls the queue with the function's role; the queues are
+/// KMS-encrypted, so receiving needs `kms:Decrypt` on their key.
+const SQS_POLLER_ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "kms:Decrypt",
+];
+/// Lambda sends failed asynchronous invocations to an SQS OnFailure destination or DLQ with the
+/// function's role; the queues are KMS-encrypted.
+const SQS_FAILURE_ACTIONS: &[&str] = &["sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"];
+/// Publishing to a KMS-encrypted topic needs a data key from the topic's key.
+const ENCRYPTED_PUBLISH_ACTIONS: &[&str] = &["kms:GenerateDataKey", "kms:Decrypt"];
+/// What encryption with a KMS key implies. Granted on keys only (the stack's key, or a key the
+/// deployer names in a `*KmsKeyArn` parameter, e.g. for SSE-KMS objects), these are allowed
+/// beside a function's IAM_ACTIONS, since the SDK calls that need them (PutObject, GetObject,
+/// GetParameter of a SecureString) name no KMS operation.
+const KEY_ACTIONS: &[&str] = &["kms:GenerateDataKey", "kms:Decrypt"];
+/// The only actions that may be granted on `Resource: '*'`: X-Ray has no resource-level
+/// permissions for them.
+const RESOURCE_STAR_ACTIONS: &[&str] = XRAY_ACTIONS;
+/// Properties every function has, with these values (its own, or from Globals).
+const SAME_FOR_EVERY_FUNCTION: &[(&str, &str)] = &[
+    ("Runtime", "provided.al2023"),
+    ("Handler", "bootstrap"),
+    // The workspace root, relative to infra/: cargo-lambda builds the binary there.
+    ("CodeUri", ".."),
+    ("Tracing", "Active"),
+    ("AutoPublishAlias", "live"),
+];
+/// Event sources that invoke a function asynchronously.
+const ASYNC_EVENT_TYPES: &[&str] = &[
+    "SNS",
+    "S3",
+    "Schedule",
+    "ScheduleV2",
+    "EventBridgeRule",
+    "CloudWatchEvent",
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+/// The template, with CloudFormation's short tags (`!Ref X`, `!GetAtt A.B`, `!Sub s`, ...)
+/// rewritten to their long forms (`{Ref: X}`, `{Fn::GetAtt: A.B}`, `{Fn::Sub: s}`).
+struct Template {
+    resources: Mapping,
+    globals: Value,
+}
+
+impl Template {
+    fn load() -> Template {
+        let path = workspace_root().join("infra/template.yaml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let root: Value = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
+        let root = long_form(root);
+        let resources = root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .expect("the template has a Resources mapping");
+        let globals = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        Template { resources, globals }
+    }
+
+    fn resource(&self, logical_id: &str) -> Option<&Value> {
+        self.resources.get(logical_id)
+    }
+
+    fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.resources
+            .iter()
+            .filter(move |(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(id, resource)| (id.as_str().expect("resource ids are strings"), resource))
+    }
+
+    /// The template's functions, by the binary they are built from.
+    fn functions(&self) -> BTreeMap<String, Function<'_>> {
+        self.resources_of_type("AWS::Serverless::Function")
+            .map(|(id, resource)| {
+                let binary = resource
+                    .get("Metadata")
+                    .and_then(|m| m.get("BuildProperties"))
+                    .and_then(|b| b.get("Binary"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| {
+                        panic!("template function {id} has no Metadata.BuildProperties.Binary")
+                    });
+                (
+                    binary.to_owned(),
+                    Function {
+                        id: id.to_owned(),
+                        resource,
+                        template: self,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+struct Function<'t> {
+    id: String,
+    resource: &'t Value,
+    template: &'t Template,
+}
+
+impl<'t> Function<'t> {
+    /// A property of the function, or of `Globals.Function` when the function does not set it.
+    fn property(&self, name: &str) -> Option<&'t Value> {
+        self.resource
+            .get("Properties")
+            .and_then(|p| p.get(name))
+            .or_else(|| self.template.globals.get(name))
+    }
+
+    /// The environment variables it sets, its own and those in Globals.
+    fn environment(&self) -> BTreeSet<String> {
+        let own = self
+            .resource
+            .get("Properties")
+            .and_then(|p| p.get("Environment"));
+        let global = self.template.globals.get("Environment");
+        [own, global]
+            .into_iter()
+            .flatten()
+            .filter_map(|env| env.get("Variables").and_then(Value::as_mapping))
+            .flat_map(|vars| vars.keys())
+            .map(|k| k.as_str().expect("variable names are strings").to_owned())
+            .collect()
+    }
+
+    /// Its event sources: `(Type, event)`.
+    fn events(&self) -> Vec<(&'t str, &'t Value)> {
+        self.property("Events")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flat_map(|events| events.values())
+            .map(|event| {
+                let kind = event.get("Type").and_then(Value::as_str).unwrap_or("");
+                (kind, event)
+            })
+            .collect()
+    }
+
+    /// Where failed asynchronous invocations go: `(destination type, target)`.
+    fn async_failure_targets(&self) -> Vec<(&'t str, &'t Value)> {
+        let on_failure = self
+            .property("EventInvokeConfig")
+            .and_then(|c| c.get("DestinationConfig"))
+            .and_then(|d| d.get("OnFailure"))
+            .map(|f| (f.get("Type"), f.get("Destination")));
+        let dlq = self
+            .property("DeadLetterQueue")
+            .map(|d| (d.get("Type"), d.get("TargetArn")));
+        [on_failure, dlq]
+            .into_iter()
+            .flatten()
+            .filter_map(|(kind, target)| Some((kind?.as_str()?, target?)))
+            .collect()
+    }
+
+    /// The logical id of the function's IAM role.
+    fn role_id(&self) -> Result<String, String> {
+        let role = self.property("Role").ok_or_else(|| {
+            format!(
+                "{} has no Role: give it an explicit AWS::IAM::Role, so that its grants can be checked",
+                self.id
+            )
+        })?;
+        referenced_id(role).ok_or_else(|| {
+            format!(
+                "{}'s Role is not a !GetAtt of a role in this template: {role:?}",
+                self.id
+            )
+        })
+    }
+}
+
+/// Rewrites `!Tag value` to `{Fn::Tag: value}` (`{Ref: value}` for `!Ref`), recursively.
+fn long_form(value: Value) -> Value {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let key = if name == "Ref" || name == "Condition" {
+                name.to_owned()
+            } else {
+                format!("Fn::{name}")
+            };
+            let mut mapping = Mapping::new();
+            mapping.insert(Value::String(key), long_form(tagged.value));
+            Value::Mapping(mapping)
+        }
+        Value::Sequence(items) => Value::Sequence(items.into_iter().map(long_form).collect()),
+        Value::Mapping(mapping) => Value::Mapping(
+            mapping
+                .into_iter()
+                .map(|(k, v)| (k, long_form(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The logical id a `{Ref: X}` or `{Fn::GetAtt: X.Attr | [X, Attr]}` points at.
+fn referenced_id(value: &Value) -> Option<String> {
+    if let Some(id) = value.get("Ref").and_then(Value::as_str) {
+        return Some(id.to_owned());
+    }
+    match value.get("Fn::GetAtt")? {
+        Value::String(dotted) => dotted.split('.').next().map(str::to_owned),
+        Value::Sequence(parts) => parts.first()?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The function crates under functions/: each folder with a Cargo.toml builds a binary named
+/// after the folder.
+fn function_crates() -> BTreeSet<String> {
+    let dir = workspace_root().join("functions");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a readable directory entry").path())
+        .filter(|path| path.join("Cargo.toml").is_file())
+        .map(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .expect("UTF-8 folder names")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The string literals of `pub const <NAME>: &[&str] = &[...];` in functions/<crate>/src/lib.rs.
+fn declared_list(crate_name: &str, name: &str) -> Result<BTreeSet<String>, String> {
+    let path = workspace_root().join(format!("functions/{crate_name}/src/lib.rs"));
+    let source = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{crate_name}: cannot read {}: {e}", path.display()))?;
+    parse_str_list(&source, name).ok_or_else(|| {
+        format!(
+            "{crate_name}: {} declares no `pub const {name}: &[&str] = &[...];`",
+            path.display()
+        )
+    })
+}
+
+/// The template's functions, each with the list `name` its lib.rs declares; a list that cannot
+/// be read is a problem.
+fn with_declared_list<'t>(
+    template: &'t Template,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Vec<(String, Function<'t>, BTreeSet<String>)> {
+    template
+        .functions()
+        .into_iter()
+        .filter_map(|(binary, function)| match declared_list(&binary, name) {
+            Ok(list) => Some((binary, function, list)),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        })
+        .collect()
+}
+
+fn parse_str_list(source: &str, name: &str) -> Option<BTreeSet<String>> {
+    let declaration = format!("pub const {name}: &[&str] = &[");
+    let start = source.find(&declaration)? + declaration.len();
+    let body = &source[start..];
+    let body = &body[..body.find("];")?];
+    let mut items = BTreeSet::new();
+    for line in body.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(open) = rest.find('"') {
+            let after = &rest[open + 1..];
+            let close = after.find('"')?;
+            items.insert(after[..close].to_owned());
+            rest = &after[close + 1..];
+        }
+    }
+    Some(items)
+}
+
+/// The Allow statements of a role: its inline policies, and AWS::IAM::Policy resources attached
+/// to it. A statement under `Fn::If` counts in each branch that is not `AWS::NoValue`.
+fn role_statements<'t>(template: &'t Template, role_id: &str) -> Result<Vec<&'t Value>, String> {
+    let role = template
+        .resource(role_id)
+        .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::IAM::Role"))
+        .ok_or_else(|| format!("{role_id} is not an AWS::IAM::Role in the template"))?;
+    let properties = role.get("Properties");
+    if properties
+        .and_then(|p| p.get("ManagedPolicyArns"))
+        .is_some()
+    {
+        return Err(format!(
+            "{role_id} attaches managed policies, which this test cannot see into: write the statements inline"
+        ));
+    }
+    let mut documents: Vec<&Value> = properties
+        .and_then(|p| p.get("Policies"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|policy| policy.get("PolicyDocument"))
+        .collect();
+    for (_, policy) in template.resources_of_type("AWS::IAM::Policy") {
+        let attached = policy
+            .get("Properties")
+            .and_then(|p| p.get("Roles"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .any(|r| referenced_id(r).as_deref() == Some(role_id));
+        if attached {
+            documents.extend(
+                policy
+                    .get("Properties")
+                    .and_then(|p| p.get("PolicyDocument")),
+            );
+        }
+    }
+    let mut statements = Vec::new();
+    for document in documents {
+        for statement in document
+            .get("Statement")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            statements.extend(branches(statement));
+        }
+    }
+    Ok(statements
+        .into_iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+        .collect())
+}
+
+/// The values an `Fn::If` can take (both branches, without `AWS::NoValue`), or the value itself.
+fn branches(value: &Value) -> Vec<&Value> {
+    match value.get("Fn::If").and_then(Value::as_sequence) {
+        Some(parts) if parts.len() == 3 => parts[1..]
+            .iter()
+            .flat_map(branches)
+            .filter(|v| v.get("Ref").and_then(Value::as_str) != Some("AWS::NoValue"))
+            .collect(),
+        _ => vec![value],
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        Some(Value::Sequence(items)) => items.iter().flat_map(branches).collect(),
+        Some(other) => branches(other),
+        None => Vec::new(),
+    }
+}
+
+/// Whether a statement's resource is a KMS key: `!GetAtt <AWS::KMS::Key>.Arn`, or `!Ref` of a
+/// parameter named `*KmsKeyArn`.
+fn is_kms_key(template: &Template, resource: &Value) -> bool {
+    let Some(id) = referenced_id(resource) else {
+        return false;
+    };
+    let is_key = template
+        .resource(&id)
+        .and_then(|r| r.get("Type"))
+        .and_then(Value::as_str)
+        == Some("AWS::KMS::Key");
+    is_key || (resource.get("Ref").is_some() && id.ends_with("KmsKeyArn"))
+}
+
+/// What the platform itself needs from this function's role, given its configuration.
+fn implied_actions(
+    binary: &str,
+    function: &Function,
+    code_actions: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut implied: BTreeSet<&str> = LOG_ACTIONS.iter().copied().collect();
+    if function.property("Tracing").and_then(Value::as_str) == Some("Active") {
+        implied.extend(XRAY_ACTIONS);
+    }
+    if function.events().iter().any(|(kind, _)| *kind == "SQS") {
+        implied.extend(SQS_POLLER_ACTIONS);
+    }
+    for (kind, _) in function.async_failure_targets() {
+        match kind {
+            "SQS" => implied.extend(SQS_FAILURE_ACTIONS),
+            other => panic!("{binary}: unexpected failure destination type {other}"),
+        }
+    }
+    if code_actions.contains("sns:Publish") {
+        implied.extend(ENCRYPTED_PUBLISH_ACTIONS);
+    }
+    implied.into_iter().map(str::to_owned).collect()
+}
+
+fn report(problems: Vec<String>) {
+    if !problems.is_empty() {
+        let mut message = String::from("infra/template.yaml does not match the code:\n");
+        for problem in problems {
+            let _ = writeln!(message, "  - {problem}");
+        }
+        panic!("{message}");
+    }
+}
+
+fn listed(items: &BTreeSet<String>) -> String {
+    items.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+#[test]
+fn every_function_crate_has_a_template_function_and_back() {
+    let template = Template::load();
+    let in_template: BTreeSet<String> = template.functions().into_keys().collect();
+    let crates = function_crates();
+    assert!(
+        !crates.is_empty(),
+        "no function crates found under functions/"
+    );
+    let mut problems = Vec::new();
+    for missing in crates.difference(&in_template) {
+        problems.push(format!(
+            "functions/{missing} has no template function with Metadata.BuildProperties.Binary: {missing}"
+        ));
+    }
+    for extra in in_template.difference(&crates) {
+        problems.push(format!(
+            "the template builds binary {extra}, but there is no crate functions/{extra}"
+        ));
+    }
+    report(problems);
+}
+
+#[test]
+fn each_function_gets_exactly_the_environment_its_config_reads() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (binary, function, reads) in with_declared_list(&template, "ENV_VARS", &mut problems) {
+        let sets = function.environment();
+        let expected: BTreeSet<String> = reads
+            .iter()
+            .filter(|v| !LOCAL_ONLY_VARS.contains(&v.as_str()))
+            .cloned()
+            .collect();
+        let missing: BTreeSet<String> = expected.difference(&sets).cloned().collect();
+        let extra: BTreeSet<String> = sets.difference(&reads).cloned().collect();
+        let secrets: BTreeSet<String> = sets
+            .iter()
+            .filter(|v| LOCAL_ONLY_VARS.contains(&v.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{binary} ({}): its config reads {} (ENV_VARS), which the template does not set",
+                function.id,
+                listed(&missing)
+            ));
+        }
+        if !extra.is_empty() {
+            problems.push(format!(
+                "{binary} ({}): the template sets {}, which its config does not read (not in ENV_VARS)",
+                function.id,
+                listed(&extra)
+            ));
+        }
+        if !secrets.is_empty() {
+            problems.push(format!(
+                "{binary} ({}): the template sets {}, a plaintext secret; pass the SSM parameter name in the *_PARAM variable instead",
+                function.id,
+                listed(&secrets)
+            ));
+        }
+    }
+    report(problems);
+}
+
+#[test]
+fn each_function_role_grants_exactly_the_actions_its_code_calls() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (binary, function, code_actions) in
+        with_declared_list(&template, "IAM_ACTIONS", &mut problems)
+    {
+        let statements = match function
+            .role_id()
+            .and_then(|role| role_statements(&template, &role).map(|s| (role, s)))
+        {
+            Ok(found) => found,
+            Err(problem) => {
+                problems.push(format!("{binary}: {problem}"));
+                continue;
+            }
+        };
+        let (role_id, statements) = statements;
+        let mut granted = BTreeSet::new();
+        let mut encryption = BTreeSet::new();
+        for statement in statements {
+            let actions: Vec<String> = strings(statement.get("Action"))
+                .into_iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            if statement.get("NotAction").is_some() || statement.get("NotResource").is_some() {
+                problems.push(format!(
+                    "{binary}: {role_id} uses NotAction/NotResource, which grants more than it names"
+                ));
+            }
+            for action in &actions {
+                if action.contains('*') {
+                    problems.push(format!(
+                        "{binary}: {role_id} grants the wildcard action {action}"
+                    ));
+                }
+            }
+            let resources = strings(statement.get("Resource"));
+            if resources.is_empty() {
+                problems.push(format!(
+                    "{binary}: {role_id} has a statement without Resource for {}",
+                    actions.join(", ")
+                ));
+            }
+            if resources.iter().any(|r| r.as_str() == Some("*")) {
+                for action in actions
+                    .iter()
+                    .filter(|a| !RESOURCE_STAR_ACTIONS.contains(&a.as_str()))
+                {
+                    problems.push(format!(
+                        "{binary}: {role_id} grants {action} on Resource '*'; name the resources"
+                    ));
+                }
+            }
+            let on_keys_only = !resources.is_empty()
+                && resources.iter().all(|r| is_kms_key(&template, r))
+                && actions.iter().all(|a| KEY_ACTIONS.contains(&a.as_str()));
+            if on_keys_only {
+                encryption.extend(actions.iter().cloned());
+            }
+            granted.extend(actions);
+        }
+        let implied = implied_actions(&binary, &function, &code_actions);
+        let expected: BTreeSet<String> = code_actions.union(&implied).cloned().collect();
+        let missing: BTreeSet<String> = expected.difference(&granted).cloned().collect();
+        let extra: BTreeSet<String> = granted
+            .difference(&expected)
+            .filter(|a| !encryption.contains(*a))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{binary}: {role_id} lacks {} (in IAM_ACTIONS or needed by its configuration)",
+                listed(&missing)
+            ));
+        }
+        if !extra.is_empty() {
+            problems.push(format!(
+                "{binary}: {role_id} grants {}, which its code does not call (not in IAM_ACTIONS) and its configuration does not need",
+                listed(&extra)
+            ));
+        }
+    }
+    report(problems);
+}
+
+#[test]
+fn every_function_is_deployed_the_same_safe_way() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    let expect = |problems: &mut Vec<String>, binary: &str, what: &str, ok: bool| {
+        if !ok {
+            problems.push(format!("{binary}: {what}"));
+        }
+    };
+    for (binary, function) in template.functions() {
+        let p = |name| function.property(name);
+        let metadata = function.resource.get("Metadata");
+        expect(
+            &mut problems,
+            &binary,
+            "Metadata.BuildMethod must be rust-cargolambda",
+            metadata
+                .and_then(|m| m.get("BuildMethod"))
+                .and_then(Value::as_str)
+                == Some("rust-cargolambda"),
+        );
+        for (property, wanted) in SAME_FOR_EVERY_FUNCTION {
+            let found = p(property);
+            if found.and_then(Value::as_str) != Some(wanted) {
+                problems.push(format!(
+                    "{binary}: {property} must be {wanted}, not {found:?}"
+                ));
+            }
+        }
+        expect(
+            &mut problems,
+            &binary,
+            "Architectures must be [arm64]",
+            p("Architectures")
+                .and_then(Value::as_sequence)
+                .map(|a| a.as_slice())
+                == Some(&[Value::String("arm64".into())][..]),
+        );
+        let alarms = p("DeploymentPreference")
+            .and_then(|d| d.get("Alarms"))
+            .and_then(Value::as_sequence)
+            .map(|a| a.len())
+            .unwrap_or(0);
+        expect(
+            &mut problems,
+            &binary,
+            "DeploymentPreference needs the errors and throttles alarms of the new version",
+            alarms >= 2
+                && p("DeploymentPreference")
+                    .and_then(|d| d.get("Type"))
+                    .and_then(referenced_id)
+                    .as_deref()
+                    == Some("DeploymentType"),
+        );
+        let retention = p("LoggingConfig")
+            .and_then(|l| l.get("LogGroup"))
+            .and_then(referenced_id)
+            .and_then(|group| template.resource(&group))
+            .and_then(|group| group.get("Properties"))
+            .and_then(|props| props.get("RetentionInDays"));
+        expect(
+            &mut problems,
+            &binary,
+            "LoggingConfig.LogGroup must be a log group of this template with RetentionInDays",
+            retention.is_some(),
+        );
+    }
+    for binary in ["slack-counter", "s3-copier"] {
+        if let Some(function) = template.functions().get(binary) {
+            expect(
+                &mut problems,
+                binary,
+                "needs ReservedConcurrentExecutions, so that a runaway cannot starve the account",
+                function.property("ReservedConcurrentExecutions").is_some(),
+            );
+        }
+    }
+    report(problems);
+}
+
+#[test]
+fn every_asynchronous_invocation_and_queue_has_somewhere_to_fail_to() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (binary, function) in template.functions() {
+        for (kind, event) in function.events() {
+            let properties = event.get("Properties");
+            if ASYNC_EVENT_TYPES.contains(&kind) && function.async_failure_targets().is_empty() {
+                problems.push(format!(
+                    "{binary}: its {kind} event invokes it asynchronously, but it has neither EventInvokeConfig.DestinationConfig.OnFailure nor DeadLetterQueue"
+                ));
+            }
+            if matches!(kind, "SNS") && properties.and_then(|p| p.get("RedrivePolicy")).is_none() {
+                problems.push(format!(
+                    "{binary}: its SNS subscription has no RedrivePolicy for messages SNS cannot deliver"
+                ));
+            }
+            if matches!(kind, "Schedule" | "EventBridgeRule" | "CloudWatchEvent")
+                && properties.and_then(|p| p.get("DeadLetterConfig")).is_none()
+            {
+                problems.push(format!(
+                    "{binary}: its {kind} rule has no DeadLetterConfig for events it cannot deliver"
+                ));
+            }
+            if kind == "SQS" {
+                let queue = properties
+                    .and_then(|p| p.get("Queue"))
+                    .and_then(referenced_id)
+                    .and_then(|id| template.resource(&id).map(|q| (id, q)));
+                match queue {
+                    Some((id, queue)) => {
+                        if queue
+                            .get("Properties")
+                            .and_then(|p| p.get("RedrivePolicy"))
+                            .is_none()
+                        {
+                            problems.push(format!(
+                                "{binary}: its queue {id} has no RedrivePolicy (dead-letter queue)"
+                            ));
+                        }
+                    }
+                    None => problems.push(format!(
+                        "{binary}: its SQS event's Queue is not a queue of this template"
+                    )),
+                }
+                let reports_failures = properties
+                    .and_then(|p| p.get("FunctionResponseTypes"))
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|t| {
+                        t.iter()
+                            .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+                    });
+                if !reports_failures {
+                    problems.push(format!(
+                        "{binary}: its SQS event lacks FunctionResponseTypes: [ReportBatchItemFailures]"
+                    ));
+                }
+            }
+        }
+    }
+    report(problems);
+}
+
+#[test]
+fn lists_are_read_from_source_text() {
+    let source = r#"
+/// Doc.
+pub const ENV_VARS: &[&str] = &[
+    "A", // "not this"
+    "B",
+];
+pub const IAM_ACTIONS: &[&str] = &["s3:GetObject", "sns:Publish"];
+pub const EMPTY: &[&str] = &[];
+"#;
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(parse_str_list(source, "ENV_VARS"), Some(set(&["A", "B"])));
+    assert_eq!(
+        parse_str_list(source, "IAM_ACTIONS"),
+        Some(set(&["s3:GetObject", "sns:Publish"]))
+    );
+    assert_eq!(parse_str_list(source, "EMPTY"), Some(set(&[])));
+    assert_eq!(parse_str_list(source, "MISSING"), None);
+}
+
+#[test]
+fn short_tags_become_long_forms() {
+    let value: Value = serde_yaml::from_str(
+        "a: !Ref X\nb: !GetAtt Y.Arn\nc: !If [C, !Sub 'x${Z}', !Ref AWS::NoValue]\n",
+    )
+    .unwrap();
+    let value = long_form(value);
+    assert_eq!(referenced_id(&value["a"]).as_deref(), Some("X"));
+    assert_eq!(referenced_id(&value["b"]).as_deref(), Some("Y"));
+    let c = branches(&value["c"]);
+    assert_eq!(c.len(), 1);
+    assert!(c[0].get("Fn::Sub").is_some());
+}

@@ -128,5 +128,6 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+pub mod copy;
 pub mod iam;
 pub mod words;

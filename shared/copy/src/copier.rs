@@ -1,0 +1,292 @@
+//! Copies one object, server side: a CopyObject at or below the multipart threshold, else a
+//! multipart copy whose parts are copied in parallel and which is aborted if any part fails.
+//! Headers, user metadata and tags are carried on both paths; the source ETag is recorded in
+//! the destination's metadata so that a later run can tell the copy is current.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub use aws_sdk_s3::types::StorageClass;
+use futures::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
+
+use crate::decide::{same_etag, unchanged, SOURCE_ETAG_METADATA};
+use crate::job::CopyJob;
+use crate::plan::{self, Method, Part, Thresholds, TooLarge};
+use crate::store::{CopyRequest, ObjectHead, ObjectStore, StoreError};
+
+/// How copies are made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyOptions {
+    pub thresholds: Thresholds,
+    /// The destination storage class; the bucket's default when `None`.
+    pub storage_class: Option<StorageClass>,
+    /// Encrypt the copies with this KMS key (SSE-KMS).
+    pub kms_key_id: Option<String>,
+}
+
+/// A storage class S3 does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an S3 storage class: use one of {classes}", classes = StorageClass::values().join(", "))]
+pub struct UnknownStorageClass(pub String);
+
+/// Reads a storage class name (`STANDARD_IA`, `GLACIER_IR`…).
+pub fn parse_storage_class(name: &str) -> Result<StorageClass, UnknownStorageClass> {
+    let name = name.trim();
+    if StorageClass::values().contains(&name) {
+        Ok(StorageClass::from(name))
+    } else {
+        Err(UnknownStorageClass(name.to_owned()))
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    Copied {
+        bytes: u64,
+    },
+    /// The destination already held the same content.
+    Skipped,
+}
+
+/// Why an object was not copied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CopyError {
+    #[error("the source object s3://{bucket}/{key} no longer exists")]
+    SourceMissing { bucket: String, key: String },
+    #[error("the source object s3://{bucket}/{key} changed after it was listed (ETag {listed} then, {now} now); the next run copies the new content")]
+    SourceChanged {
+        bucket: String,
+        key: String,
+        listed: String,
+        now: String,
+    },
+    #[error("s3://{bucket}/{key}: {reason}")]
+    TooLarge {
+        bucket: String,
+        key: String,
+        reason: TooLarge,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{error}; and the multipart upload {upload_id} could not be aborted ({abort}): a lifecycle rule (AbortIncompleteMultipartUpload) removes it")]
+    NotAborted {
+        error: Box<CopyError>,
+        upload_id: String,
+        abort: StoreError,
+    },
+}
+
+impl CopyError {
+    /// Whether trying the same job again later may succeed.
+    pub fn transient(&self) -> bool {
+        match self {
+            CopyError::Store(err) => err.transient,
+            CopyError::NotAborted { error, .. } => error.transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Copies objects with at most `concurrency` copy requests (CopyObject or UploadPartCopy) in
+/// flight at once, across every object it copies.
+#[derive(Debug, Clone)]
+pub struct Copier {
+    store: ObjectStore,
+    options: CopyOptions,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+}
+
+impl Copier {
+    pub fn new(store: ObjectStore, options: CopyOptions, concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Copier {
+            store,
+            options,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+        }
+    }
+
+    pub fn store(&self) -> &ObjectStore {
+        &self.store
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Copies the job's object, unless the destination already holds its content.
+    pub async fn copy(&self, job: &CopyJob) -> Result<Copied, CopyError> {
+        let (src, dst) = (&job.source, &job.destination);
+        let destination = if job.check_destination {
+            let head = self.store.head(&dst.bucket, &dst.key).await?;
+            if let Some(head) = &head {
+                if unchanged(src.size, &src.etag, None, &head.observed) {
+                    return Ok(Copied::Skipped);
+                }
+            }
+            head.map(|head| head.observed)
+        } else {
+            None
+        };
+        let source = self
+            .store
+            .head(&src.bucket, &src.key)
+            .await?
+            .ok_or_else(|| CopyError::SourceMissing {
+                bucket: src.bucket.clone(),
+                key: src.key.clone(),
+            })?;
+        if !same_etag(&source.observed.etag, &src.etag) || source.observed.size != src.size {
+            return Err(CopyError::SourceChanged {
+                bucket: src.bucket.clone(),
+                key: src.key.clone(),
+                listed: src.etag.clone(),
+                now: source.observed.etag.clone(),
+            });
+        }
+        if let Some(destination) = &destination {
+            if unchanged(
+                src.size,
+                &src.etag,
+                source.observed.checksum.as_ref(),
+                destination,
+            ) {
+                return Ok(Copied::Skipped);
+            }
+        }
+        let method = plan::plan(src.size, &self.options.thresholds).map_err(|reason| {
+            CopyError::TooLarge {
+                bucket: src.bucket.clone(),
+                key: src.key.clone(),
+                reason,
+            }
+        })?;
+        let mut request = self.request(job, &source);
+        match method {
+            Method::Single => {
+                let _permit = self.permit().await;
+                self.store.copy_object(&request).await?;
+            }
+            Method::Multipart(parts) => {
+                if source.tag_count != Some(0) {
+                    request.tags = self.store.tags(&src.bucket, &src.key).await?;
+                }
+                self.multipart(&request, parts).await?;
+            }
+        }
+        Ok(Copied::Copied { bytes: src.size })
+    }
+
+    fn request(&self, job: &CopyJob, source: &ObjectHead) -> CopyRequest {
+        let mut metadata = source.metadata.clone();
+        metadata.insert(SOURCE_ETAG_METADATA.to_owned(), job.source.etag.clone());
+        CopyRequest {
+            source_bucket: job.source.bucket.clone(),
+            source_key: job.source.key.clone(),
+            source_etag: job.source.etag.clone(),
+            bucket: job.destination.bucket.clone(),
+            key: job.destination.key.clone(),
+            headers: source.headers.clone(),
+            metadata,
+            tags: Vec::new(),
+            storage_class: self.options.storage_class.clone(),
+            kms_key_id: self.options.kms_key_id.clone(),
+        }
+    }
+
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.permits
+            .acquire()
+            .await
+            .expect("the copier never closes its semaphore")
+    }
+
+    /// Copies the parts in parallel and completes the upload; on any failure, lets the parts
+    /// in flight finish, starts no more, and aborts the upload so that no parts are left behind.
+    async fn multipart(&self, request: &CopyRequest, parts: Vec<Part>) -> Result<(), CopyError> {
+        let upload_id = self.store.create_multipart(request).await?;
+        let failed = AtomicBool::new(false);
+        let results: Vec<Result<_, StoreError>> = stream::iter(parts)
+            .map(|part| {
+                let (failed, upload_id) = (&failed, &upload_id);
+                async move {
+                    let _permit = self.permit().await;
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    let outcome = self.store.copy_part(request, upload_id, part).await;
+                    if outcome.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    outcome.map(Some)
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let outcome = match results.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(completed) => {
+                let completed = completed.into_iter().flatten().collect();
+                self.store
+                    .complete_multipart(request, &upload_id, completed)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(err) => match self.store.abort_multipart(request, &upload_id).await {
+                Ok(()) => Err(err.into()),
+                Err(abort) => Err(CopyError::NotAborted {
+                    error: Box::new(err.into()),
+                    upload_id,
+                    abort,
+                }),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_classes_are_checked() {
+        assert_eq!(
+            parse_storage_class("STANDARD_IA"),
+            Ok(StorageClass::StandardIa)
+        );
+        let err = parse_storage_class("cheap").unwrap_err().to_string();
+        assert!(
+            err.contains("\"cheap\" is not an S3 storage class"),
+            "{err}"
+        );
+        assert!(err.contains("GLACIER_IR"), "{err}");
+    }
+
+    #[test]
+    fn only_store_failures_that_may_pass_are_transient() {
+        let store = |transient| {
+            CopyError::Store(StoreError {
+                operation: "CopyObject",
+                bucket: "b".into(),
+                key: "k".into(),
+                code: None,
+                transient,
+                detail: "x".into(),
+            })
+        };
+        assert!(store(true).transient());
+        assert!(!store(false).transient());
+        assert!(!CopyError::SourceMissing {
+            bucket: "b".into(),
+            key: "k".into()
+        }
+        .transient());
+    }
+}

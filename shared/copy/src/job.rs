@@ -1,0 +1,96 @@
+//! The copy job: one message per object, from s3-fanout to s3-copier (docs/copy-jobs.md).
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this code writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The object to copy, as it was listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceObject {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    /// The listed ETag: the copy is made only from this exact content (`CopySourceIfMatch`).
+    pub etag: String,
+}
+
+/// Where the copy goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationObject {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// Copy one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyJob {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub source: SourceObject,
+    pub destination: DestinationObject,
+    /// The destination has the same size but another ETag: look at it (its recorded source
+    /// ETag, its checksum) before copying.
+    #[serde(default)]
+    pub check_destination: bool,
+}
+
+/// A message that is not a copy job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("the message is not a copy job: {0}")]
+    BadJson(String),
+    #[error("the copy job has schema_version {0}; this code reads version {SCHEMA_VERSION}")]
+    UnsupportedVersion(u32),
+}
+
+impl CopyJob {
+    pub fn from_json(body: &str) -> Result<CopyJob, JobError> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let version: Version =
+            serde_json::from_str(body).map_err(|e| JobError::BadJson(e.to_string()))?;
+        if version.schema_version != SCHEMA_VERSION {
+            return Err(JobError::UnsupportedVersion(version.schema_version));
+        }
+        serde_json::from_str(body).map_err(|e| JobError::BadJson(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a copy job always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const SAMPLE: &str = r#"{"schema_version":1,"run_id":"r-1","source":{"bucket":"src","key":"photos/a.jpg","size":734003200,"etag":"\"9b2cf535f27731c974343645a3985328-88\""},"destination":{"bucket":"dst","key":"backup/a.jpg"},"check_destination":false}"#;
+
+    #[test]
+    fn round_trips_the_documented_shape() {
+        let job = CopyJob::from_json(SAMPLE).unwrap();
+        assert_eq!(job.source.size, 734_003_200);
+        assert_eq!(job.destination.key, "backup/a.jpg");
+        assert_eq!(job.to_json(), SAMPLE);
+    }
+
+    #[test]
+    fn refuses_other_messages_clearly() {
+        assert!(matches!(
+            CopyJob::from_json("hello"),
+            Err(JobError::BadJson(_))
+        ));
+        assert_eq!(
+            CopyJob::from_json(&SAMPLE.replace("\"schema_version\":1", "\"schema_version\":2")),
+            Err(JobError::UnsupportedVersion(2))
+        );
+        let err = CopyJob::from_json(r#"{"schema_version":1,"run_id":"r"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+        // check_destination may be left out.
+        let lean = SAMPLE.replace(",\"check_destination\":false", "");
+        assert!(!CopyJob::from_json(&lean).unwrap().check_destination);
+    }
+}

@@ -1,0 +1,297 @@
+//! The run ledger: one DynamoDB item per run in `COPY_RUNS_TABLE` (partition key `run_id`, S),
+//! its counters Number attributes changed only by atomic `ADD` (docs/runs.md).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+/// The partition key.
+pub const RUN_ID: &str = "run_id";
+/// Failures kept in the item's `failures` list; more are only counted (the item must stay
+/// under DynamoDB's 400 KB).
+pub const MAX_FAILURES_KEPT: usize = 200;
+/// Characters of an error message kept with a failure.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// A DynamoDB call that failed after the SDK's retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("DynamoDB {operation} on table {table} failed: {detail}")]
+pub struct LedgerError {
+    pub operation: &'static str,
+    pub table: String,
+    pub detail: String,
+}
+
+/// How a run started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    pub run_id: String,
+    pub source: String,
+    pub destination: String,
+    pub dry_run: bool,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+/// What one page of the listing added to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PageCounts {
+    pub listed: u64,
+    pub enqueued: u64,
+    pub skipped: u64,
+    pub planned_bytes: u64,
+}
+
+/// A run's item, read back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub source: String,
+    pub destination: String,
+    pub dry_run: bool,
+    pub listed: u64,
+    pub enqueued: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes_copied: u64,
+    pub planned_bytes: u64,
+    pub listing_complete: bool,
+    /// The last source key whose job was published.
+    pub cursor: Option<String>,
+    /// `(key, error)`, the first [`MAX_FAILURES_KEPT`].
+    pub failures: Vec<(String, String)>,
+}
+
+/// The DynamoDB table of runs.
+#[derive(Debug, Clone)]
+pub struct RunLedger {
+    client: Client,
+    table: String,
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+impl RunLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        RunLedger {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    ) -> LedgerError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        LedgerError {
+            operation,
+            table: self.table.clone(),
+            detail: DisplayErrorContext(err).to_string(),
+        }
+    }
+
+    /// Records how the run started; a second start of the same run changes nothing.
+    pub async fn start(&self, start: &RunStart) -> Result<(), LedgerError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(&start.run_id))
+            .update_expression(
+                "SET #source = if_not_exists(#source, :source), \
+                 destination = if_not_exists(destination, :destination), \
+                 dry_run = if_not_exists(dry_run, :dry_run), \
+                 started_at = if_not_exists(started_at, :started_at)",
+            )
+            .expression_attribute_names("#source", "source")
+            .expression_attribute_values(":source", s(&start.source))
+            .expression_attribute_values(":destination", s(&start.destination))
+            .expression_attribute_values(":dry_run", AttributeValue::Bool(start.dry_run))
+            .expression_attribute_values(":started_at", s(&start.started_at))
+            .send()
+            .await
+            .map_err(|e| self.error("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Adds a published page's counts and moves the listing cursor to `cursor`, once: `false`
+    /// when the cursor was already there or past it (the page was recorded before).
+    pub async fn record_page(
+        &self,
+        run_id: &str,
+        counts: PageCounts,
+        cursor: Option<&str>,
+        listing_complete: bool,
+    ) -> Result<bool, LedgerError> {
+        let mut set = vec!["listing_complete = :complete"];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id))
+            .expression_attribute_values(":listed", n(counts.listed))
+            .expression_attribute_values(":enqueued", n(counts.enqueued))
+            .expression_attribute_values(":skipped", n(counts.skipped))
+            .expression_attribute_values(":planned_bytes", n(counts.planned_bytes))
+            .expression_attribute_values(":complete", AttributeValue::Bool(listing_complete));
+        if let Some(cursor) = cursor {
+            set.push("#cursor = :cursor");
+            request = request
+                .expression_attribute_names("#cursor", "cursor")
+                .expression_attribute_values(":cursor", s(cursor))
+                .condition_expression("attribute_not_exists(#cursor) OR #cursor < :cursor");
+        }
+        let expression = format!(
+            "ADD listed :listed, enqueued :enqueued, skipped :skipped, planned_bytes :planned_bytes SET {}",
+            set.join(", ")
+        );
+        match request.update_expression(expression).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(err) => Err(self.error("UpdateItem", err)),
+        }
+    }
+
+    /// Counts one object copied.
+    pub async fn record_copied(&self, run_id: &str, bytes: u64) -> Result<(), LedgerError> {
+        self.add(run_id, &[("copied", 1), ("bytes_copied", bytes)])
+            .await
+    }
+
+    /// Counts one object found unchanged by the copier.
+    pub async fn record_skipped(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.add(run_id, &[("skipped", 1)]).await
+    }
+
+    /// Counts one failed object and keeps its key and error while the list has room.
+    pub async fn record_failure(
+        &self,
+        run_id: &str,
+        key: &str,
+        error: &str,
+    ) -> Result<(), LedgerError> {
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let entry = AttributeValue::M(HashMap::from([
+            ("key".to_owned(), s(key)),
+            ("error".to_owned(), s(error)),
+        ]));
+        let kept = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id))
+            .update_expression(
+                "ADD failed :one SET failures = list_append(if_not_exists(failures, :empty), :entry)",
+            )
+            .condition_expression("attribute_not_exists(failures) OR size(failures) < :max")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
+            .expression_attribute_values(":max", n(MAX_FAILURES_KEPT as u64))
+            .send()
+            .await;
+        match kept {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
+                self.add(run_id, &[("failed", 1), ("failures_not_kept", 1)])
+                    .await
+            }
+            Err(err) => Err(self.error("UpdateItem", err)),
+        }
+    }
+
+    async fn add(&self, run_id: &str, counters: &[(&str, u64)]) -> Result<(), LedgerError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id));
+        let mut terms = Vec::new();
+        for (i, (name, value)) in counters.iter().enumerate() {
+            terms.push(format!("#c{i} :v{i}"));
+            request = request
+                .expression_attribute_names(format!("#c{i}"), *name)
+                .expression_attribute_values(format!(":v{i}"), n(*value));
+        }
+        request
+            .update_expression(format!("ADD {}", terms.join(", ")))
+            .send()
+            .await
+            .map_err(|e| self.error("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// The run's item (strongly consistent), if the run exists.
+    pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", e))?;
+        Ok(output.item.map(|item| record(run_id, &item)))
+    }
+}
+
+fn record(run_id: &str, item: &HashMap<String, AttributeValue>) -> RunRecord {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    };
+    let flag = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or_default()
+    };
+    let failures = item
+        .get("failures")
+        .and_then(|v| v.as_l().ok())
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    let entry = entry.as_m().ok()?;
+                    Some((
+                        entry.get("key")?.as_s().ok()?.clone(),
+                        entry.get("error")?.as_s().ok()?.clone(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    RunRecord {
+        run_id: run_id.to_owned(),
+        source: text("source").unwrap_or_default(),
+        destination: text("destination").unwrap_or_default(),
+        dry_run: flag("dry_run"),
+        listed: number("listed"),
+        enqueued: number("enqueued"),
+        copied: number("copied"),
+        skipped: number("skipped"),
+        failed: number("failed"),
+        bytes_copied: number("bytes_copied"),
+        planned_bytes: number("planned_bytes"),
+        listing_complete: flag("listing_complete"),
+        cursor: text("cursor"),
+        failures,
+    }
+}

@@ -1,0 +1,256 @@
+//! Listing → plan: walks the source listing page by page beside the destination listing and
+//! turns each source object into a copy job, or a skip when the destination already matches.
+//!
+//! A planner can start after any key, so a long listing can stop after a page and go on later
+//! (in another invocation) from the last key it planned.
+
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+
+use crate::decide::{decide, Decision, DestinationCursor, Seek};
+use crate::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
+use crate::location::{destination_key, Location};
+use crate::store::{ObjectStore, StoreError};
+
+/// What to copy, where, and which objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub source: Location,
+    pub destination: Location,
+    /// Only objects modified at or after this time (seconds since the Unix epoch).
+    pub modified_since: Option<i64>,
+}
+
+/// A `modified_since` value that is not an RFC 3339 date-time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an RFC 3339 date-time such as 2016-12-13T00:00:00Z")]
+pub struct BadTime(pub String);
+
+/// Reads an RFC 3339 date-time (`Z` or a `±hh:mm` offset) into seconds since the Unix epoch.
+pub fn parse_rfc3339(text: &str) -> Result<i64, BadTime> {
+    let bad = || BadTime(text.to_owned());
+    let trimmed = text.trim();
+    // The SDK's parser reads UTC (`Z`) only: an offset is read here and applied after.
+    let split = trimmed
+        .len()
+        .checked_sub(6)
+        .filter(|at| trimmed.is_char_boundary(*at))
+        .map(|at| trimmed.split_at(at));
+    let (utc, offset_secs) = match split {
+        Some((base, offset))
+            if offset.is_ascii()
+                && offset.starts_with(['+', '-'])
+                && offset.as_bytes()[3] == b':' =>
+        {
+            let hours: i64 = offset[1..3].parse().map_err(|_| bad())?;
+            let minutes: i64 = offset[4..6].parse().map_err(|_| bad())?;
+            let secs = hours * 3600 + minutes * 60;
+            (
+                format!("{base}Z"),
+                if offset.starts_with('-') { -secs } else { secs },
+            )
+        }
+        _ => (trimmed.to_owned(), 0),
+    };
+    DateTime::from_str(&utc, Format::DateTime)
+        .map(|t| t.secs() - offset_secs)
+        .map_err(|_| bad())
+}
+
+/// One planned page of the source listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlannedPage {
+    /// The objects that need copying (or a look at the destination first).
+    pub jobs: Vec<CopyJob>,
+    /// Objects listed on this page (after the `modified_since` filter).
+    pub listed: u64,
+    /// Objects whose destination already matches.
+    pub skipped: u64,
+    /// The bytes of the jobs.
+    pub planned_bytes: u64,
+    /// The last key of the page: the next page starts after it.
+    pub last_key: Option<String>,
+    /// Whether another page follows.
+    pub more: bool,
+}
+
+/// Walks the two listings in step.
+pub struct Planner {
+    store: ObjectStore,
+    spec: RunSpec,
+    page_size: Option<i32>,
+    start_after: Option<String>,
+    source_token: Option<String>,
+    source_done: bool,
+    destination: DestinationCursor,
+    destination_token: Option<String>,
+    destination_started: bool,
+}
+
+impl Planner {
+    /// A planner from the start of the listing, or after `start_after`. `page_size` caps the
+    /// keys per listing page (S3's own maximum, 1,000, when `None`).
+    pub fn new(
+        store: ObjectStore,
+        spec: RunSpec,
+        start_after: Option<String>,
+        page_size: Option<i32>,
+    ) -> Self {
+        Planner {
+            store,
+            spec,
+            page_size,
+            start_after,
+            source_token: None,
+            source_done: false,
+            destination: DestinationCursor::default(),
+            destination_token: None,
+            destination_started: false,
+        }
+    }
+
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// The next page of the plan; `None` when the listing is done.
+    pub async fn next_page(&mut self) -> Result<Option<PlannedPage>, StoreError> {
+        if self.source_done {
+            return Ok(None);
+        }
+        let start_after = if self.source_token.is_none() {
+            self.start_after.clone()
+        } else {
+            None
+        };
+        let page = self
+            .store
+            .list(
+                &self.spec.source,
+                start_after.as_deref(),
+                self.source_token.as_deref(),
+                self.page_size,
+            )
+            .await?;
+        self.source_done = page.next.is_none();
+        self.source_token = page.next;
+        let mut planned = PlannedPage {
+            more: !self.source_done,
+            ..PlannedPage::default()
+        };
+        for object in page.objects {
+            planned.last_key = Some(object.key.clone());
+            let recent = match (self.spec.modified_since, object.last_modified) {
+                (Some(since), Some(modified)) => modified >= since,
+                _ => true,
+            };
+            let Some(key) = destination_key(&self.spec.source, &self.spec.destination, &object.key)
+            else {
+                continue;
+            };
+            if !recent {
+                continue;
+            }
+            planned.listed += 1;
+            let existing = self.find_destination(&key).await?;
+            let decision = decide(&object, existing.as_ref());
+            if decision == Decision::Skip {
+                planned.skipped += 1;
+                continue;
+            }
+            planned.planned_bytes += object.size;
+            planned.jobs.push(CopyJob {
+                schema_version: SCHEMA_VERSION,
+                run_id: self.spec.run_id.clone(),
+                source: SourceObject {
+                    bucket: self.spec.source.bucket.clone(),
+                    key: object.key,
+                    size: object.size,
+                    etag: object.etag,
+                },
+                destination: DestinationObject {
+                    bucket: self.spec.destination.bucket.clone(),
+                    key,
+                },
+                check_destination: decision == Decision::Check,
+            });
+        }
+        Ok(Some(planned))
+    }
+
+    /// The destination object at `key`, reading destination pages as far as needed.
+    async fn find_destination(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<crate::decide::Listed>, StoreError> {
+        loop {
+            match self.destination.seek(key) {
+                Seek::Found(listed) => return Ok(Some(listed)),
+                Seek::Absent => return Ok(None),
+                Seek::NeedMore => self.next_destination_page().await?,
+            }
+        }
+    }
+
+    async fn next_destination_page(&mut self) -> Result<(), StoreError> {
+        // On a resumed run, the destination is read from where the source resumes.
+        let start_after = if self.destination_started {
+            None
+        } else {
+            self.start_after
+                .as_deref()
+                .and_then(|key| destination_key(&self.spec.source, &self.spec.destination, key))
+        };
+        let result = self
+            .store
+            .list(
+                &self.spec.destination,
+                start_after.as_deref(),
+                self.destination_token.as_deref(),
+                self.page_size,
+            )
+            .await;
+        self.destination_started = true;
+        match result {
+            Ok(page) => {
+                let last = page.next.is_none();
+                self.destination_token = page.next;
+                self.destination.push_page(page.objects, last);
+                Ok(())
+            }
+            // Every copy into a missing bucket fails, and is reported, one by one.
+            Err(err) if err.is("NoSuchBucket") => {
+                self.destination = DestinationCursor::empty();
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:01:00Z"), Ok(60));
+        assert_eq!(parse_rfc3339("2016-12-13T20:20:33+00:00"), Ok(1481660433));
+        assert_eq!(parse_rfc3339("2016-12-13T21:20:33+01:00"), Ok(1481660433));
+        assert_eq!(parse_rfc3339("2016-12-13T19:50:33.5-00:30"), Ok(1481660433));
+        assert!(parse_rfc3339("2016-12-13T20:20:33+0x:00").is_err());
+        assert!(parse_rfc3339("yesterday").is_err());
+        assert!(parse_rfc3339("2016-12-13")
+            .unwrap_err()
+            .to_string()
+            .contains("RFC 3339"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,30}") {
+            let _ = parse_rfc3339(&text);
+        }
+    }
+}

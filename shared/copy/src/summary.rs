@@ -1,0 +1,120 @@
+//! What a run did: counts, bytes and the failed keys.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::size::format_size;
+
+/// One object that could not be copied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub error: String,
+}
+
+/// A run's outcome. The CLI prints it; with `--json` as one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub source: String,
+    pub destination: String,
+    pub dry_run: bool,
+    /// Objects listed under the source prefix (and modified since the cutoff, if one was given).
+    pub listed: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes_copied: u64,
+    /// Objects that needed a copy (with `--dry-run`, what would have been copied).
+    pub planned: u64,
+    pub planned_bytes: u64,
+    pub seconds: f64,
+    pub failures: Vec<Failure>,
+}
+
+impl RunSummary {
+    /// The summary as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("a summary always serializes")
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.failed == 0
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = if self.seconds > 0.0 {
+            format!(
+                ", {}/s",
+                format_size((self.bytes_copied as f64 / self.seconds) as u64)
+            )
+        } else {
+            String::new()
+        };
+        if self.dry_run {
+            writeln!(
+                f,
+                "dry run {}: {} listed, {} would be copied ({}), {} unchanged",
+                self.run_id,
+                self.listed,
+                self.planned,
+                format_size(self.planned_bytes),
+                self.skipped
+            )?;
+        } else {
+            writeln!(
+                f,
+                "run {}: {} copied ({}), {} skipped, {} failed, of {} listed, in {:.1} s{rate}",
+                self.run_id,
+                self.copied,
+                format_size(self.bytes_copied),
+                self.skipped,
+                self.failed,
+                self.listed,
+                self.seconds
+            )?;
+        }
+        for failure in &self.failures {
+            writeln!(f, "failed: {}: {}", failure.key, failure.error)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_line_has_the_documented_fields() {
+        let summary = RunSummary {
+            run_id: "r".into(),
+            copied: 2,
+            failed: 1,
+            bytes_copied: 10,
+            failures: vec![Failure {
+                key: "k".into(),
+                error: "NoSuchKey".into(),
+            }],
+            ..RunSummary::default()
+        };
+        let value: serde_json::Value = serde_json::from_str(&summary.to_json_line()).unwrap();
+        for field in [
+            "run_id",
+            "copied",
+            "skipped",
+            "failed",
+            "bytes_copied",
+            "seconds",
+        ] {
+            assert!(value.get(field).is_some(), "{field}");
+        }
+        assert!(!summary.succeeded());
+        let text = summary.to_string();
+        assert!(text.contains("2 copied"), "{text}");
+        assert!(text.contains("failed: k: NoSuchKey"), "{text}");
+    }
+}

@@ -1,0 +1,283 @@
+//! Copy fixtures: buckets, objects with headers, metadata and tags, the runs table, and a way
+//! to make one part of a multipart copy fail.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::box_error::BoxError;
+
+use crate::unique;
+
+/// An S3 client for the emulator (path-style addressing).
+pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    s3_with(sdk, None::<FailPart>)
+}
+
+/// An S3 client with an interceptor.
+pub fn s3_with(
+    sdk: &SdkConfig,
+    interceptor: Option<impl Intercept + 'static>,
+) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(true);
+    if let Some(interceptor) = interceptor {
+        config = config.interceptor(interceptor);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// Creates a bucket with a unique name and returns the name.
+pub async fn create_bucket(sdk: &SdkConfig, prefix: &str) -> String {
+    let name = unique(prefix);
+    s3(sdk)
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+    name
+}
+
+/// Everything a copy must carry over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Carried {
+    /// A full set of headers, metadata and tags.
+    pub fn sample() -> Carried {
+        Carried {
+            content_type: Some("image/jpeg".into()),
+            content_encoding: Some("identity".into()),
+            content_disposition: Some("attachment; filename=\"sunrise.jpg\"".into()),
+            content_language: Some("en-GB".into()),
+            cache_control: Some("max-age=3600".into()),
+            expires: Some("Wed, 21 Oct 2037 07:28:00 GMT".into()),
+            metadata: BTreeMap::from([
+                ("camera".into(), "x100".into()),
+                ("taken-by".into(), "ada".into()),
+            ]),
+            tags: BTreeMap::from([
+                ("project".into(), "backup".into()),
+                ("team".into(), "data eng".into()),
+            ]),
+        }
+    }
+}
+
+/// Puts an object carrying `carried`; returns its ETag.
+pub async fn put_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    carried: &Carried,
+) -> String {
+    let tagging = (!carried.tags.is_empty()).then(|| {
+        serde_urlencoded::to_string(&carried.tags)
+            .unwrap()
+            .replace('+', "%20")
+    });
+    let expires = carried.expires.clone();
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .set_content_type(carried.content_type.clone())
+        .set_content_encoding(carried.content_encoding.clone())
+        .set_content_disposition(carried.content_disposition.clone())
+        .set_content_language(carried.content_language.clone())
+        .set_cache_control(carried.cache_control.clone())
+        .set_metadata((!carried.metadata.is_empty()).then(|| {
+            carried
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }))
+        .set_tagging(tagging)
+        .customize()
+        .mutate_request(move |request| {
+            if let Some(expires) = &expires {
+                request.headers_mut().insert("expires", expires.clone());
+            }
+        })
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {e:?}"))
+        .e_tag
+        .unwrap_or_default()
+}
+
+/// What a copy carried, read back; user metadata without the key the copy adds.
+pub async fn carried(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Carried {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head s3://{bucket}/{key}: {e:?}"));
+    let tags = client
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .tag_set
+        .into_iter()
+        .map(|tag| (tag.key, tag.value))
+        .collect();
+    Carried {
+        content_type: head.content_type,
+        content_encoding: head.content_encoding,
+        content_disposition: head.content_disposition,
+        content_language: head.content_language,
+        cache_control: head.cache_control,
+        expires: head.expires_string,
+        metadata: head
+            .metadata
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k != "fanout-source-etag")
+            .collect(),
+        tags,
+    }
+}
+
+/// The object's bytes.
+pub async fn body(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get s3://{bucket}/{key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Every key in the bucket, in order.
+pub async fn keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    keys
+}
+
+/// The multipart uploads open in the bucket.
+pub async fn open_uploads(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .iter()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.key().unwrap_or_default(),
+                u.upload_id().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Bytes that differ from object to object.
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Creates a runs table (partition key `run_id`, String) and returns its name.
+pub async fn create_runs_table(sdk: &SdkConfig) -> String {
+    let name = unique("copy-runs");
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("run_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("run_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create the runs table");
+    name
+}
+
+/// Makes every UploadPartCopy of one part number fail, as S3 would if the source vanished
+/// mid-copy: the request is sent for a key that does not exist.
+#[derive(Debug, Clone)]
+pub struct FailPart(pub u32);
+
+impl Intercept for FailPart {
+    fn name(&self) -> &'static str {
+        "FailPart"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let part = format!("partNumber={}&", self.0);
+        let uri = request.uri().to_owned();
+        let is_part = uri.contains(&part) || uri.ends_with(&part[..part.len() - 1]);
+        if let Some(source) = request.headers().get("x-amz-copy-source") {
+            if is_part {
+                let bucket = source.split('/').next().unwrap_or_default().to_owned();
+                request
+                    .headers_mut()
+                    .insert("x-amz-copy-source", format!("{bucket}/no-such-part-source"));
+            }
+        }
+        Ok(())
+    }
+}

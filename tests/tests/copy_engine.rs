@@ -1,0 +1,356 @@
+//! The copy engine against a real AWS emulator: what a copy carries, skipping by content,
+//! pagination, failures and aborts, dry runs.
+
+use aws_config::SdkConfig;
+use fanout_copy::copier::{CopyError, StorageClass};
+use fanout_copy::engine::{self, Quiet};
+use fanout_copy::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
+use fanout_copy::size::MIB;
+use fanout_copy::{Copied, Copier, CopyOptions, Location, ObjectStore, RunSpec, Thresholds};
+use fanout_tests::copy::{
+    body, bytes, carried, create_bucket, keys, open_uploads, put_object, s3, s3_with, Carried,
+    FailPart,
+};
+use fanout_tests::Emulator;
+use futures::stream::{self, StreamExt};
+
+/// Objects above 5 MiB are copied in 5 MiB parts: an 11 MiB object takes three.
+fn tiny_thresholds() -> CopyOptions {
+    CopyOptions {
+        thresholds: Thresholds::new(5 * MIB, 5 * MIB).unwrap(),
+        ..CopyOptions::default()
+    }
+}
+
+struct Fixture {
+    sdk: SdkConfig,
+    client: aws_sdk_s3::Client,
+    source: String,
+    destination: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let sdk = Emulator::shared().sdk_config().await;
+        let source = create_bucket(&sdk, "src").await;
+        let destination = create_bucket(&sdk, "dst").await;
+        Fixture {
+            client: s3(&sdk),
+            sdk,
+            source,
+            destination,
+        }
+    }
+
+    fn copier(&self, options: CopyOptions) -> Copier {
+        Copier::new(ObjectStore::from_sdk(&self.sdk), options, 16)
+    }
+
+    fn spec(&self, source_prefix: &str, destination_prefix: &str) -> RunSpec {
+        RunSpec {
+            run_id: fanout_tests::unique("run"),
+            source: Location::new(&self.source, source_prefix),
+            destination: Location::new(&self.destination, destination_prefix),
+            modified_since: None,
+        }
+    }
+
+    async fn put(&self, key: &str, len: usize, seed: u8, carried: &Carried) -> String {
+        put_object(&self.client, &self.source, key, bytes(len, seed), carried).await
+    }
+
+    fn job(&self, key: &str, size: u64, etag: &str) -> CopyJob {
+        CopyJob {
+            schema_version: SCHEMA_VERSION,
+            run_id: "r".into(),
+            source: SourceObject {
+                bucket: self.source.clone(),
+                key: key.into(),
+                size,
+                etag: etag.into(),
+            },
+            destination: DestinationObject {
+                bucket: self.destination.clone(),
+                key: format!("copy/{key}"),
+            },
+            check_destination: false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn headers_metadata_and_tags_survive_both_copy_paths() {
+    let f = Fixture::new().await;
+    let sample = Carried::sample();
+    f.put("small.jpg", 1000, 1, &sample).await;
+    f.put("large.jpg", 11 * MIB as usize, 2, &sample).await;
+    let options = CopyOptions {
+        storage_class: Some(StorageClass::StandardIa),
+        ..tiny_thresholds()
+    };
+    let summary = engine::run(&f.copier(options), f.spec("", "copy/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.copied, summary.failed, summary.bytes_copied),
+        (2, 0, 1000 + 11 * MIB),
+        "{summary:?}"
+    );
+    for (key, len, seed) in [("small.jpg", 1000, 1), ("large.jpg", 11 * MIB as usize, 2)] {
+        let copy = format!("copy/{key}");
+        assert_eq!(
+            carried(&f.client, &f.destination, &copy).await,
+            sample,
+            "{key}"
+        );
+        assert_eq!(
+            body(&f.client, &f.destination, &copy).await,
+            bytes(len, seed)
+        );
+        let head = f
+            .client
+            .head_object()
+            .bucket(&f.destination)
+            .key(&copy)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.storage_class, Some(StorageClass::StandardIa), "{key}");
+    }
+    let large = f
+        .client
+        .head_object()
+        .bucket(&f.destination)
+        .key("copy/large.jpg")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        large.e_tag.unwrap().ends_with("-3\""),
+        "the large object went through a three-part copy"
+    );
+}
+
+#[tokio::test]
+async fn a_rerun_skips_what_is_unchanged_and_copies_what_changed() {
+    let f = Fixture::new().await;
+    let plain = Carried::default();
+    for i in 0..5 {
+        f.put(&format!("data/{i}.bin"), 2000 + i, i as u8, &plain)
+            .await;
+    }
+    f.put("data/large.bin", 11 * MIB as usize, 9, &plain).await;
+    let copier = f.copier(tiny_thresholds());
+
+    let first = engine::run(&copier, f.spec("data/", "b/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!((first.copied, first.skipped, first.failed), (6, 0, 0));
+
+    let again = engine::run(&copier, f.spec("data/", "b/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.copied,
+            again.skipped,
+            again.failed,
+            again.bytes_copied
+        ),
+        (0, 6, 0, 0),
+        "the multipart copy's own ETag differs, but its recorded source ETag matches: {again:?}"
+    );
+
+    // Same size, new content; and a new size.
+    f.put("data/2.bin", 2002, 200, &plain).await;
+    f.put("data/large.bin", 11 * MIB as usize, 77, &plain).await;
+    f.put("data/3.bin", 10, 3, &plain).await;
+    let third = engine::run(&copier, f.spec("data/", "b/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.copied, third.skipped, third.failed),
+        (3, 3, 0),
+        "{third:?}"
+    );
+    assert_eq!(
+        body(&f.client, &f.destination, "b/2.bin").await,
+        bytes(2002, 200)
+    );
+    assert_eq!(
+        body(&f.client, &f.destination, "b/large.bin").await,
+        bytes(11 * MIB as usize, 77)
+    );
+}
+
+#[tokio::test]
+async fn thousands_of_keys_page_through_and_nothing_outside_the_prefix_is_copied() {
+    let f = Fixture::new().await;
+    let inside: Vec<String> = (0..2500)
+        .map(|i| format!("in/{:02}/{i:05}", i % 37))
+        .collect();
+    let outside = ["in", "inbox/1", "index.html", "out/in/1", "a"];
+    let all: Vec<String> = inside
+        .iter()
+        .cloned()
+        .chain(outside.iter().map(|k| k.to_string()))
+        .collect();
+    let f = &f;
+    stream::iter(all.iter())
+        .for_each_concurrent(32, |key| async move {
+            f.put(key, 16, 0, &Carried::default()).await;
+        })
+        .await;
+
+    let summary = engine::run(
+        &f.copier(CopyOptions::default()),
+        f.spec("in/", "mirror/"),
+        false,
+        None,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (summary.listed, summary.copied, summary.failed),
+        (2500, 2500, 0)
+    );
+    let mut expected: Vec<String> = inside
+        .iter()
+        .map(|k| k.replacen("in/", "mirror/", 1))
+        .collect();
+    expected.sort();
+    assert_eq!(keys(&f.client, &f.destination).await, expected);
+
+    // A second run pages through both listings side by side and copies nothing.
+    let again = engine::run(
+        &f.copier(CopyOptions::default()),
+        f.spec("in/", "mirror/"),
+        false,
+        Some(400),
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.listed, again.copied, again.skipped), (2500, 0, 2500));
+}
+
+#[tokio::test]
+async fn a_missing_source_object_or_destination_bucket_is_a_failure_not_a_crash() {
+    let f = Fixture::new().await;
+    let copier = f.copier(CopyOptions::default());
+    let err = copier
+        .copy(&f.job("gone.txt", 10, "\"0123\""))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CopyError::SourceMissing { .. }), "{err}");
+    assert!(!err.transient());
+
+    let etag = f.put("here.txt", 10, 1, &Carried::default()).await;
+    let changed = copier
+        .copy(&f.job("here.txt", 10, "\"0ld\""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(changed, CopyError::SourceChanged { .. }),
+        "{changed}"
+    );
+    assert_eq!(
+        copier.copy(&f.job("here.txt", 10, &etag)).await.unwrap(),
+        Copied::Copied { bytes: 10 }
+    );
+
+    f.put("big.bin", 6 * MIB as usize, 2, &Carried::default())
+        .await;
+    let nowhere = RunSpec {
+        destination: Location::new(fanout_tests::unique("no-such-bucket"), ""),
+        ..f.spec("", "")
+    };
+    let summary = engine::run(&f.copier(tiny_thresholds()), nowhere, false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!((summary.copied, summary.failed), (0, 2), "{summary:?}");
+    for failure in &summary.failures {
+        assert!(failure.error.contains("NoSuchBucket"), "{failure:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_multipart_copy_is_aborted_and_leaves_no_parts() {
+    let f = Fixture::new().await;
+    let etag = f
+        .put("large.bin", 16 * MIB as usize, 3, &Carried::sample())
+        .await;
+    let failing = Copier::new(
+        ObjectStore::new(s3_with(&f.sdk, Some(FailPart(2)))),
+        tiny_thresholds(),
+        4,
+    );
+    let err = failing
+        .copy(&f.job("large.bin", 16 * MIB, &etag))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UploadPartCopy"), "{err}");
+    assert!(
+        !matches!(err, CopyError::NotAborted { .. }),
+        "the abort itself worked: {err}"
+    );
+    assert_eq!(
+        open_uploads(&f.client, &f.destination).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(keys(&f.client, &f.destination).await, Vec::<String>::new());
+
+    // The same job, without the fault, goes through.
+    let copier = f.copier(tiny_thresholds());
+    assert_eq!(
+        copier
+            .copy(&f.job("large.bin", 16 * MIB, &etag))
+            .await
+            .unwrap(),
+        Copied::Copied { bytes: 16 * MIB }
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_copies_nothing_and_modified_since_filters() {
+    let f = Fixture::new().await;
+    for i in 0..4 {
+        f.put(&format!("p/{i}"), 100, i, &Carried::default()).await;
+    }
+    let summary = engine::run(
+        &f.copier(CopyOptions::default()),
+        f.spec("p/", ""),
+        true,
+        None,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            summary.listed,
+            summary.planned,
+            summary.planned_bytes,
+            summary.copied
+        ),
+        (4, 4, 400, 0)
+    );
+    assert!(keys(&f.client, &f.destination).await.is_empty());
+
+    let future = RunSpec {
+        modified_since: Some(fanout_copy::planner::parse_rfc3339("2999-01-01T00:00:00Z").unwrap()),
+        ..f.spec("p/", "")
+    };
+    let summary = engine::run(
+        &f.copier(CopyOptions::default()),
+        future,
+        false,
+        None,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.listed, summary.copied), (0, 0));
+    assert!(keys(&f.client, &f.destination).await.is_empty());
+}

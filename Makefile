@@ -66,3 +66,11 @@ sam-build: dev-tools infra-tools
 	@command -v rustup >/dev/null || { echo "sam-build: rustup is needed to add the aarch64-unknown-linux-gnu target" >&2; exit 1; }
 	rustup target add aarch64-unknown-linux-gnu
 	cd infra && $(INFRA_ENV) $(SAM) build --beta-features --template template.yaml --build-dir ../.aws-sam/build
+
+## bench-words: the word-count benchmark (release slack-counter under a fake Lambda Runtime API,
+## moto behind a proxy adding 5 ms per request); method and results in docs/performance.md
+.PHONY: bench-words
+bench-words: dev-tools
+	cargo build --release -p slack-counter
+	cargo build --release -p fanout-bench
+	target/release/counter-bench --counter-bin target/release/slack-counter

@@ -1,0 +1,671 @@
+//! counter-bench: the word-count benchmark. Runs the real `slack-counter` binary under a fake
+//! Lambda Runtime API, against moto server behind a proxy that adds network latency to every
+//! AWS request, and measures on a 26-word message:
+//!
+//! - the duration of an invocation (event handed out to answer received) and how many
+//!   sequential round trips to AWS it made, at 0 ms and at the configured latency;
+//! - the same 26 words counted the original way, one `UpdateItem` after another;
+//! - init: process start to the first request for an invocation;
+//! - the process's peak resident memory (VmHWM).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::AttributeValue;
+use bytes::Bytes;
+use clap::Parser;
+use fanout_bench::proxy::{Exchange, Proxy, ProxyConfig};
+use fanout_bench::runtime_api::RuntimeApi;
+use fanout_bench::stats::{ms, sequential_round_trips, Summary};
+use fanout_tests::{words::create_words_table, workspace_root, Emulator};
+
+/// 26 distinct words, as the issue's benchmark asks.
+const WORDS: [&str; 26] = [
+    "alfa", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett",
+    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
+];
+const TOKEN: &str = "bench-verification-token";
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+const INIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+// The issue's targets.
+const TARGET_ROUND_TRIPS: usize = 2;
+const TARGET_CRITICAL_PATH: Duration = Duration::from_millis(15);
+const TARGET_INIT: Duration = Duration::from_millis(25);
+const TARGET_PEAK_RSS_KIB: u64 = 20 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(about = "The word-count benchmark: slack-counter against moto behind a latency proxy")]
+struct Args {
+    /// Latency the proxy adds to every AWS request, in milliseconds (the issue asks for ≥ 5).
+    #[arg(long, default_value_t = 5.0)]
+    latency_ms: f64,
+    /// Measured invocations per latency setting.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Invocations before measuring (connections, caches), per latency setting.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Measured runs of the original's one-request-per-word loop.
+    #[arg(long, default_value_t = 30)]
+    loop_iterations: usize,
+    /// Process starts timed for init (each is a fresh process).
+    #[arg(long, default_value_t = 20)]
+    init_runs: usize,
+    /// The function binary (a release build).
+    #[arg(long)]
+    counter_bin: Option<PathBuf>,
+    /// Where the function's logs go; discarded when absent.
+    #[arg(long)]
+    counter_log: Option<PathBuf>,
+}
+
+/// One measured invocation.
+struct Invocation {
+    duration: Duration,
+    requests: usize,
+    round_trips: usize,
+    exchanges: Vec<Exchange>,
+}
+
+struct Phase {
+    latency: Duration,
+    invocations: Vec<Invocation>,
+    /// The function process's CPU time (user + system) per measured invocation.
+    cpu_per_invocation: Duration,
+}
+
+/// The messages sent so far: each has a new id, so each is counted.
+#[derive(Default)]
+struct Messages {
+    sent: usize,
+    /// The count of the first word in the last answer; each message adds one.
+    last_count: i64,
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let args = Args::parse();
+    let latency = Duration::try_from_secs_f64(args.latency_ms / 1000.0)
+        .map_err(|_| "--latency-ms must be a number of milliseconds ≥ 0")?;
+    if latency < Duration::from_millis(5) {
+        eprintln!("note: the issue asks for at least 5 ms of latency per request");
+    }
+    let counter_bin = args
+        .counter_bin
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/release/slack-counter"));
+    if !counter_bin.exists() {
+        return Err(format!(
+            "{} not found: build it first with `cargo build --release -p slack-counter` (or run `make bench-words`)",
+            counter_bin.display()
+        )
+        .into());
+    }
+
+    eprintln!("starting moto server…");
+    let emulator = Emulator::start();
+    let direct = sdk_config(&emulator.endpoint).await;
+    let table = create_words_table(&direct).await;
+    let topic_arn = aws_sdk_sns::Client::new(&direct)
+        .create_topic()
+        .name(format!("bench-words-{}", std::process::id()))
+        .send()
+        .await?
+        .topic_arn
+        .ok_or("moto created a topic without an ARN")?;
+    let proxy = Proxy::start(ProxyConfig {
+        listen: "127.0.0.1:0".parse()?,
+        upstream: emulator.endpoint.parse()?,
+        latency,
+        copy: Default::default(),
+        record: true,
+    })
+    .await?;
+    let function = Function {
+        bin: counter_bin,
+        endpoint: proxy.url(),
+        table: table.clone(),
+        topic_arn,
+        log: args.counter_log.clone(),
+    };
+    let load_before = load_average();
+
+    eprintln!("timing init over {} process starts…", args.init_runs);
+    let mut inits = Vec::new();
+    for _ in 0..args.init_runs {
+        let api = RuntimeApi::start().await?;
+        let (init, mut child) = function.start(&api).await?;
+        inits.push(init);
+        stop(&mut child);
+    }
+
+    eprintln!("starting the function for the invocations…");
+    let api = RuntimeApi::start().await?;
+    let (first_init, mut child) = function.start(&api).await?;
+    inits.push(first_init);
+    let rss_after_init = memory(child.id());
+
+    let mut phases = Vec::new();
+    let mut messages = Messages::default();
+    let mut first_invocation = None;
+    // The configured latency first, so that the first (cold) invocation pays it too.
+    for phase_latency in [latency, Duration::ZERO] {
+        eprintln!(
+            "{} invocations at {} ms per request…",
+            args.iterations,
+            ms(phase_latency)
+        );
+        proxy.set_latency(phase_latency);
+        for _ in 0..args.warmup {
+            let warmup = invoke(&api, &proxy, &mut messages).await?;
+            first_invocation.get_or_insert(warmup);
+        }
+        let mut invocations = Vec::with_capacity(args.iterations);
+        let cpu_before = cpu_time(child.id());
+        for _ in 0..args.iterations {
+            invocations.push(invoke(&api, &proxy, &mut messages).await?);
+        }
+        let cpu = cpu_time(child.id()).saturating_sub(cpu_before);
+        phases.push(Phase {
+            latency: phase_latency,
+            invocations,
+            cpu_per_invocation: cpu / args.iterations.max(1) as u32,
+        });
+    }
+    let rss_after_run = memory(child.id());
+    stop(&mut child);
+
+    eprintln!(
+        "{} runs of the original's loop at {} ms per request…",
+        args.loop_iterations,
+        ms(latency)
+    );
+    proxy.set_latency(latency);
+    let original = original_loop(
+        &sdk_config(&proxy.url()).await,
+        &table,
+        &proxy,
+        args.loop_iterations,
+    )
+    .await?;
+    let load_after = load_average();
+
+    report(&Report {
+        latency,
+        first_invocation,
+        phases: &phases,
+        original: &original,
+        inits: &inits,
+        rss_after_init,
+        rss_after_run,
+        load: (load_before, load_after),
+    });
+    Ok(())
+}
+
+async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "bench"))
+        .load()
+        .await
+}
+
+/// How to start the function under test.
+struct Function {
+    bin: PathBuf,
+    endpoint: String,
+    table: String,
+    topic_arn: String,
+    log: Option<PathBuf>,
+}
+
+impl Function {
+    /// Starts a process under `api` and waits for its first poll: returns the init time.
+    async fn start(&self, api: &RuntimeApi) -> Result<(Duration, Child), Failure> {
+        let (stdout, stderr) = match &self.log {
+            Some(path) => {
+                let file = File::options().create(true).append(true).open(path)?;
+                (Stdio::from(file.try_clone()?), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        let mut command = Command::new(&self.bin);
+        // Only what Lambda would set, plus the emulator's endpoint and test credentials.
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "slack-counter")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/slack-counter")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("WORDS_TABLE", &self.table)
+            .env("WORDS_TOPIC_ARN", &self.topic_arn)
+            .env("SLACK_VERIFICATION_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", self.bin.display()))?;
+        let first_poll = tokio::time::timeout(INIT_TIMEOUT, api.first_poll()).await;
+        match first_poll {
+            Ok(at) => Ok((at - started, child)),
+            Err(_) => {
+                let status = child.try_wait()?;
+                stop(&mut child);
+                Err(format!(
+                    "{} did not ask for an invocation within {INIT_TIMEOUT:?} (exit: {status:?}, init error: {:?})",
+                    self.bin.display(),
+                    api.init_error()
+                )
+                .into())
+            }
+        }
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// An API Gateway HTTP API (v2) event carrying an outgoing-webhook post of the 26 words, with a
+/// message id of its own so that every invocation counts.
+fn event(serial: usize) -> Bytes {
+    let text = WORDS.join(" ");
+    let timestamp = format!("1700000000.{serial:06}");
+    let body = serde_urlencoded::to_string([
+        ("token", TOKEN),
+        ("team_id", "T0BENCH"),
+        ("team_domain", "bench"),
+        ("channel_id", "C0BENCH"),
+        ("channel_name", "bench"),
+        ("timestamp", timestamp.as_str()),
+        ("user_id", "U0BENCH"),
+        ("user_name", "bench"),
+        ("text", text.as_str()),
+        ("trigger_word", WORDS[0]),
+    ])
+    .expect("a form encodes");
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "POST /slack",
+        "rawPath": "/slack",
+        "rawQueryString": "",
+        "headers": {
+            "content-type": "application/x-www-form-urlencoded",
+            "host": "bench.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "Slackbot 1.0 (+https://api.slack.com/robots)"
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "bench",
+            "http": {
+                "method": "POST",
+                "path": "/slack",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "Slackbot 1.0"
+            },
+            "requestId": format!("bench-{serial}"),
+            "routeKey": "POST /slack",
+            "stage": "$default",
+            "time": "14/Nov/2023:22:13:20 +0000",
+            "timeEpoch": 1700000000000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    Bytes::from(event.to_string())
+}
+
+/// Invokes the function once with a new message and checks that all 26 words were counted,
+/// each once more than before.
+async fn invoke(
+    api: &RuntimeApi,
+    proxy: &Proxy,
+    messages: &mut Messages,
+) -> Result<Invocation, Failure> {
+    messages.sent += 1;
+    let event = event(messages.sent);
+    proxy.take_log();
+    let outcome = api.invoke(event, INVOKE_TIMEOUT).await?;
+    let exchanges = proxy.take_log();
+    let answer = String::from_utf8_lossy(&outcome.body);
+    if outcome.is_error {
+        return Err(format!("the function reported an error: {answer}").into());
+    }
+    let response: serde_json::Value = serde_json::from_str(&answer)?;
+    let text = response["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+        .and_then(|body| body["text"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let counts: Vec<(&str, i64)> = text
+        .split(", ")
+        .filter_map(|pair| pair.split_once(": "))
+        .filter_map(|(word, n)| Some((word, n.parse().ok()?)))
+        .collect();
+    let words: Vec<&str> = counts.iter().map(|&(word, _)| word).collect();
+    let first_count = counts.first().map(|&(_, n)| n).unwrap_or_default();
+    if response["statusCode"] != 200 || words != WORDS || first_count != messages.last_count + 1 {
+        return Err(format!(
+            "unexpected answer (wanted 200 and the 26 words, {:?} at {}): {answer}",
+            WORDS[0],
+            messages.last_count + 1
+        )
+        .into());
+    }
+    messages.last_count = first_count;
+    let spans: Vec<_> = exchanges.iter().map(|e| (e.received, e.answered)).collect();
+    Ok(Invocation {
+        duration: outcome.duration(),
+        requests: exchanges.len(),
+        round_trips: sequential_round_trips(&spans),
+        exchanges,
+    })
+}
+
+/// The original's way: one `UpdateItem` per word, each awaited before the next.
+async fn original_loop(
+    sdk: &SdkConfig,
+    table: &str,
+    proxy: &Proxy,
+    iterations: usize,
+) -> Result<Vec<Invocation>, Failure> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let add = |word: &'static str| {
+        client
+            .update_item()
+            .table_name(table)
+            .key("word", AttributeValue::S(word.into()))
+            .update_expression("ADD #count :one")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+    };
+    add(WORDS[0]).await?; // connection set-up is not part of the loop
+    let mut runs = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        proxy.take_log();
+        let started = Instant::now();
+        for word in WORDS {
+            add(word).await?;
+        }
+        let duration = started.elapsed();
+        let exchanges = proxy.take_log();
+        let spans: Vec<_> = exchanges.iter().map(|e| (e.received, e.answered)).collect();
+        runs.push(Invocation {
+            duration,
+            requests: exchanges.len(),
+            round_trips: sequential_round_trips(&spans),
+            exchanges,
+        });
+    }
+    Ok(runs)
+}
+
+/// VmHWM and VmRSS of a process, in KiB.
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    peak_kib: u64,
+    current_kib: u64,
+}
+
+fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        peak_kib: field("VmHWM:"),
+        current_kib: field("VmRSS:"),
+    }
+}
+
+/// User plus system CPU time of a process (from /proc/<pid>/stat, in USER_HZ = 100 ticks/s).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |at: usize| {
+        fields
+            .get(at)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line: indices 11 and 12 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+struct Report<'a> {
+    latency: Duration,
+    first_invocation: Option<Invocation>,
+    phases: &'a [Phase],
+    original: &'a [Invocation],
+    inits: &'a [Duration],
+    rss_after_init: Memory,
+    rss_after_run: Memory,
+    load: (String, String),
+}
+
+fn line(label: &str, summary: Option<Summary>) -> String {
+    match summary {
+        Some(s) => format!(
+            "{label:<44} median {:>7} ms   p95 {:>7} ms   min {:>7} ms   max {:>7} ms   (n={})",
+            ms(s.median),
+            ms(s.p95),
+            ms(s.min),
+            ms(s.max),
+            s.count
+        ),
+        None => format!("{label:<44} no samples"),
+    }
+}
+
+/// The distinct values of a per-invocation count, with how often each occurred.
+fn tally(values: impl Iterator<Item = usize>) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for value in values {
+        *counts.entry(value).or_insert(0usize) += 1;
+    }
+    counts
+        .iter()
+        .map(|(value, times)| format!("{value} (×{times})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn durations<'a>(invocations: impl IntoIterator<Item = &'a Invocation>) -> Vec<Duration> {
+    invocations.into_iter().map(|i| i.duration).collect()
+}
+
+fn exchange_times(
+    invocations: &[Invocation],
+    operation: &str,
+    time: impl Fn(&Exchange) -> Duration,
+) -> Option<Summary> {
+    let samples: Vec<Duration> = invocations
+        .iter()
+        .flat_map(|i| &i.exchanges)
+        .filter(|e| e.operation == operation)
+        .map(time)
+        .collect();
+    Summary::of(&samples)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn report(r: &Report) {
+    println!("word-count benchmark: slack-counter (release) under a fake Lambda Runtime API,");
+    println!(
+        "moto server behind the latency proxy; a 26-word outgoing-webhook message per invocation"
+    );
+    println!("load average before/after: {} / {}", r.load.0, r.load.1);
+    println!();
+    for phase in r.phases {
+        let inv = &phase.invocations;
+        println!("-- counter, {} ms added per AWS request", ms(phase.latency));
+        println!(
+            "{}",
+            line(
+                "invocation (event out -> answer in)",
+                Summary::of(&durations(inv))
+            )
+        );
+        println!(
+            "function CPU time per invocation: {} ms",
+            ms(phase.cpu_per_invocation)
+        );
+        println!(
+            "AWS requests per invocation: {}",
+            tally(inv.iter().map(|i| i.requests))
+        );
+        println!(
+            "sequential round trips per invocation: {}",
+            tally(inv.iter().map(|i| i.round_trips))
+        );
+        for operation in ["PutItem", "UpdateItem"] {
+            println!(
+                "{}",
+                line(
+                    &format!("  emulator time, {operation}"),
+                    exchange_times(inv, operation, |e| e.answered - e.forwarded)
+                )
+            );
+        }
+        println!(
+            "{}",
+            line(
+                "  latency added by the proxy",
+                exchange_times(inv, "UpdateItem", |e| e.forwarded - e.received)
+            )
+        );
+        println!();
+    }
+    println!(
+        "-- original: one UpdateItem per word, one after another, {} ms added per request",
+        ms(r.latency)
+    );
+    println!(
+        "{}",
+        line(
+            "26 sequential UpdateItems",
+            Summary::of(&durations(r.original))
+        )
+    );
+    println!(
+        "sequential round trips per run: {}",
+        tally(r.original.iter().map(|i| i.round_trips))
+    );
+    println!();
+    println!("-- init (process start -> first GET /runtime/invocation/next)");
+    println!("{}", line("init", Summary::of(r.inits)));
+    if let Some(first) = &r.first_invocation {
+        println!(
+            "first invocation after init (cold): {} ms, {} AWS requests, {} sequential round trips",
+            ms(first.duration),
+            first.requests,
+            first.round_trips
+        );
+    }
+    println!();
+    println!("-- memory of the function process");
+    println!(
+        "after init: VmHWM {} KiB, VmRSS {} KiB",
+        r.rss_after_init.peak_kib, r.rss_after_init.current_kib
+    );
+    println!(
+        "after all invocations: VmHWM {} KiB, VmRSS {} KiB",
+        r.rss_after_run.peak_kib, r.rss_after_run.current_kib
+    );
+    println!();
+
+    let phase = |latency: Duration| {
+        r.phases
+            .iter()
+            .find(|p| p.latency == latency)
+            .map(|p| &p.invocations[..])
+            .unwrap_or_default()
+    };
+    let (measured, baseline) = (phase(r.latency), phase(Duration::ZERO));
+    let median = |inv: &[Invocation]| {
+        Summary::of(&durations(inv))
+            .map(|s| s.median)
+            .unwrap_or_default()
+    };
+    let worst_round_trips = measured.iter().map(|i| i.round_trips).max().unwrap_or(0);
+    let critical = median(measured);
+    let init = Summary::of(r.inits).map(|s| s.median).unwrap_or_default();
+    println!(
+        "-- against the targets (at {} ms per request)",
+        ms(r.latency)
+    );
+    println!(
+        "sequential round trips: at most {worst_round_trips} (target ≤ {TARGET_ROUND_TRIPS}): {}",
+        verdict(worst_round_trips <= TARGET_ROUND_TRIPS)
+    );
+    println!(
+        "critical path: median {} ms (target ≈ {} ms or less): {}; of which latency added: {} ms over the 0 ms median of {} ms",
+        ms(critical),
+        ms(TARGET_CRITICAL_PATH),
+        verdict(critical <= TARGET_CRITICAL_PATH),
+        ms(critical.saturating_sub(median(baseline))),
+        ms(median(baseline)),
+    );
+    println!(
+        "original loop: median {} ms ({:.1}× the counter)",
+        ms(median(r.original)),
+        median(r.original).as_secs_f64() / critical.as_secs_f64().max(f64::EPSILON)
+    );
+    println!(
+        "init: median {} ms (target ≤ {} ms): {}",
+        ms(init),
+        ms(TARGET_INIT),
+        verdict(init <= TARGET_INIT)
+    );
+    println!(
+        "peak RSS: {} KiB = {:.1} MiB (target ≤ 20 MiB): {}",
+        r.rss_after_run.peak_kib,
+        r.rss_after_run.peak_kib as f64 / 1024.0,
+        verdict(r.rss_after_run.peak_kib <= TARGET_PEAK_RSS_KIB)
+    );
+}

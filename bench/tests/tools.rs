@@ -1,0 +1,319 @@
+//! The benchmark tools against small local servers: the latency proxy passes answers through
+//! unchanged and counts every request; the copy model sizes copies from their range or a HEAD;
+//! the fake Runtime API hands out events and collects answers. No timing is asserted.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fanout_bench::copy_model::CopyModel;
+use fanout_bench::proxy::{Proxy, ProxyConfig, STATS_PATH};
+use fanout_bench::runtime_api::RuntimeApi;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// What the fake upstream saw: `METHOD path` per request.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// An upstream that answers every request with 201, a header of its own and a body describing
+/// the request; a HEAD reports a 3000-byte object; `/close` closes the connection, as moto does.
+async fn upstream() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let line = format!("{} {}", request.method(), request.uri());
+                        log.lock().unwrap().push(line.clone());
+                        let is_head = request.method() == Method::HEAD;
+                        let close = request.uri().path() == "/close";
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let answer = if is_head {
+                            Bytes::from(vec![0u8; 3000])
+                        } else {
+                            Bytes::from(format!("{line} with {} bytes: {body:?}", body.len()))
+                        };
+                        let mut response = Response::builder()
+                            .status(StatusCode::CREATED)
+                            .header("x-upstream", "fake")
+                            .header("content-type", "text/plain");
+                        if close {
+                            response = response.header("connection", "close");
+                        }
+                        let response = response.body(Full::new(answer)).unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+async fn proxy_to(upstream: SocketAddr, copy: CopyModel) -> Proxy {
+    Proxy::start(ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: format!("http://{upstream}").parse().unwrap(),
+        latency: Duration::from_millis(1),
+        copy,
+        record: true,
+    })
+    .await
+    .unwrap()
+}
+
+/// Status, the headers that do not vary between answers, and body.
+async fn send(request: Request<Full<Bytes>>) -> (StatusCode, Vec<(String, String)>, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, body)
+}
+
+fn post(base: &str, path: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::post(format!("{base}{path}"))
+        .header("x-amz-target", "DynamoDB_20120810.UpdateItem")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_request_is_delayed_counted_and_answered_unchanged() {
+    let (upstream_addr, seen) = upstream().await;
+    let proxy = proxy_to(upstream_addr, CopyModel::default()).await;
+    let direct = send(post(
+        &format!("http://{upstream_addr}"),
+        "/table?x=1",
+        "{\"a\":1}",
+    ))
+    .await;
+    for _ in 0..5 {
+        let proxied = send(post(&proxy.url(), "/table?x=1", "{\"a\":1}")).await;
+        assert_eq!(proxied, direct);
+    }
+    assert_eq!(direct.0, StatusCode::CREATED);
+    assert_eq!(
+        direct.2,
+        Bytes::from_static(b"POST /table?x=1 with 7 bytes: b\"{\\\"a\\\":1}\"")
+    );
+    assert_eq!(proxy.stats().requests, 5);
+    assert_eq!(proxy.stats().connections, 5, "each send is a new client");
+    assert_eq!(seen.lock().unwrap().len(), 6, "one direct and five proxied");
+    let log = proxy.take_log();
+    assert_eq!(log.len(), 5);
+    for exchange in &log {
+        assert_eq!(exchange.operation, "UpdateItem");
+        assert_eq!(exchange.status, 201);
+        assert!(exchange.received <= exchange.forwarded && exchange.forwarded <= exchange.answered);
+    }
+    assert!(proxy.take_log().is_empty(), "taking the log empties it");
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stay_on_their_hop() {
+    let (upstream_addr, _) = upstream().await;
+    let proxy = proxy_to(upstream_addr, CopyModel::default()).await;
+    let (status, mut direct_headers, direct_body) =
+        send(post(&format!("http://{upstream_addr}"), "/close", "")).await;
+    assert!(direct_headers.contains(&("connection".into(), "close".into())));
+    let (proxied_status, proxied_headers, proxied_body) =
+        send(post(&proxy.url(), "/close", "")).await;
+    direct_headers.retain(|(name, _)| name != "connection");
+    assert_eq!(
+        (proxied_status, proxied_headers, proxied_body),
+        (status, direct_headers, direct_body)
+    );
+    assert_eq!(proxy.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn the_stats_path_answers_the_counters_without_forwarding() {
+    let (upstream_addr, seen) = upstream().await;
+    let proxy = proxy_to(upstream_addr, CopyModel::default()).await;
+    send(post(&proxy.url(), "/", "")).await;
+    let (status, _, body) = send(
+        Request::get(format!("{}{STATS_PATH}", proxy.url()))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stats["requests"], 1);
+    assert_eq!(stats["copy_requests"], 0);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn copies_are_sized_by_their_range_else_by_one_head_of_the_source() {
+    let (upstream_addr, seen) = upstream().await;
+    let copy = CopyModel {
+        overhead: Duration::from_millis(1),
+        bandwidth_mib_s: Some(1000.0),
+    };
+    let proxy = proxy_to(upstream_addr, copy).await;
+    let copy_request = |range: Option<&str>| {
+        let mut request = Request::put(format!("{}/bucket/target.bin", proxy.url()))
+            .header("x-amz-copy-source", "bucket/source.bin");
+        if let Some(range) = range {
+            request = request.header("x-amz-copy-source-range", range);
+        }
+        request.body(Full::default()).unwrap()
+    };
+    for range in [None, None, Some("bytes=0-99")] {
+        let (status, _, _) = send(copy_request(range)).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let stats = proxy.stats();
+    assert_eq!(stats.requests, 3);
+    assert_eq!(stats.copy_requests, 3);
+    assert_eq!(stats.copied_bytes, 3000 + 3000 + 100);
+    assert_eq!(stats.size_lookups, 1, "the source size is cached");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "HEAD /bucket/source.bin",
+            "PUT /bucket/target.bin",
+            "PUT /bucket/target.bin",
+            "PUT /bucket/target.bin"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn without_a_copy_model_copies_are_counted_but_not_sized() {
+    let (upstream_addr, seen) = upstream().await;
+    let proxy = proxy_to(upstream_addr, CopyModel::default()).await;
+    let request = Request::put(format!("{}/bucket/target.bin", proxy.url()))
+        .header("x-amz-copy-source", "bucket/source.bin")
+        .body(Full::default())
+        .unwrap();
+    send(request).await;
+    assert_eq!(proxy.stats().copy_requests, 1);
+    assert_eq!(proxy.stats().copied_bytes, 0);
+    assert_eq!(proxy.stats().size_lookups, 0);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_url_first_and_forwards() {
+    let (upstream_addr, seen) = upstream().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latency-proxy"))
+        .args([
+            "--upstream",
+            &format!("http://{upstream_addr}"),
+            "--latency-ms",
+            "1",
+            "--copy-overhead-ms",
+            "1",
+            "--copy-bandwidth-mib-s",
+            "100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let (status, headers, _) = send(post(&url, "/", "x")).await;
+    let (_, _, stats) = send(
+        Request::get(format!("{url}{STATS_PATH}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(headers.contains(&("x-upstream".into(), "fake".into())));
+    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+    assert_eq!(stats["requests"], 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_runtime_api_hands_out_events_and_collects_answers() {
+    let api = RuntimeApi::start().await.unwrap();
+    let base = format!("http://{}/2018-06-01/runtime", api.address());
+    let function = tokio::spawn(async move {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        for _ in 0..2 {
+            let next = client
+                .request(
+                    Request::get(format!("{base}/invocation/next"))
+                        .body(Full::default())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let id = next.headers()["lambda-runtime-aws-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(next.headers().contains_key("lambda-runtime-deadline-ms"));
+            let event = next.into_body().collect().await.unwrap().to_bytes();
+            let kind = if event.as_ref() == b"fail" {
+                "error"
+            } else {
+                "response"
+            };
+            let answer = client
+                .request(
+                    Request::post(format!("{base}/invocation/{id}/{kind}"))
+                        .body(Full::new(Bytes::from(format!("echo {event:?}"))))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        }
+    });
+    let timeout = Duration::from_secs(30);
+    let ok = api
+        .invoke(Bytes::from_static(b"hello"), timeout)
+        .await
+        .unwrap();
+    assert!(!ok.is_error);
+    assert_eq!(ok.body, Bytes::from_static(b"echo b\"hello\""));
+    assert!(ok.delivered <= ok.answered);
+    let failed = api
+        .invoke(Bytes::from_static(b"fail"), timeout)
+        .await
+        .unwrap();
+    assert!(failed.is_error);
+    api.first_poll().await;
+    assert_eq!(api.init_error(), None);
+    function.await.unwrap();
+}

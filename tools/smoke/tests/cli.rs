@@ -1,0 +1,272 @@
+//! fanout-smoke as a user runs it: argument errors, and a run against a stand-in for the counter
+//! (a local HTTP server that checks the signature and answers like slack-counter).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+
+use fanout_words::slack::{self, Verifier};
+
+const SECRET: &str = "smoke-test-secret";
+
+fn smoke(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fanout-smoke"))
+        .args(args)
+        .env_remove("SLACK_SIGNING_SECRET")
+        .env_remove("SLACK_VERIFICATION_TOKEN")
+        // Nothing here may reach AWS.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("fanout-smoke runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A request the stand-in received.
+struct Received {
+    content_type: String,
+    /// Lowercase header names, with their values.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Serves one request: `answer` gives the status and JSON body.
+fn serve_once(
+    answer: impl FnOnce(&Received) -> (u16, String) + Send + 'static,
+) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free local port");
+    let url = format!("http://{}/slack", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("the smoke test connects");
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("POST /slack "), "{line}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            let (name, value) = trimmed.split_once(':').unwrap();
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let content_type = headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let (status, reply) = answer(&Received {
+            content_type,
+            headers,
+            body,
+        });
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+            reply.len()
+        )
+        .unwrap();
+    });
+    (url, handle)
+}
+
+/// Answers like slack-counter with `secret`: 401 on a bad signature, else the word's count.
+fn counter(count: i64) -> impl FnOnce(&Received) -> (u16, String) {
+    move |request| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let verifier = Verifier::new(Some(SECRET.into()), None);
+        if verifier
+            .check_signature(
+                request.header("x-slack-request-timestamp"),
+                request.header("x-slack-signature"),
+                &request.body,
+                now,
+            )
+            .is_err()
+        {
+            return (
+                401,
+                r#"{"error":"X-Slack-Signature does not match the request"}"#.into(),
+            );
+        }
+        let parsed = slack::parse(Some(&request.content_type), &request.body)
+            .expect("a request Slack would send");
+        let slack::RequestKind::Message(message) = parsed.kind else {
+            panic!("not a message");
+        };
+        let text = format!("{}: {count}", message.text);
+        (
+            200,
+            serde_json::json!({ "ok": true, "text": text }).to_string(),
+        )
+    }
+}
+
+#[test]
+fn a_target_is_required() {
+    let output = smoke(&["--signing-secret", "s"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("--stack") && err.contains("--slack-url"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stack_and_url_exclude_each_other() {
+    let output = smoke(&[
+        "--stack",
+        "s",
+        "--slack-url",
+        "http://x/slack",
+        "--signing-secret",
+        "s",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn credentials_are_required() {
+    let output = smoke(&["--slack-url", "http://127.0.0.1:9/slack"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("--signing-secret or --verification-token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_word_must_be_one_word() {
+    let output = smoke(&[
+        "--slack-url",
+        "http://127.0.0.1:9/slack",
+        "--signing-secret",
+        "s",
+        "--word",
+        "Two Words",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("is not one lowercase word"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bad_numbers_are_argument_errors() {
+    let output = smoke(&[
+        "--slack-url",
+        "u",
+        "--signing-secret",
+        "s",
+        "--timeout",
+        "soon",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--timeout"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unreachable_counter_is_a_clear_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/slack", listener.local_addr().unwrap());
+    drop(listener);
+    let output = smoke(&["--slack-url", &url, "--signing-secret", SECRET]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("smoke test FAILED") && err.contains(&url),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_signed_request_counted_once_passes() {
+    let (url, server) = serve_once(counter(1));
+    let output = smoke(&["--slack-url", &url, "--signing-secret", SECRET]);
+    server.join().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    assert!(out.contains("-> 200") && out.contains(": 1"), "{out}");
+}
+
+#[test]
+fn a_wrong_secret_fails_with_the_status_and_a_hint() {
+    let (url, server) = serve_once(counter(1));
+    let output = smoke(&["--slack-url", &url, "--signing-secret", "not-the-secret"]);
+    server.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("401") && err.contains("SSM parameter"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_word_counted_twice_fails() {
+    let (url, server) = serve_once(counter(2));
+    let output = smoke(&[
+        "--slack-url",
+        &url,
+        "--signing-secret",
+        SECRET,
+        "--word",
+        "smokeonce",
+    ]);
+    server.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("does not count \"smokeonce\" once"), "{err}");
+}
+
+#[test]
+fn a_token_is_sent_as_an_outgoing_webhook_form() {
+    let (url, server) = serve_once(|request| {
+        assert_eq!(request.content_type, "application/x-www-form-urlencoded");
+        assert!(request.header("x-slack-signature").is_none());
+        let parsed = slack::parse(Some(&request.content_type), &request.body).unwrap();
+        assert_eq!(parsed.token.as_deref(), Some("tok"));
+        (200, r#"{"text":"smoketoken: 1"}"#.into())
+    });
+    let output = smoke(&[
+        "--slack-url",
+        &url,
+        "--verification-token",
+        "tok",
+        "--word",
+        "smoketoken",
+    ]);
+    server.join().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -1,0 +1,676 @@
+//! s3-fanout → topic → s3-copier against a real AWS emulator, driven with the sample events in
+//! `events/`: what the topic publishes reaches the copier through an SQS queue subscribed to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use fanout_common::Vars;
+use fanout_copy::ledger::{RunLedger, RunRecord};
+use fanout_copy::publish::JobPublisher;
+use fanout_copy::size::MIB;
+use fanout_copy::{Copier, CopyJob, ObjectStore};
+use fanout_tests::copy::{
+    bytes, create_bucket, create_runs_table, keys, open_uploads, put_object, s3, Carried, FailPart,
+};
+use fanout_tests::iam::CallRecorder;
+use fanout_tests::words::{drain, topic_with_probe_queue};
+use fanout_tests::{unique, workspace_root, Emulator};
+use lambda_runtime::{Context, LambdaEvent};
+use s3_copier::CopyHandler;
+use s3_fanout::{Answer, Budget, Config, Fanout};
+use serde_json::{json, Value};
+
+struct Fixture {
+    sdk: SdkConfig,
+    client: aws_sdk_s3::Client,
+    source: String,
+    destination: String,
+    table: String,
+    topic_arn: String,
+    queue: String,
+}
+
+/// An invocation context with fifteen minutes left.
+fn context(request_id: &str) -> Context {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    context.deadline = (SystemTime::now() + Duration::from_secs(900))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context
+}
+
+/// Budget for tests: whole pages of S3's size, never a continuation.
+fn unhurried() -> Budget {
+    Budget {
+        page_size: None,
+        reserve: Duration::ZERO,
+    }
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let sdk = Emulator::shared().sdk_config().await;
+        let source = create_bucket(&sdk, "fanout-source").await;
+        let destination = create_bucket(&sdk, "fanout-backup").await;
+        let table = create_runs_table(&sdk).await;
+        let (topic_arn, queue) = topic_with_probe_queue(&sdk).await;
+        Fixture {
+            client: s3(&sdk),
+            sdk,
+            source,
+            destination,
+            table,
+            topic_arn,
+            queue,
+        }
+    }
+
+    fn config(&self, source_prefix: &str, dest_prefix: &str, table: bool) -> Config {
+        let mut pairs = vec![
+            ("SOURCE_BUCKET", self.source.as_str()),
+            ("DEST_BUCKET", self.destination.as_str()),
+            ("SOURCE_PREFIX", source_prefix),
+            ("DEST_PREFIX", dest_prefix),
+            ("COPY_TOPIC_ARN", self.topic_arn.as_str()),
+        ];
+        if table {
+            pairs.push(("COPY_RUNS_TABLE", self.table.as_str()));
+        }
+        Config::from_vars(&Vars::from_pairs(pairs)).unwrap()
+    }
+
+    fn ledger(&self) -> RunLedger {
+        RunLedger::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    }
+
+    fn fanout_with(&self, config: Config, budget: Budget, calls: Option<&CallRecorder>) -> Fanout {
+        let ledger = config.runs_table.as_ref().map(|table| {
+            let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&self.sdk);
+            if let Some(calls) = calls {
+                dynamodb = dynamodb.interceptor(calls.clone());
+            }
+            RunLedger::new(aws_sdk_dynamodb::Client::from_conf(dynamodb.build()), table)
+        });
+        let mut sns = aws_sdk_sns::config::Builder::from(&self.sdk);
+        let mut s3 = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true);
+        if let Some(calls) = calls {
+            sns = sns.interceptor(calls.clone());
+            s3 = s3.interceptor(calls.clone());
+        }
+        let publisher = JobPublisher::new(
+            aws_sdk_sns::Client::from_conf(sns.build()),
+            &config.topic_arn,
+        );
+        let store = ObjectStore::new(aws_sdk_s3::Client::from_conf(s3.build()));
+        Fanout::new(config, store, publisher, ledger, None, budget)
+    }
+
+    fn fanout(&self) -> Fanout {
+        self.fanout_with(self.config("", "", true), unhurried(), None)
+    }
+
+    fn copier_with(&self, ledger: bool, calls: Option<&CallRecorder>) -> CopyHandler {
+        self.failing_copier(ledger, calls, None)
+    }
+
+    fn failing_copier(
+        &self,
+        ledger: bool,
+        calls: Option<&CallRecorder>,
+        fault: Option<FailPart>,
+    ) -> CopyHandler {
+        let config = s3_copier::Config::from_vars(&Vars::from_pairs([
+            ("COPY_MULTIPART_THRESHOLD", "5MiB"),
+            ("COPY_PART_SIZE", "5MiB"),
+        ]))
+        .unwrap();
+        let mut s3 = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true);
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&self.sdk);
+        if let Some(calls) = calls {
+            s3 = s3.interceptor(calls.clone());
+            dynamodb = dynamodb.interceptor(calls.clone());
+        }
+        if let Some(fault) = fault {
+            s3 = s3.interceptor(fault);
+        }
+        let copier = Copier::new(
+            ObjectStore::new(aws_sdk_s3::Client::from_conf(s3.build())),
+            config.options,
+            config.concurrency,
+        );
+        let ledger = ledger.then(|| {
+            RunLedger::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+                &self.table,
+            )
+        });
+        CopyHandler::new(copier, ledger)
+    }
+
+    /// A sample event from `events/`, naming this fixture's buckets.
+    fn event(&self, file: &str) -> Value {
+        let path = workspace_root().join("events").join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .replace("fanout-source", &self.source)
+            .replace("fanout-backup", &self.destination);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    async fn put(&self, key: &str, len: usize, seed: u8) -> String {
+        put_object(
+            &self.client,
+            &self.source,
+            key,
+            bytes(len, seed),
+            &Carried::sample(),
+        )
+        .await
+    }
+
+    async fn run(&self, fanout: &Fanout, event: Value, request_id: &str) -> Answer {
+        fanout
+            .handle(LambdaEvent::new(event, context(request_id)))
+            .await
+            .unwrap_or_else(|e| panic!("fanout failed: {e}"))
+    }
+
+    /// What the topic published so far (SNS notifications, as the queue received them).
+    async fn published(&self) -> Vec<String> {
+        drain(&self.sdk, &self.queue).await
+    }
+
+    async fn run_record(&self, run_id: &str) -> RunRecord {
+        self.ledger()
+            .get(run_id)
+            .await
+            .unwrap()
+            .expect("the run is recorded")
+    }
+}
+
+/// The SQS event a queue subscribed to the topic makes of these notifications.
+fn sqs_event(notifications: &[String]) -> Value {
+    let records: Vec<Value> = notifications
+        .iter()
+        .enumerate()
+        .map(|(i, body)| json!({"messageId": format!("sqs-{i}"), "body": body, "eventSource": "aws:sqs"}))
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The SNS event the topic makes of these notifications.
+fn sns_event(notifications: &[String]) -> Value {
+    let records: Vec<Value> = notifications
+        .iter()
+        .map(|body| {
+            let n: Value = serde_json::from_str(body).unwrap();
+            json!({"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:copy:sub",
+                   "Sns": {"Type": "Notification", "MessageId": n["MessageId"], "TopicArn": n["TopicArn"], "Subject": null,
+                           "Message": n["Message"], "Timestamp": "2016-12-13T02:00:05.000Z", "SignatureVersion": "1",
+                           "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x", "MessageAttributes": {}}})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn job_keys(notifications: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = notifications
+        .iter()
+        .map(|body| {
+            let n: Value = serde_json::from_str(body).unwrap();
+            CopyJob::from_json(n["Message"].as_str().unwrap())
+                .unwrap()
+                .source
+                .key
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn the_manual_event_fans_out_and_the_copier_copies_through_sqs() {
+    let f = Fixture::new().await;
+    for i in 0..3 {
+        f.put(&format!("photos/2016/{i}.jpg"), 1000 + i, i as u8)
+            .await;
+    }
+    f.put("photos/2016/panorama.jpg", 11 * MIB as usize, 9)
+        .await;
+    f.put("videos/skip-me.mp4", 10, 1).await;
+    let fanout = f.fanout();
+
+    let answer = f
+        .run(&fanout, f.event("s3-fanout-manual.json"), "req-1")
+        .await;
+    assert_eq!(answer.run_id, "manual-req-1");
+    assert_eq!(
+        (
+            answer.listed,
+            answer.enqueued,
+            answer.skipped,
+            answer.complete
+        ),
+        (4, 4, 0, true)
+    );
+    assert!(answer.continuation.is_none());
+    let published = f.published().await;
+    assert_eq!(
+        job_keys(&published),
+        [
+            "photos/2016/0.jpg",
+            "photos/2016/1.jpg",
+            "photos/2016/2.jpg",
+            "photos/2016/panorama.jpg"
+        ]
+    );
+
+    let reply = f
+        .copier_with(true, None)
+        .handle(sqs_event(&published))
+        .await
+        .unwrap();
+    assert_eq!(reply, json!({"batchItemFailures": []}));
+    assert_eq!(
+        keys(&f.client, &f.destination).await,
+        [
+            "photos/2016/0.jpg",
+            "photos/2016/1.jpg",
+            "photos/2016/2.jpg",
+            "photos/2016/panorama.jpg"
+        ]
+    );
+    let run = f.run_record("manual-req-1").await;
+    assert_eq!(
+        (
+            run.listed,
+            run.enqueued,
+            run.copied,
+            run.skipped,
+            run.failed
+        ),
+        (4, 4, 4, 0, 0)
+    );
+    assert_eq!(run.bytes_copied, 1000 + 1001 + 1002 + 11 * MIB);
+    assert!(run.listing_complete);
+    assert_eq!(run.source, format!("s3://{}/photos/", f.source));
+
+    // Again: the small copies match by ETag in the listing; the multipart copy's ETag differs,
+    // so its job asks the copier to look, and the copier finds its recorded source ETag.
+    let again = f
+        .run(&fanout, f.event("s3-fanout-manual.json"), "req-2")
+        .await;
+    assert_eq!((again.listed, again.enqueued, again.skipped), (4, 1, 3));
+    let published = f.published().await;
+    assert_eq!(job_keys(&published), ["photos/2016/panorama.jpg"]);
+    f.copier_with(true, None)
+        .handle(sqs_event(&published))
+        .await
+        .unwrap();
+    let run = f.run_record("manual-req-2").await;
+    assert_eq!((run.enqueued, run.copied, run.skipped), (1, 0, 4));
+}
+
+#[tokio::test]
+async fn the_scheduled_event_backs_up_what_the_environment_says_through_sns() {
+    let f = Fixture::new().await;
+    f.put("nightly/a.txt", 10, 1).await;
+    f.put("nightly/deep/b.txt", 20, 2).await;
+    f.put("other/c.txt", 30, 3).await;
+    let fanout = f.fanout_with(
+        f.config("nightly/", "backup/2016/", true),
+        unhurried(),
+        None,
+    );
+
+    let answer = f
+        .run(&fanout, f.event("s3-fanout-scheduled.json"), "req-s")
+        .await;
+    assert_eq!(
+        answer.run_id,
+        "scheduled-20161213T020000Z-53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa"
+    );
+    assert_eq!((answer.enqueued, answer.complete), (2, true));
+    let published = f.published().await;
+    let reply = f
+        .copier_with(true, None)
+        .handle(sns_event(&published))
+        .await
+        .unwrap();
+    assert_eq!(reply, Value::Null);
+    assert_eq!(
+        keys(&f.client, &f.destination).await,
+        ["backup/2016/a.txt", "backup/2016/deep/b.txt"]
+    );
+    let run = f.run_record(&answer.run_id).await;
+    assert_eq!((run.enqueued, run.copied, run.bytes_copied), (2, 2, 30));
+}
+
+#[tokio::test]
+async fn the_dry_run_event_publishes_and_copies_nothing() {
+    let f = Fixture::new().await;
+    for i in 0..3 {
+        f.put(&format!("photos/{i}"), 100, i).await;
+    }
+    let answer = f
+        .run(
+            &f.fanout(),
+            f.event("s3-fanout-manual-dry-run.json"),
+            "req-d",
+        )
+        .await;
+    assert!(answer.dry_run);
+    assert_eq!(
+        (
+            answer.listed,
+            answer.planned,
+            answer.planned_bytes,
+            answer.enqueued
+        ),
+        (3, 3, 300, 0)
+    );
+    assert!(f.published().await.is_empty());
+    assert!(keys(&f.client, &f.destination).await.is_empty());
+    let run = f.run_record("manual-req-d").await;
+    assert!(run.dry_run && run.listing_complete);
+    assert_eq!((run.listed, run.enqueued, run.planned_bytes), (3, 0, 300));
+}
+
+#[tokio::test]
+async fn a_long_listing_continues_in_follow_up_invocations_and_publishes_each_job_once() {
+    let f = Fixture::new().await;
+    let expected: Vec<String> = (0..25).map(|i| format!("photos/{i:03}")).collect();
+    for key in &expected {
+        f.put(key, 10, 0).await;
+    }
+    // Four keys a page, and always "out of time" after one page.
+    let budget = Budget {
+        page_size: Some(4),
+        reserve: Duration::from_secs(3600),
+    };
+    let fanout = f.fanout_with(f.config("", "", true), budget, None);
+    let first_event = f.event("s3-fanout-manual.json");
+
+    let first = f.run(&fanout, first_event.clone(), "req-c").await;
+    assert_eq!((first.enqueued, first.complete), (4, false));
+    let next = first.continuation.clone().expect("a continuation");
+    assert_eq!(next.run_id.as_deref(), Some("manual-req-c"));
+    assert_eq!(next.start_after.as_deref(), Some("photos/003"));
+
+    // Lambda retries the first invocation (same request id): it resumes after the recorded
+    // cursor instead of publishing the first page again.
+    let retried = f.run(&fanout, first_event, "req-c").await;
+    assert_eq!(retried.enqueued, 4);
+    assert_eq!(
+        retried
+            .continuation
+            .as_ref()
+            .unwrap()
+            .start_after
+            .as_deref(),
+        Some("photos/007")
+    );
+
+    // The original continuation arrives too, and each invocation continues the next.
+    let mut event = serde_json::to_value(next).unwrap();
+    let mut invocations = 2;
+    loop {
+        let answer = f.run(&fanout, event, &unique("req")).await;
+        invocations += 1;
+        assert!(invocations < 20, "the run must end");
+        match answer.continuation {
+            Some(next) => event = serde_json::to_value(next).unwrap(),
+            None => {
+                assert!(answer.complete);
+                break;
+            }
+        }
+    }
+    assert_eq!(invocations, 7, "25 keys, 4 a page");
+    assert_eq!(
+        job_keys(&f.published().await),
+        expected,
+        "each key exactly once"
+    );
+    let run = f.run_record("manual-req-c").await;
+    assert_eq!((run.listed, run.enqueued), (25, 25));
+    assert!(run.listing_complete);
+    assert_eq!(run.cursor.as_deref(), Some("photos/024"));
+
+    // Without a runs table the continuation alone carries the position.
+    let untracked = f.fanout_with(f.config("", "", false), budget, None);
+    let mut event = f.event("s3-fanout-manual.json");
+    let mut total = 0;
+    for _ in 0..10 {
+        let answer = f.run(&untracked, event, &unique("req")).await;
+        total += answer.enqueued;
+        match answer.continuation {
+            Some(next) => event = serde_json::to_value(next).unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(total, 25);
+    assert_eq!(job_keys(&f.published().await), expected);
+}
+
+#[tokio::test]
+async fn bad_events_get_a_clear_error_and_publish_nothing() {
+    let f = Fixture::new().await;
+    f.put("photos/a", 10, 0).await;
+    let fanout = f.fanout();
+    let src = format!("s3://{}/photos/", f.source);
+    let dst = format!("s3://{}/photos/", f.destination);
+    let cases = [
+        (json!({"source": src}), "missing field `destination`"),
+        (json!({"destination": dst}), "missing field `source`"),
+        (
+            json!({"source": "photos/", "destination": dst}),
+            "is not an S3 URL",
+        ),
+        (
+            json!({"source": src, "destination": "s3://"}),
+            "names no bucket",
+        ),
+        (
+            json!({"source": src, "destination": dst, "modified_since": "last week"}),
+            "RFC 3339",
+        ),
+        (
+            json!({"source": src, "destination": dst, "dryrun": true}),
+            "unknown field `dryrun`",
+        ),
+        (json!({"source": src, "destination": src}), "overlap"),
+        (
+            json!({"detail-type": "Scheduled Event"}),
+            "scheduled event is invalid",
+        ),
+        (json!([1, 2]), "the event is invalid"),
+    ];
+    for (event, expected) in cases {
+        let err = fanout
+            .handle(LambdaEvent::new(event.clone(), context("bad")))
+            .await
+            .expect_err(&event.to_string())
+            .to_string();
+        assert!(err.contains(expected), "{event}: {err}");
+        assert!(err.contains("a manual event looks like"), "{event}: {err}");
+    }
+    assert!(f.published().await.is_empty());
+}
+
+#[tokio::test]
+async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_queue() {
+    let f = Fixture::new().await;
+    f.put("photos/kept.jpg", 100, 1).await;
+    f.put("photos/deleted.jpg", 100, 2).await;
+    let answer = f
+        .run(&f.fanout(), f.event("s3-fanout-manual.json"), "req-f")
+        .await;
+    assert_eq!(answer.enqueued, 2);
+    let published = f.published().await;
+    // The object disappears between the listing and the copy.
+    f.client
+        .delete_object()
+        .bucket(&f.source)
+        .key("photos/deleted.jpg")
+        .send()
+        .await
+        .unwrap();
+
+    // Without a runs table, the failed record is retried by SQS (and then dead-lettered).
+    let reply = f
+        .copier_with(false, None)
+        .handle(sqs_event(&published))
+        .await
+        .unwrap();
+    let failures = reply["batchItemFailures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{reply}");
+
+    // With one, it is recorded with the run and not retried.
+    let reply = f
+        .copier_with(true, None)
+        .handle(sqs_event(&published))
+        .await
+        .unwrap();
+    assert_eq!(reply, json!({"batchItemFailures": []}));
+    let run = f.run_record("manual-req-f").await;
+    assert_eq!(run.failed, 1);
+    assert_eq!(run.failures.len(), 1);
+    assert_eq!(run.failures[0].0, "photos/deleted.jpg");
+    assert!(
+        run.failures[0].1.contains("no longer exists"),
+        "{:?}",
+        run.failures
+    );
+
+    // A missing destination bucket is a failure of each job too, never a crash.
+    let nowhere = f.fanout_with(f.config("", "", true), unhurried(), None);
+    let event = json!({"source": format!("s3://{}/photos/", f.source), "destination": format!("s3://{}/x/", unique("no-such-bucket"))});
+    let answer = f.run(&nowhere, event, "req-n").await;
+    assert_eq!(answer.enqueued, 1);
+    let reply = f
+        .copier_with(true, None)
+        .handle(sqs_event(&f.published().await))
+        .await
+        .unwrap();
+    assert_eq!(reply, json!({"batchItemFailures": []}));
+    let run = f.run_record("manual-req-n").await;
+    assert_eq!(run.failed, 1);
+    assert!(
+        run.failures[0].1.contains("NoSuchBucket"),
+        "{:?}",
+        run.failures
+    );
+
+    // A message that is not a job fails, and is retried.
+    let reply = f
+        .copier_with(true, None)
+        .handle(json!({"Records":[{"messageId":"junk","body":"{\"schema_version\": 1}","eventSource":"aws:sqs"}]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        json!({"batchItemFailures": [{"itemIdentifier": "junk"}]})
+    );
+}
+
+#[tokio::test]
+async fn the_copier_sample_events_copy_their_job() {
+    let f = Fixture::new().await;
+    let etag = f
+        .put("photos/2016/12/13/sunrise.jpg", MIB as usize, 7)
+        .await;
+    let sample_etag = "b6d81b360a5672d80c27430f39153e2c";
+    for file in ["s3-copier-sns.json", "s3-copier-sqs.json"] {
+        let event: Value = serde_json::from_str(
+            &f.event(file)
+                .to_string()
+                .replace(sample_etag, etag.trim_matches('"')),
+        )
+        .unwrap();
+        let reply = f.copier_with(false, None).handle(event).await;
+        let reply = reply.unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            reply.is_null() || reply == json!({"batchItemFailures": []}),
+            "{file}: {reply}"
+        );
+        f.client
+            .head_object()
+            .bucket(&f.destination)
+            .key("photos/2016/12/13/sunrise.jpg")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{file}: not copied: {e:?}"));
+        f.client
+            .delete_object()
+            .bucket(&f.destination)
+            .key("photos/2016/12/13/sunrise.jpg")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn declared_iam_actions_cover_every_sdk_call_made() {
+    let f = Fixture::new().await;
+    f.put("photos/small", 100, 1).await;
+    f.put("photos/large", 11 * MIB as usize, 2).await;
+    let fanout_calls = CallRecorder::default();
+    let copier_calls = CallRecorder::default();
+    let fanout = f.fanout_with(f.config("", "", true), unhurried(), Some(&fanout_calls));
+    let copier = f.copier_with(true, Some(&copier_calls));
+    for request in ["req-i1", "req-i2"] {
+        f.run(&fanout, f.event("s3-fanout-manual.json"), request)
+            .await;
+        copier
+            .handle(sqs_event(&f.published().await))
+            .await
+            .unwrap();
+    }
+    // A multipart copy that fails and is aborted.
+    f.put("photos/larger", 11 * MIB as usize, 3).await;
+    f.run(&fanout, f.event("s3-fanout-manual.json"), "req-i3")
+        .await;
+    let failing = f.failing_copier(true, Some(&copier_calls), Some(FailPart(2)));
+    failing
+        .handle(sqs_event(&f.published().await))
+        .await
+        .unwrap();
+    assert_eq!(f.run_record("manual-req-i3").await.failed, 1);
+    assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+
+    // What IAM needs beyond the calls themselves: the continuation's Invoke (not made here);
+    // s3:ListBucket so that HEAD of a missing object is a 404, and s3:PutObjectTagging for the
+    // tags a copy carries.
+    let needs_beyond_calls: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
+        ("s3-fanout", BTreeSet::from(["lambda:InvokeFunction"])),
+        (
+            "s3-copier",
+            BTreeSet::from(["s3:ListBucket", "s3:PutObjectTagging"]),
+        ),
+    ]);
+    for (function, declared, calls) in [
+        ("s3-fanout", s3_fanout::IAM_ACTIONS, &fanout_calls),
+        ("s3-copier", s3_copier::IAM_ACTIONS, &copier_calls),
+    ] {
+        let declared: BTreeSet<&str> = declared.iter().copied().collect();
+        let made: BTreeSet<String> = calls.iam_actions();
+        let made: BTreeSet<&str> = made.iter().map(String::as_str).collect();
+        assert_eq!(
+            declared.difference(&made).copied().collect::<BTreeSet<_>>(),
+            needs_beyond_calls[function],
+            "{function}: declared {declared:?}, calls {:?}",
+            calls.operations()
+        );
+        assert!(
+            made.is_subset(&declared),
+            "{function} calls what it does not declare: {:?}",
+            made.difference(&declared).collect::<Vec<_>>()
+        );
+    }
+}

@@ -61,11 +61,11 @@ $(INFRA_VENV)/checkov/.installed: infra/requirements-checkov.txt
 	$(INFRA_VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
-## sam-build: `sam build` of every function for arm64 (cargo-lambda with Zig, from .venv) into .aws-sam/
+## sam-build: `sam build` of every function for arm64 (cargo-lambda with Zig, from .venv) into infra/.aws-sam/
 sam-build: dev-tools infra-tools
 	@command -v rustup >/dev/null || { echo "sam-build: rustup is needed to add the aarch64-unknown-linux-gnu target" >&2; exit 1; }
 	rustup target add aarch64-unknown-linux-gnu
-	cd infra && $(INFRA_ENV) $(SAM) build --beta-features --template template.yaml --build-dir ../.aws-sam/build
+	cd infra && $(INFRA_ENV) $(SAM) build --beta-features --template template.yaml
 
 ## bench-words: the word-count benchmark (release slack-counter under a fake Lambda Runtime API,
 ## moto behind a proxy adding 5 ms per request); method and results in docs/performance.md
@@ -74,3 +74,21 @@ bench-words: dev-tools
 	cargo build --release -p slack-counter
 	cargo build --release -p fanout-bench
 	target/release/counter-bench --counter-bin target/release/slack-counter
+
+# --- Local stack: the whole suite on this machine ----------------------------------------------
+# cargo lambda watch runs `cargo run --bin <function>`; building each the same way first makes
+# the stack start in seconds.
+FUNCTIONS := slack-counter sns-multiplier sns-logger s3-fanout s3-copier
+.PHONY: demo up local-bins
+
+## demo: start moto + cargo lambda watch + the template's wiring, play the scripted scenario, stop
+demo: dev-tools local-bins
+	target/debug/fanout-local demo
+
+## up: the same stack, kept running for interactive use until Ctrl-C
+up: dev-tools local-bins
+	target/debug/fanout-local up
+
+local-bins:
+	cargo build -p fanout-local -p fanout-smoke
+	for function in $(FUNCTIONS); do cargo build --bin $$function || exit 1; done

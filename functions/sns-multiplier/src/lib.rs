@@ -16,7 +16,11 @@ use serde_json::Value;
 pub const ENV_VARS: &[&str] = &["WORDS_TABLE", "MULTIPLIER"];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml).
-pub const IAM_ACTIONS: &[&str] = &["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem"];
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+];
 
 /// What the multiplier adds per word occurrence when `MULTIPLIER` is unset.
 pub const DEFAULT_MULTIPLIER: i64 = 10;

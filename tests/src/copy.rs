@@ -177,6 +177,17 @@ pub async fn body(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u
         .to_vec()
 }
 
+/// Deletes an object.
+pub async fn delete(client: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("delete s3://{bucket}/{key}: {e:?}"));
+}
+
 /// Every key in the bucket, in order.
 pub async fn keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     let mut keys = Vec::new();

@@ -11,7 +11,8 @@ use fanout_copy::publish::JobPublisher;
 use fanout_copy::size::MIB;
 use fanout_copy::{Copier, CopyJob, ObjectStore};
 use fanout_tests::copy::{
-    bytes, create_bucket, create_runs_table, keys, open_uploads, put_object, s3, Carried, FailPart,
+    bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3, Carried,
+    FailPart,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::words::{drain, topic_with_probe_queue};
@@ -513,13 +514,7 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     assert_eq!(answer.enqueued, 2);
     let published = f.published().await;
     // The object disappears between the listing and the copy.
-    f.client
-        .delete_object()
-        .bucket(&f.source)
-        .key("photos/deleted.jpg")
-        .send()
-        .await
-        .unwrap();
+    delete(&f.client, &f.source, "photos/deleted.jpg").await;
 
     // Without a runs table, the failed record is retried by SQS (and then dead-lettered).
     let reply = f
@@ -605,13 +600,7 @@ async fn the_copier_sample_events_copy_their_job() {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{file}: not copied: {e:?}"));
-        f.client
-            .delete_object()
-            .bucket(&f.destination)
-            .key("photos/2016/12/13/sunrise.jpg")
-            .send()
-            .await
-            .unwrap();
+        delete(&f.client, &f.destination, "photos/2016/12/13/sunrise.jpg").await;
     }
 }
 

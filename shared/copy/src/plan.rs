@@ -85,12 +85,9 @@ pub struct Part {
 }
 
 impl Part {
-    pub fn len(&self) -> u64 {
+    /// The part's size in bytes (never zero).
+    pub fn bytes(&self) -> u64 {
         self.last - self.first + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The `x-amz-copy-source-range` value.
@@ -214,9 +211,9 @@ mod tests {
                     for (i, part) in parts.iter().enumerate() {
                         prop_assert_eq!(part.number as usize, i + 1);
                         prop_assert_eq!(part.first, next);
-                        prop_assert!(part.len() <= MAX_PART_SIZE);
+                        prop_assert!(part.bytes() <= MAX_PART_SIZE);
                         if i + 1 < parts.len() {
-                            prop_assert!(part.len() >= MIN_PART_SIZE);
+                            prop_assert!(part.bytes() >= MIN_PART_SIZE);
                         }
                         next = part.last + 1;
                     }

@@ -8,9 +8,10 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: test lint unit dev-tools fmt clean
 
-## test: formatting, lints, template checks, unit and integration tests (against moto server)
+## test: formatting, lints, template checks, unit and integration tests (against moto server), the demo
 test: dev-tools lint infra-check
 	cargo test --workspace --all-targets
+	$(MAKE) --no-print-directory demo
 
 lint:
 	cargo fmt --all --check

@@ -24,7 +24,12 @@ fn event_files(prefix: &str) -> Vec<(String, String)> {
     files.sort();
     files
         .into_iter()
-        .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap()))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
         .filter(|(name, _)| name.starts_with(prefix))
         .collect()
 }
@@ -39,13 +44,19 @@ fn every_event_file_belongs_to_a_function_and_is_json() {
     assert!(!all.is_empty());
     for (name, text) in all {
         assert!(
-            functions.iter().any(|function| name.starts_with(&format!("{function}-"))),
+            functions
+                .iter()
+                .any(|function| name.starts_with(&format!("{function}-"))),
             "events/{name} is not named <function>-<shape>.json after one of {functions:?}"
         );
-        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"));
+        serde_json::from_str::<Value>(&text)
+            .unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"));
     }
     for function in &functions {
-        assert!(!event_files(&format!("{function}-")).is_empty(), "{function} has no sample event in events/");
+        assert!(
+            !event_files(&format!("{function}-")).is_empty(),
+            "{function} has no sample event in events/"
+        );
     }
 }
 
@@ -53,7 +64,8 @@ fn every_event_file_belongs_to_a_function_and_is_json() {
 async fn slack_counter_events_are_handled() {
     let sdk = Emulator::shared().sdk_config().await;
     for (name, text) in event_files("slack-counter-") {
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}: {e}"));
+        let request =
+            lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}: {e}"));
         let table = create_words_table(&sdk).await;
         let counter = slack_counter::Counter::new(
             Verifier::new(None, Some(LOCAL_TOKEN.into())),
@@ -66,8 +78,13 @@ async fn slack_counter_events_are_handled() {
         if name.contains("url-verification") {
             assert!(body["challenge"].is_string(), "events/{name}: {body}");
         } else {
-            let text = body["text"].as_str().unwrap_or_else(|| panic!("events/{name}: {body}"));
-            assert!(text.contains(": 1"), "events/{name}: the words are counted: {body}");
+            let text = body["text"]
+                .as_str()
+                .unwrap_or_else(|| panic!("events/{name}: {body}"));
+            assert!(
+                text.contains(": 1"),
+                "events/{name}: the words are counted: {body}"
+            );
         }
     }
 }
@@ -77,14 +94,29 @@ async fn sns_multiplier_events_are_handled() {
     let sdk = Emulator::shared().sdk_config().await;
     for (name, text) in event_files("sns-multiplier-") {
         let table = create_words_table(&sdk).await;
-        let multiplier = sns_multiplier::Multiplier::new(WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table), 10);
+        let multiplier = sns_multiplier::Multiplier::new(
+            WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
+            10,
+        );
         let event: Value = serde_json::from_str(&text).unwrap();
-        let answer = multiplier.handle(event).await.unwrap_or_else(|e| panic!("events/{name}: {e}"));
+        let answer = multiplier
+            .handle(event)
+            .await
+            .unwrap_or_else(|e| panic!("events/{name}: {e}"));
         assert!(
             answer.is_null() || answer == json!({"batchItemFailures": []}),
             "events/{name}: {answer}"
         );
-        let count = fanout_tests::words::count_of(&sdk, &table, if name.contains("sqs") { "hello" } else { "awsadvent" }).await;
+        let count = fanout_tests::words::count_of(
+            &sdk,
+            &table,
+            if name.contains("sqs") {
+                "hello"
+            } else {
+                "awsadvent"
+            },
+        )
+        .await;
         assert_eq!(count, Some(10), "events/{name}");
     }
 }
@@ -93,6 +125,8 @@ async fn sns_multiplier_events_are_handled() {
 async fn sns_logger_events_are_handled() {
     for (name, text) in event_files("sns-logger-") {
         let event: Value = serde_json::from_str(&text).unwrap();
-        sns_logger::handle(event).await.unwrap_or_else(|e| panic!("events/{name}: {e}"));
+        sns_logger::handle(event)
+            .await
+            .unwrap_or_else(|e| panic!("events/{name}: {e}"));
     }
 }

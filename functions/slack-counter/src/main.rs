@@ -3,7 +3,9 @@ use fanout_words::{publish::Publisher, store::WordStore};
 use lambda_http::{run, service_fn, Error, Request};
 use slack_counter::{verifier, Config, Counter};
 
-#[tokio::main]
+// One invocation at a time, I/O bound: a single-threaded runtime costs less CPU per request
+// (docs/performance.md), and Lambda gives a small function only a fraction of a core.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let counter = init_or_report(async {

@@ -207,7 +207,7 @@ impl<'a> Demo<'a> {
             Ok(note) => t.note(note),
             Err(err) => t.check("fill the source bucket", false, err),
         }
-        let first = self.backup(t).await;
+        let first = self.backup(t, "2016-12-13T03:00:00Z").await;
         if let Some(run) = &first {
             t.check(
                 "every object copied, none failed",
@@ -218,14 +218,53 @@ impl<'a> Demo<'a> {
 
         t.step(
             5,
-            "The same backup again: nothing changed, so everything is skipped",
+            "The next night's backup: nothing changed, so everything is skipped",
         );
-        if let Some(run) = self.backup(t).await {
+        if let Some(run) = self.backup(t, "2016-12-14T03:00:00Z").await {
             t.check(
                 "everything skipped",
                 run.copied == 0 && run.failed == 0 && run.skipped == run.listed,
                 summary(&run),
             );
+        }
+
+        t.step(6, "The post-deploy smoke test, against this local stack");
+        self.smoke_test(t).await;
+    }
+
+    /// Runs the post-deploy smoke test (tools/smoke) against this stack, as against a deployed one.
+    async fn smoke_test(&self, t: &mut Transcript) {
+        let binary = fanout_tests::workspace_root().join("target/debug/fanout-smoke");
+        let output = tokio::process::Command::new(&binary)
+            .args([
+                "--slack-url",
+                &self.slack_url,
+                "--signing-secret",
+                SIGNING_SECRET,
+                "--words-table",
+                &self.words_table,
+            ])
+            .env("AWS_ENDPOINT_URL", &self.stack.endpoint)
+            .env("AWS_REGION", crate::template::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .await;
+        match output {
+            Ok(output) => {
+                let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                let errors = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+                t.check(
+                    "fanout-smoke passed",
+                    output.status.success(),
+                    format!("{text} {errors}").trim().to_owned(),
+                );
+            }
+            Err(err) => t.check(
+                "fanout-smoke ran",
+                false,
+                format!("{}: {err} (make local-bins builds it)", binary.display()),
+            ),
         }
     }
 
@@ -340,10 +379,11 @@ impl<'a> Demo<'a> {
     }
 
     /// Triggers s3-fanout as the schedule would, waits for the copier, and prints the run.
-    async fn backup(&self, t: &mut Transcript) -> Option<RunRecord> {
+    /// `night` is the schedule's firing time: each night is its own run.
+    async fn backup(&self, t: &mut Transcript, night: &str) -> Option<RunRecord> {
         let started = Instant::now();
-        let scheduled = json!({"version": "0", "id": "fanout-local", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": crate::template::ACCOUNT, "time": "2016-12-13T03:00:00Z", "region": crate::template::REGION,
+        let scheduled = json!({"version": "0", "id": format!("fanout-local-{night}"), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": crate::template::ACCOUNT, "time": night, "region": crate::template::REGION,
             "resources": ["arn:aws:events:us-east-1:123456789012:rule/fanout-nightly"], "detail": {}});
         let answer = match self.stack.invoker.invoke(&self.fanout, &scheduled).await {
             Ok(answer) => answer,

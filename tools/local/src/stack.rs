@@ -166,7 +166,11 @@ impl Stack {
         for function in &self.plan.functions {
             let started = std::time::Instant::now();
             let _ = self.invoker.invoke(&function.binary, &json!({})).await;
-            println!("  {} ready ({:.1} s)", function.binary, started.elapsed().as_secs_f64());
+            println!(
+                "  {} ready ({:.1} s)",
+                function.binary,
+                started.elapsed().as_secs_f64()
+            );
         }
     }
 

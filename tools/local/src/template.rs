@@ -626,28 +626,50 @@ mod tests {
     fn the_template_wires_every_event_source_the_local_stack_plays() {
         let plan = real_plan();
         let counter = function(&plan, "slack-counter");
-        assert!(counter.triggers.contains(&Trigger::Http { method: "POST".into(), path: "/slack".into() }));
+        assert!(counter.triggers.contains(&Trigger::Http {
+            method: "POST".into(),
+            path: "/slack".into()
+        }));
         let multiplier = function(&plan, "sns-multiplier");
         let logger = function(&plan, "sns-logger");
         let words_topic = |trigger: &Trigger| match trigger {
             Trigger::Sns { topic } => topic == "WordsTopic",
-            Trigger::Sqs { queue, .. } => plan.subscriptions.iter().any(|s| s.topic == "WordsTopic" && &s.queue == queue),
+            Trigger::Sqs { queue, .. } => plan
+                .subscriptions
+                .iter()
+                .any(|s| s.topic == "WordsTopic" && &s.queue == queue),
             _ => false,
         };
-        assert!(multiplier.triggers.iter().any(words_topic), "WordsTopic reaches sns-multiplier: {:?}", multiplier.triggers);
-        assert!(logger.triggers.iter().any(words_topic), "WordsTopic reaches sns-logger: {:?}", logger.triggers);
+        assert!(
+            multiplier.triggers.iter().any(words_topic),
+            "WordsTopic reaches sns-multiplier: {:?}",
+            multiplier.triggers
+        );
+        assert!(
+            logger.triggers.iter().any(words_topic),
+            "WordsTopic reaches sns-logger: {:?}",
+            logger.triggers
+        );
         let copier = function(&plan, "s3-copier");
         assert!(
             copier.triggers.iter().any(|t| matches!(t, Trigger::Sqs { queue, report_failures: true, .. } if queue == "CopyQueue")),
             "{:?}",
             copier.triggers
         );
-        assert!(plan.subscriptions.contains(&Subscription { topic: "CopyTopic".into(), queue: "CopyQueue".into(), raw: true }));
+        assert!(plan.subscriptions.contains(&Subscription {
+            topic: "CopyTopic".into(),
+            queue: "CopyQueue".into(),
+            raw: true
+        }));
         let fanout = function(&plan, "s3-fanout");
-        assert!(fanout.triggers.iter().any(|t| matches!(t, Trigger::Schedule { .. })));
+        assert!(fanout
+            .triggers
+            .iter()
+            .any(|t| matches!(t, Trigger::Schedule { .. })));
         assert_eq!(fanout.env["COPY_TOPIC_ARN"], topic_arn("CopyTopic"));
         assert_eq!(counter.env["WORDS_TOPIC_ARN"], topic_arn("WordsTopic"));
-        plan.merged_env().expect("one cargo lambda watch can run every function");
+        plan.merged_env()
+            .expect("one cargo lambda watch can run every function");
     }
 
     /// `[package.metadata.lambda.env]` lets a developer run `cargo lambda watch` by hand against
@@ -664,7 +686,10 @@ mod tests {
                 continue;
             };
             let function = function(&plan, &binary);
-            for line in section.lines().take_while(|l| !l.trim_start().starts_with('[')) {
+            for line in section
+                .lines()
+                .take_while(|l| !l.trim_start().starts_with('['))
+            {
                 let Some((var, value)) = line.split_once('=') else {
                     continue;
                 };
@@ -719,7 +744,14 @@ Resources:
         assert_eq!(env["QUEUE_NAME"], "jobs");
         assert_eq!(env["TOPIC"], topic_arn("Topic"));
         assert_eq!(env["WHERE"], "us-east-1/default-bucket/jobs");
-        assert_eq!(plan.functions[0].triggers, vec![Trigger::Sqs { queue: "Jobs".into(), batch_size: 5, report_failures: false }]);
+        assert_eq!(
+            plan.functions[0].triggers,
+            vec![Trigger::Sqs {
+                queue: "Jobs".into(),
+                batch_size: 5,
+                report_failures: false
+            }]
+        );
 
         let plan = Plan::from_value(&template, &[("Secret", "/s"), ("Bucket", "b")]).unwrap();
         assert_eq!(plan.functions[0].env["SECRET"], "/s");

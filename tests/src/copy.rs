@@ -4,9 +4,6 @@
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::primitives::ByteStream;
@@ -236,29 +233,7 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
 
 /// Creates a runs table (partition key `run_id`, String) and returns its name.
 pub async fn create_runs_table(sdk: &SdkConfig) -> String {
-    let name = unique("copy-runs");
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("run_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("run_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create the runs table");
-    name
+    crate::create_table(sdk, "copy-runs", "run_id").await
 }
 
 /// Makes every UploadPartCopy of one part number fail, as S3 would if the source vanished

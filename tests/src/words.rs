@@ -1,38 +1,13 @@
 //! Word-count fixtures: the words table, topics and queues, as the template defines them.
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::unique;
 
 /// Creates a words table (partition key `word`, String) and returns its name.
 pub async fn create_words_table(sdk: &SdkConfig) -> String {
-    let name = unique("words");
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("word")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("word")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create the words table");
-    name
+    crate::create_table(sdk, "words", "word").await
 }
 
 /// The stored count of `word`, if any.

@@ -78,9 +78,12 @@ fn first_runtime_request(
     )
 }
 
+/// A function, its environment, and the variable its init error must name.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn a_missing_variable_is_posted_to_the_init_error_endpoint() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         ("slack-counter", &[], "WORDS_TABLE"),
         ("sns-multiplier", &[], "WORDS_TABLE"),
         (

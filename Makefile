@@ -76,6 +76,21 @@ bench-words: dev-tools
 	cargo build --release -p fanout-bench
 	target/release/counter-bench --counter-bin target/release/slack-counter
 
+## bench-copy: the S3 bulk-copy benchmark: s3-copy against `aws s3 cp` (AWS CLI from PyPI, in
+## .venv-bench) and rclone (Debian) through the latency proxy's S3 copy model; docs/performance.md
+BENCH_VENV := .venv-bench
+.PHONY: bench-copy
+bench-copy: dev-tools $(BENCH_VENV)/.installed
+	command -v rclone >/dev/null || apt-get install -y rclone || { apt-get update && apt-get install -y rclone; }
+	cargo build --release -p s3-copy -p fanout-bench
+	$(VENV)/bin/python bench/copy_bench.py --aws-bin $(BENCH_VENV)/bin/aws $(COPY_BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: bench/requirements-copy.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-copy.txt
+	$(BENCH_VENV)/bin/pip show awscli | grep -i '^version'
+	touch $@
+
 # --- Local stack: the whole suite on this machine ----------------------------------------------
 # cargo lambda watch runs `cargo run --bin <function>`; building each the same way first makes
 # the stack start in seconds.

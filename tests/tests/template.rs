@@ -35,6 +35,9 @@ const SQS_POLLER_ACTIONS: &[&str] = &[
 /// Lambda sends failed asynchronous invocations to an SQS OnFailure destination or DLQ with the
 /// function's role; the queues are KMS-encrypted.
 const SQS_FAILURE_ACTIONS: &[&str] = &["sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"];
+/// The tables are encrypted with the stack's key, and DynamoDB decrypts a table's key as the
+/// caller.
+const ENCRYPTED_TABLE_ACTIONS: &[&str] = &["kms:Decrypt"];
 /// Publishing to a KMS-encrypted topic needs a data key from the topic's key.
 const ENCRYPTED_PUBLISH_ACTIONS: &[&str] = &["kms:GenerateDataKey", "kms:Decrypt"];
 /// What encryption with a KMS key implies. Granted on keys only (the stack's key, or a key the
@@ -434,6 +437,9 @@ fn implied_actions(
     }
     if code_actions.contains("sns:Publish") {
         implied.extend(ENCRYPTED_PUBLISH_ACTIONS);
+    }
+    if code_actions.iter().any(|a| a.starts_with("dynamodb:")) {
+        implied.extend(ENCRYPTED_TABLE_ACTIONS);
     }
     implied.into_iter().map(str::to_owned).collect()
 }

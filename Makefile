@@ -10,6 +10,7 @@ export CARGO_TERM_COLOR ?= never
 
 ## test: formatting, lints, template checks, unit and integration tests (against moto server), the demo
 test: dev-tools lint infra-check
+	cargo build --workspace --bins
 	cargo test --workspace --all-targets
 	$(MAKE) --no-print-directory demo
 

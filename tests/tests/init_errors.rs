@@ -26,7 +26,7 @@ fn first_runtime_request(
     let path = bin_dir().join(binary);
     assert!(
         path.exists(),
-        "{} is not built: run `cargo test --workspace --all-targets`",
+        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
         path.display()
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -5,6 +5,7 @@ use aws_config::SdkConfig;
 use fanout_copy::copier::{CopyError, StorageClass};
 use fanout_copy::engine::{self, Quiet};
 use fanout_copy::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
+use fanout_copy::plan::PartSize;
 use fanout_copy::size::MIB;
 use fanout_copy::{Copied, Copier, CopyOptions, Location, ObjectStore, RunSpec, Thresholds};
 use fanout_tests::copy::{
@@ -17,7 +18,7 @@ use futures::stream::{self, StreamExt};
 /// Objects above 5 MiB are copied in 5 MiB parts: an 11 MiB object takes three.
 fn tiny_thresholds() -> CopyOptions {
     CopyOptions {
-        thresholds: Thresholds::new(5 * MIB, 5 * MIB).unwrap(),
+        thresholds: Thresholds::new(5 * MIB, PartSize::Fixed(5 * MIB)).unwrap(),
         ..CopyOptions::default()
     }
 }
@@ -57,6 +58,16 @@ impl Fixture {
 
     async fn put(&self, key: &str, len: usize, seed: u8, carried: &Carried) -> String {
         put_object(&self.client, &self.source, key, bytes(len, seed), carried).await
+    }
+
+    async fn head(&self, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.client
+            .head_object()
+            .bucket(&self.destination)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
     }
 
     fn job(&self, key: &str, size: u64, etag: &str) -> CopyJob {
@@ -107,28 +118,45 @@ async fn headers_metadata_and_tags_survive_both_copy_paths() {
             body(&f.client, &f.destination, &copy).await,
             bytes(len, seed)
         );
-        let head = f
-            .client
-            .head_object()
-            .bucket(&f.destination)
-            .key(&copy)
-            .send()
-            .await
-            .unwrap();
+        let head = f.head(&copy).await;
         assert_eq!(head.storage_class, Some(StorageClass::StandardIa), "{key}");
     }
-    let large = f
-        .client
-        .head_object()
-        .bucket(&f.destination)
-        .key("copy/large.jpg")
-        .send()
-        .await
-        .unwrap();
+    let large = f.head("copy/large.jpg").await;
     assert!(
         large.e_tag.unwrap().ends_with("-3\""),
         "the large object went through a three-part copy"
     );
+}
+
+#[tokio::test]
+async fn automatic_parts_fill_the_free_copy_slots() {
+    let f = Fixture::new().await;
+    let len = 24 * MIB as usize;
+    f.put("auto.bin", len, 3, &Carried::default()).await;
+    let auto = CopyOptions {
+        thresholds: Thresholds::new(5 * MIB, PartSize::Auto).unwrap(),
+        ..CopyOptions::default()
+    };
+    // Two slots: two parts of 12 MiB. Sixteen: 24 MiB / 16 is below 5 MiB, so five parts of
+    // 5 MiB (the last 4 MiB).
+    for (slots, parts) in [(2, "-2\""), (16, "-5\"")] {
+        let copier = Copier::new(ObjectStore::from_sdk(&f.sdk), auto.clone(), slots);
+        let prefix = format!("auto-{slots}/");
+        let summary = engine::run(&copier, f.spec("", &prefix), false, None, &Quiet)
+            .await
+            .unwrap();
+        assert_eq!((summary.copied, summary.failed), (1, 0), "{summary:?}");
+        let copy = format!("{prefix}auto.bin");
+        let head = f.head(&copy).await;
+        let etag = head.e_tag.unwrap();
+        assert!(etag.ends_with(parts), "{slots} slots: ETag {etag}");
+        assert_eq!(body(&f.client, &f.destination, &copy).await, bytes(len, 3));
+        assert_eq!(
+            copier.free_slots(),
+            slots,
+            "every planned request was let go"
+        );
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ use clap::{CommandFactory, Parser};
 use fanout_copy::copier::{parse_storage_class, StorageClass};
 use fanout_copy::engine::{self, new_run_id};
 use fanout_copy::location::check_pair;
-use fanout_copy::plan::{DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
+use fanout_copy::plan::{
+    parse_part_size, PartSize, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
+};
 use fanout_copy::planner::{parse_rfc3339, RunSpec};
 use fanout_copy::size::parse_size;
 use fanout_copy::{Copier, CopyOptions, Location, ObjectStore, RunSummary, Thresholds};
@@ -35,9 +37,10 @@ struct Args {
     /// Objects above this size are copied in parts (bytes, or KiB, MiB, GiB)
     #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_MULTIPART_THRESHOLD, value_parser = parse_size)]
     multipart_threshold: u64,
-    /// The preferred part size, 5 MiB to 5 GiB (raised to keep within 10,000 parts)
-    #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_PART_SIZE, value_parser = parse_size)]
-    part_size: u64,
+    /// The part size, 5 MiB to 5 GiB (raised to keep within 10,000 parts); auto splits each
+    /// object into as many parts of 5 to 16 MiB as there are free copy slots
+    #[arg(long, value_name = "SIZE", default_value_t = PartSize::Auto, value_parser = parse_part_size)]
+    part_size: PartSize,
     /// Only objects modified at or after this time, e.g. 2016-12-13T00:00:00Z
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
     modified_since: Option<i64>,

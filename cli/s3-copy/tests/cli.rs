@@ -54,7 +54,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         ),
         (
             &["s3://aaa", "s3://bbb", "--part-size", "8MB"],
-            "is not a size",
+            "is not a part size: write auto",
         ),
         (
             &["s3://aaa", "s3://bbb", "--multipart-threshold", "6GiB"],

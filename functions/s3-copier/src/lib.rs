@@ -14,7 +14,7 @@ use fanout_copy::copier::{parse_storage_class, Copied, Copier, CopyError, CopyOp
 use fanout_copy::job::JobError;
 use fanout_copy::ledger::{LedgerError, RunLedger};
 use fanout_copy::plan::{
-    Thresholds, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
+    parse_part_size, PartSize, Thresholds, AUTO_MAX_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD,
 };
 use fanout_copy::size::parse_size;
 use fanout_copy::CopyJob;
@@ -44,6 +44,15 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
 ];
 
+/// The part size when `COPY_PART_SIZE` is unset. Unlike the CLI, a copier instance runs beside
+/// up to the copier's maximum concurrency of others, so a fan-out is bound by S3's request rate
+/// per prefix rather than by one object's parallelism: fixed 16 MiB parts take a third of the
+/// requests of 5 MiB ones (docs/copy.md, "The Lambda fan-out, in numbers").
+pub const DEFAULT_PART_SIZE: PartSize = PartSize::Fixed(AUTO_MAX_PART_SIZE);
+/// Copy requests in flight per instance when `COPY_CONCURRENCY` is unset: one 1 GiB object's
+/// 64 parts at once.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub runs_table: Option<String>,
@@ -59,7 +68,11 @@ impl Config {
             .parsed_with("COPY_MULTIPART_THRESHOLD", SIZE, parse_size)?
             .unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
         let part_size = vars
-            .parsed_with("COPY_PART_SIZE", SIZE, parse_size)?
+            .parsed_with(
+                "COPY_PART_SIZE",
+                "auto, a size in bytes, or a whole number with KiB, MiB or GiB",
+                parse_part_size,
+            )?
             .unwrap_or(DEFAULT_PART_SIZE);
         let thresholds = Thresholds::new(threshold, part_size).map_err(|e| {
             let var = if matches!(e, fanout_copy::plan::ThresholdError::ThresholdTooLarge(_)) {
@@ -183,7 +196,10 @@ mod tests {
     #[test]
     fn defaults_and_knobs() {
         let config = Config::from_vars(&Vars::from_pairs([])).unwrap();
-        assert_eq!(config.options.thresholds, Thresholds::default());
+        assert_eq!(
+            config.options.thresholds,
+            Thresholds::new(DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE).unwrap()
+        );
         assert_eq!(config.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(config.runs_table, None);
         let config = Config::from_vars(&Vars::from_pairs([
@@ -196,9 +212,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.options.thresholds.multipart_threshold(), 8 * MIB);
-        assert_eq!(config.options.thresholds.part_size(), 5 * MIB);
+        assert_eq!(
+            config.options.thresholds.part_size(),
+            PartSize::Fixed(5 * MIB)
+        );
         assert_eq!(config.concurrency, 10);
         assert_eq!(config.options.kms_key_id.as_deref(), Some("alias/backup"));
+        let config = Config::from_vars(&Vars::from_pairs([("COPY_PART_SIZE", "auto")])).unwrap();
+        assert_eq!(config.options.thresholds.part_size(), PartSize::Auto);
     }
 
     #[test]
@@ -207,6 +228,7 @@ mod tests {
             ("COPY_MULTIPART_THRESHOLD", "8MB"),
             ("COPY_MULTIPART_THRESHOLD", "6GiB"),
             ("COPY_PART_SIZE", "1MiB"),
+            ("COPY_PART_SIZE", "automatic"),
             ("COPY_CONCURRENCY", "0"),
             ("COPY_CONCURRENCY", "many"),
             ("COPY_STORAGE_CLASS", "cheap"),

@@ -3,7 +3,7 @@
 //! Headers, user metadata and tags are carried on both paths; the source ETag is recorded in
 //! the destination's metadata so that a later run can tell the copy is current.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub use aws_sdk_s3::types::StorageClass;
@@ -97,6 +97,25 @@ pub struct Copier {
     options: CopyOptions,
     permits: Arc<Semaphore>,
     concurrency: usize,
+    /// Copy requests planned and not yet finished, across every object: what is left of the
+    /// concurrency is what the automatic part size may fill.
+    planned: Arc<AtomicUsize>,
+}
+
+/// One planned copy request, counted in [`Copier::planned`] until it is dropped.
+struct Planned(Arc<AtomicUsize>);
+
+impl Planned {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Planned(counter.clone())
+    }
+}
+
+impl Drop for Planned {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Copier {
@@ -107,6 +126,7 @@ impl Copier {
             options,
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency,
+            planned: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -116,6 +136,12 @@ impl Copier {
 
     pub fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    /// Copy requests that could start now without waiting for one already planned.
+    pub fn free_slots(&self) -> usize {
+        self.concurrency
+            .saturating_sub(self.planned.load(Ordering::Relaxed))
     }
 
     /// Copies the job's object, unless the destination already holds its content.
@@ -158,16 +184,22 @@ impl Copier {
                 return Ok(Copied::Skipped);
             }
         }
-        let method = plan::plan(src.size, &self.options.thresholds).map_err(|reason| {
-            CopyError::TooLarge {
+        let method = plan::plan(src.size, &self.options.thresholds, self.free_slots()).map_err(
+            |reason| CopyError::TooLarge {
                 bucket: src.bucket.clone(),
                 key: src.key.clone(),
                 reason,
-            }
-        })?;
+            },
+        )?;
+        // Counted from now, so that objects planned meanwhile see these slots as taken.
+        let planned: Vec<_> = match &method {
+            Method::Single => vec![Planned::new(&self.planned)],
+            Method::Multipart(parts) => parts.iter().map(|_| Planned::new(&self.planned)).collect(),
+        };
         let mut request = self.request(job, &source);
         match method {
             Method::Single => {
+                let _planned = planned;
                 let _permit = self.permit().await;
                 self.store.copy_object(&request).await?;
             }
@@ -175,7 +207,7 @@ impl Copier {
                 if source.tag_count != Some(0) {
                     request.tags = self.store.tags(&src.bucket, &src.key).await?;
                 }
-                self.multipart(&request, parts).await?;
+                self.multipart(&request, parts, planned).await?;
             }
         }
         Ok(Copied::Copied { bytes: src.size })
@@ -207,13 +239,19 @@ impl Copier {
 
     /// Copies the parts in parallel and completes the upload; on any failure, lets the parts
     /// in flight finish, starts no more, and aborts the upload so that no parts are left behind.
-    async fn multipart(&self, request: &CopyRequest, parts: Vec<Part>) -> Result<(), CopyError> {
+    async fn multipart(
+        &self,
+        request: &CopyRequest,
+        parts: Vec<Part>,
+        planned: Vec<Planned>,
+    ) -> Result<(), CopyError> {
         let upload_id = self.store.create_multipart(request).await?;
         let failed = AtomicBool::new(false);
-        let results: Vec<Result<_, StoreError>> = stream::iter(parts)
-            .map(|part| {
+        let results: Vec<Result<_, StoreError>> = stream::iter(parts.into_iter().zip(planned))
+            .map(|(part, planned)| {
                 let (failed, upload_id) = (&failed, &upload_id);
                 async move {
+                    let _planned = planned;
                     let _permit = self.permit().await;
                     if failed.load(Ordering::Relaxed) {
                         return Ok(None);

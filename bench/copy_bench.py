@@ -54,14 +54,27 @@ def part_sizes(size: int, part_size: int) -> list[int]:
     return [part_size] * full + ([rest] if rest else [])
 
 
-def limit_ms(model: Model, size: int, threshold: int, part_size: int) -> float:
-    """The model's limit for copying one object of `size` bytes with all its parts in flight
-    at once: a single copy at or below the threshold; above it CreateMultipartUpload, the
-    longest part, then CompleteMultipartUpload, each one round trip."""
-    if size <= threshold:
+S3_MIN_PART = 5 * MIB
+AUTO = -1  # s3-copy's automatic part size (fanout_copy::plan::PartSize::Auto)
+AUTO_MAX_PART = 16 * MIB  # fanout_copy::plan::AUTO_MAX_PART_SIZE
+
+
+def limit_ms(model: Model, size: int) -> float:
+    """The model's limit for copying one object of `size` bytes: every part in flight at once,
+    in parts of 5 MiB, the smallest S3 allows, so that no tool can do better: CreateMultipartUpload,
+    the longest part, then CompleteMultipartUpload, each one round trip. An object of 5 MiB or
+    less is one CopyObject."""
+    if size <= S3_MIN_PART:
         return model.copy_request_ms(size)
-    longest = max(part_sizes(size, part_size))
-    return 2 * model.latency_ms + model.copy_request_ms(longest)
+    return 2 * model.latency_ms + model.copy_request_ms(S3_MIN_PART)
+
+
+def auto_part_size(size: int, free_slots: int) -> int:
+    """fanout_copy::plan::part_size_for with PartSize::Auto: as many parts as free slots, in
+    whole MiB, 5 to 16 MiB each."""
+    per_slot = -(-size // max(free_slots, 1))
+    whole_mib = -(-per_slot // MIB) * MIB
+    return min(max(whole_mib, S3_MIN_PART), AUTO_MAX_PART)
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class Defaults:
     """What a tool does at its defaults, as far as the model is concerned."""
 
     threshold: int  # multipart above this size, else one CopyObject
-    part_size: int
+    part_size: int  # or AUTO
     concurrency: int  # requests in flight at once, across objects
     requests_per_object: int  # other round trips per object (HEAD, tagging, create, complete)
     setup_round_trips: int  # sequential round trips before the first copy (listings)
@@ -79,7 +92,7 @@ class Defaults:
 # flight, 8 MiB threshold and parts, HeadObject + create + complete per multipart object.
 # rclone: 4 transfers, CopyObject below its 4.6 GiB copy cutoff, a HEAD after each copy.
 TOOL_DEFAULTS = {
-    "s3-copy": Defaults(16 * MIB, 16 * MIB, 64, 4, 2),
+    "s3-copy": Defaults(16 * MIB, AUTO, 256, 3, 1),
     "aws s3 cp": Defaults(8 * MIB, 8 * MIB, 10, 3, 1),
     "rclone": Defaults(int(4.6 * 1024 * MIB), 0, 4, 1, 2),
 }
@@ -87,14 +100,21 @@ TOOL_DEFAULTS = {
 
 def estimate_ms(model: Model, sizes: list[int], tool: Defaults) -> float:
     """The model's time for a tool's schedule, with the emulator taking no time: the request
-    time spread over the tool's concurrency, but never less than its longest object."""
+    time spread over the tool's concurrency, but never less than its longest object. Objects are
+    planned in listing order, all at the start (the automatic part size sees the slots that the
+    objects before have planned as taken)."""
     work = 0.0
     longest = 0.0
+    planned = 0
     for size in sizes:
         if size <= tool.threshold:
             requests = [model.copy_request_ms(size)]
         else:
-            requests = [model.copy_request_ms(part) for part in part_sizes(size, tool.part_size)]
+            part = tool.part_size
+            if part == AUTO:
+                part = auto_part_size(size, tool.concurrency - planned)
+            requests = [model.copy_request_ms(p) for p in part_sizes(size, part)]
+        planned += len(requests)
         other = tool.requests_per_object * model.latency_ms
         work += sum(requests) + other
         longest = max(longest, max(requests) + other)
@@ -107,10 +127,16 @@ def self_test() -> None:
     assert part_sizes(32 * MIB, 16 * MIB) == [16 * MIB, 16 * MIB]
     assert part_sizes(0, 16 * MIB) == []
     assert math.isclose(model.copy_request_ms(75 * MIB), 1040.0)
-    # 256 MiB in 16 MiB parts: 5 + (5 + 35 + 213.33) + 5
-    assert math.isclose(limit_ms(model, 256 * MIB, 16 * MIB, 16 * MIB), 50.0 + 1000 * 16 / 75)
-    # At the threshold: one CopyObject of the whole object.
-    assert math.isclose(limit_ms(model, 16 * MIB, 16 * MIB, 16 * MIB), 40.0 + 1000 * 16 / 75)
+    # Any object above 5 MiB: 5 + (5 + 35 + 66.67) + 5
+    assert math.isclose(limit_ms(model, 256 * MIB), 50.0 + 1000 * 5 / 75)
+    assert math.isclose(limit_ms(model, 32 * MIB), 50.0 + 1000 * 5 / 75)
+    # At most 5 MiB: one CopyObject of the whole object.
+    assert math.isclose(limit_ms(model, 4 * MIB), 40.0 + 1000 * 4 / 75)
+    # The automatic part size, as fanout_copy::plan tests it.
+    assert auto_part_size(256 * MIB, 256) == 5 * MIB
+    assert auto_part_size(256 * MIB, 20) == 13 * MIB
+    assert auto_part_size(256 * MIB, 8) == 16 * MIB
+    assert auto_part_size(256 * MIB, 0) == 16 * MIB
     # Two objects of 32 MiB, 16 MiB parts, 64 in flight: the longest object bounds it.
     one = Defaults(16 * MIB, 16 * MIB, 64, 2, 1)
     part = model.copy_request_ms(16 * MIB)
@@ -118,6 +144,14 @@ def self_test() -> None:
     # One request at a time: all the work in a row.
     serial = Defaults(16 * MIB, 16 * MIB, 1, 2, 1)
     assert math.isclose(estimate_ms(model, [32 * MIB] * 2, serial), 5 + 2 * (2 * part + 10))
+    # Automatic parts, 8 slots, two 32 MiB objects: the first takes 7 slots in 5 MiB parts
+    # (6 × 5 + 2), the second sees one slot free and goes in 16 MiB parts, whose one part is
+    # longer than the work spread over the slots.
+    auto = Defaults(16 * MIB, AUTO, 8, 0, 0)
+    first = 6 * model.copy_request_ms(5 * MIB) + model.copy_request_ms(2 * MIB)
+    assert (first + 2 * part) / 8 < part
+    assert math.isclose(estimate_ms(model, [32 * MIB] * 2, auto), part)
+    assert math.isclose(estimate_ms(model, [32 * MIB], auto), model.copy_request_ms(5 * MIB))
     print("self-test ok")
 
 
@@ -167,9 +201,11 @@ class Stack:
         wait_for_http(moto_url + "/moto-api/")
         procs = [moto]
         urls = []
+        k = args.time_scale
         for label, model in (
-            ("model", ["--latency-ms", str(args.latency_ms), "--copy-overhead-ms", str(args.copy_overhead_ms)]
-             + (["--copy-bandwidth-mib-s", str(args.copy_bandwidth_mib_s)] if args.copy_bandwidth_mib_s > 0 else [])),
+            ("model", ["--overlap", "--latency-ms", str(args.latency_ms * k),
+                       "--copy-overhead-ms", str(args.copy_overhead_ms * k)]
+             + (["--copy-bandwidth-mib-s", str(args.copy_bandwidth_mib_s / k)] if args.copy_bandwidth_mib_s > 0 else [])),
             ("floor", ["--latency-ms", "0"]),
         ):
             proxy = subprocess.Popen(
@@ -345,10 +381,9 @@ def main() -> None:
     p.add_argument("--copy-bandwidth-mib-s", type=float, default=75.0)
     p.add_argument("--seed", type=int, default=7, help="seeds the object sizes of data set a")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per tool run")
-    p.add_argument("--part-size-mib", type=float, default=16.0,
-                   help="s3-copy's default part size (fanout_copy::plan::DEFAULT_PART_SIZE), for the limit")
-    p.add_argument("--threshold-mib", type=float, default=16.0,
-                   help="s3-copy's default multipart threshold, for the limit")
+    p.add_argument("--time-scale", type=float, default=60.0,
+                   help="run the model this many times slower and divide the times by it, so that the "
+                        "emulator's own work fits inside the modelled time (see docs/performance.md)")
     p.add_argument("--moto-python", default=os.path.join(root, ".venv/bin/python"))
     p.add_argument("--moto-launcher", default=os.path.join(here, "moto_ranged.py"),
                    help="moto server with UploadPartCopy reading only its range (see that file)")
@@ -370,8 +405,7 @@ def main() -> None:
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     results = {
         "model": vars(model),
-        "s3_copy_part_size_mib": args.part_size_mib,
-        "s3_copy_threshold_mib": args.threshold_mib,
+        "time_scale": args.time_scale,
         "runs": args.runs,
         "versions": versions(args),
         "data_sets": {},
@@ -387,7 +421,7 @@ def main() -> None:
             print(f"data set {data_set}: {len(sizes)} objects, {sum(sizes) / MIB:.1f} MiB written "
                   f"in {time.monotonic() - t0:.1f} s", file=sys.stderr)
             expected = (len(sizes), sum(sizes))
-            limit = limit_ms(model, max(sizes), int(args.threshold_mib * MIB), int(args.part_size_mib * MIB))
+            limit = limit_ms(model, max(sizes))
             entry = {"objects": len(sizes), "bytes": sum(sizes), "largest": max(sizes),
                      "limit_s": limit / 1000.0, "tools": {t: [] for t in tools},
                      "floor": {t: [] for t in tools},
@@ -399,6 +433,9 @@ def main() -> None:
                 for tool in tools:
                     dst = f"dst-{kind}-{tool.replace(' ', '').replace('3', '')}-{run}".lower()
                     r = run_tool(tool, args, stack, endpoint, direct, "src", dst, expected, scratch)
+                    if kind == "tools":  # back to the model's time
+                        r["wall_seconds"] = r["seconds"]
+                        r["seconds"] = r["seconds"] / args.time_scale
                     entry[kind][tool].append(r)
                     label = "model" if kind == "tools" else "emulator floor"
                     print(f"  {data_set} {label} run {run + 1}: {tool}: {r['seconds']:.2f} s {r['proxy']}",

@@ -44,6 +44,9 @@ pub struct ProxyConfig {
     /// Added to every request before it is forwarded.
     pub latency: Duration,
     pub copy: CopyModel,
+    /// Forward at once and hold the answer until the delay has passed since the request
+    /// arrived, so that the upstream's own time counts inside the delay instead of after it.
+    pub overlap: bool,
     /// Keep a log of every exchange (for [`Proxy::take_log`]).
     pub record: bool,
 }
@@ -81,6 +84,7 @@ struct Shared {
     upstream: Uri,
     latency_us: AtomicU64,
     copy: CopyModel,
+    overlap: bool,
     client: Client<HttpConnector, ProxyBody>,
     requests: AtomicU64,
     copy_requests: AtomicU64,
@@ -109,6 +113,7 @@ impl Proxy {
             upstream: config.upstream,
             latency_us: AtomicU64::new(micros(config.latency)),
             copy: config.copy,
+            overlap: config.overlap,
             client: Client::builder(TokioExecutor::new()).build(connector),
             requests: AtomicU64::new(0),
             copy_requests: AtomicU64::new(0),
@@ -207,7 +212,10 @@ impl Shared {
             }
         }
         // Measured from arrival, so the time spent learning a source's size is part of the delay.
-        tokio::time::sleep_until((received + delay).into()).await;
+        let due = received + delay;
+        if !self.overlap {
+            tokio::time::sleep_until(due.into()).await;
+        }
         let forwarded = Instant::now();
         let (mut parts, body) = request.into_parts();
         drop_hop_by_hop(&mut parts.headers);
@@ -234,6 +242,9 @@ impl Shared {
                 ),
             ),
         };
+        if self.overlap {
+            tokio::time::sleep_until(due.into()).await;
+        }
         if let Some(log) = &self.log {
             log.lock().expect("log lock").push(Exchange {
                 received,

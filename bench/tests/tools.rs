@@ -76,6 +76,7 @@ async fn proxy_to(upstream: SocketAddr, copy: CopyModel) -> Proxy {
         upstream: format!("http://{upstream}").parse().unwrap(),
         latency: Duration::from_millis(1),
         copy,
+        overlap: false,
         record: true,
     })
     .await
@@ -134,6 +135,40 @@ async fn every_request_is_delayed_counted_and_answered_unchanged() {
         assert!(exchange.received <= exchange.forwarded && exchange.forwarded <= exchange.answered);
     }
     assert!(proxy.take_log().is_empty(), "taking the log empties it");
+}
+
+#[tokio::test]
+async fn overlap_forwards_at_once_and_holds_the_answer_until_the_delay_has_passed() {
+    let (upstream_addr, _) = upstream().await;
+    let latency = Duration::from_millis(300);
+    for overlap in [false, true] {
+        let proxy = Proxy::start(ProxyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: format!("http://{upstream_addr}").parse().unwrap(),
+            latency,
+            copy: CopyModel::default(),
+            overlap,
+            record: true,
+        })
+        .await
+        .unwrap();
+        let (status, _, _) = send(post(&proxy.url(), "/t", "{}")).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let log = proxy.take_log();
+        let exchange = &log[0];
+        // Never answered before the delay has passed, either way.
+        assert!(exchange.answered - exchange.received >= latency);
+        if overlap {
+            // The instant upstream answered long before the delay was up.
+            assert!(
+                exchange.forwarded - exchange.received < latency,
+                "forwarded after {:?}",
+                exchange.forwarded - exchange.received
+            );
+        } else {
+            assert!(exchange.forwarded - exchange.received >= latency);
+        }
+    }
 }
 
 #[tokio::test]

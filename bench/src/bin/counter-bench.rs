@@ -126,6 +126,7 @@ async fn main() -> Result<(), Failure> {
         upstream: emulator.endpoint.parse()?,
         latency,
         copy: Default::default(),
+        overlap: false,
         record: true,
     })
     .await?;

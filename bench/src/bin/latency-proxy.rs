@@ -33,6 +33,11 @@ struct Args {
     /// learnt once with a HEAD upstream) at this speed. Unlimited when absent.
     #[arg(long)]
     copy_bandwidth_mib_s: Option<f64>,
+    /// Forward every request at once and answer it when its delay has passed since it
+    /// arrived (or when the upstream answers, if later): the upstream's own time then counts
+    /// inside the modelled time instead of being added to it.
+    #[arg(long)]
+    overlap: bool,
 }
 
 fn millis(value: f64, flag: &str) -> Result<Duration, String> {
@@ -63,6 +68,7 @@ async fn main() -> Result<(), String> {
             overhead: millis(args.copy_overhead_ms, "--copy-overhead-ms")?,
             bandwidth_mib_s: args.copy_bandwidth_mib_s,
         },
+        overlap: args.overlap,
         record: false,
     })
     .await

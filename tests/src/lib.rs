@@ -80,6 +80,21 @@ impl Emulator {
         }
     }
 
+    /// Points a child process's AWS SDK at the emulator with the test credentials, and keeps
+    /// the rest of the environment's AWS configuration (profiles, files, IMDS) out of it.
+    pub fn configure<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    }
+
     /// SDK configuration for the emulator: fixed test credentials, us-east-1.
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())

@@ -10,17 +10,9 @@ use serde_json::Value;
 /// Runs s3-copy with the emulator's endpoint and test credentials, and nothing else from the
 /// environment's AWS configuration.
 fn s3_copy(args: &[&str]) -> Output {
-    let emulator = Emulator::shared();
-    Command::new(env!("CARGO_BIN_EXE_s3-copy"))
+    Emulator::shared()
+        .configure(&mut Command::new(env!("CARGO_BIN_EXE_s3-copy")))
         .args(args)
-        .env("AWS_ENDPOINT_URL", &emulator.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("run s3-copy")
 }

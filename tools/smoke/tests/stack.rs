@@ -61,13 +61,9 @@ async fn stack(emulator: &Emulator, slack_url: &str) -> (String, String) {
 }
 
 fn smoke(emulator: &Emulator, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fanout-smoke"))
+    emulator
+        .configure(&mut Command::new(env!("CARGO_BIN_EXE_fanout-smoke")))
         .args(args)
-        .env("AWS_ENDPOINT_URL", &emulator.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
         .env_remove("SLACK_VERIFICATION_TOKEN")
         .env("SLACK_SIGNING_SECRET", "stack-test-secret")
         .output()

@@ -58,11 +58,12 @@ def complete(self, body):
     count = 0
     for number, etag in body:
         part = self.parts.get(number)
-        if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
+        part_etag = part.etag.replace('"', "") if part is not None else None
+        if part_etag is None or part_etag != etag.replace('"', ""):
             raise InvalidPart()
         if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
             raise EntityTooSmall()
-        md5s.extend(bytes.fromhex(part.etag.replace('"', "")))
+        md5s.extend(bytes.fromhex(part_etag))
         with part.lock:
             part._value_buffer.seek(0)
             total.extend(part._value_buffer.read())

@@ -192,10 +192,9 @@ impl Copier {
             },
         )?;
         // Counted from now, so that objects planned meanwhile see these slots as taken.
-        let planned: Vec<_> = match &method {
-            Method::Single => vec![Planned::new(&self.planned)],
-            Method::Multipart(parts) => parts.iter().map(|_| Planned::new(&self.planned)).collect(),
-        };
+        let planned: Vec<_> = (0..method.copy_requests())
+            .map(|_| Planned::new(&self.planned))
+            .collect();
         let mut request = self.request(job, &source);
         match method {
             Method::Single => {

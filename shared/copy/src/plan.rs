@@ -142,6 +142,16 @@ pub enum Method {
     Multipart(Vec<Part>),
 }
 
+impl Method {
+    /// The copy requests it takes: one CopyObject, or one UploadPartCopy per part.
+    pub fn copy_requests(&self) -> usize {
+        match self {
+            Method::Single => 1,
+            Method::Multipart(parts) => parts.len(),
+        }
+    }
+}
+
 /// An object S3 cannot hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the object is {} and S3 objects are at most 5 TiB", format_size(*.0))]

@@ -55,8 +55,8 @@ def part_sizes(size: int, part_size: int) -> list[int]:
 
 
 S3_MIN_PART = 5 * MIB
-AUTO = -1  # s3-copy's automatic part size (fanout_copy::plan::PartSize::Auto)
-AUTO_MAX_PART = 16 * MIB  # fanout_copy::plan::AUTO_MAX_PART_SIZE
+AUTO = -1  # s3-copy's automatic part size (fanout_copy_core::plan::PartSize::Auto)
+AUTO_MAX_PART = 16 * MIB  # fanout_copy_core::plan::AUTO_MAX_PART_SIZE
 
 
 def limit_ms(model: Model, size: int) -> float:
@@ -70,7 +70,7 @@ def limit_ms(model: Model, size: int) -> float:
 
 
 def auto_part_size(size: int, free_slots: int) -> int:
-    """fanout_copy::plan::part_size_for with PartSize::Auto: as many parts as free slots, in
+    """fanout_copy_core::plan::part_size_for with PartSize::Auto: as many parts as free slots, in
     whole MiB, 5 to 16 MiB each."""
     per_slot = -(-size // max(free_slots, 1))
     whole_mib = -(-per_slot // MIB) * MIB
@@ -88,7 +88,7 @@ class Defaults:
     setup_round_trips: int  # sequential round trips before the first copy (listings)
 
 
-# s3-copy: fanout_copy::plan defaults. aws s3 cp (AWS CLI v1, s3transfer): 10 requests in
+# s3-copy: fanout_copy_core::plan defaults. aws s3 cp (AWS CLI v1, s3transfer): 10 requests in
 # flight, 8 MiB threshold and parts, HeadObject + create + complete per multipart object.
 # rclone: 4 transfers, CopyObject below its 4.6 GiB copy cutoff, a HEAD after each copy.
 TOOL_DEFAULTS = {
@@ -132,7 +132,7 @@ def self_test() -> None:
     assert math.isclose(limit_ms(model, 32 * MIB), 50.0 + 1000 * 5 / 75)
     # At most 5 MiB: one CopyObject of the whole object.
     assert math.isclose(limit_ms(model, 4 * MIB), 40.0 + 1000 * 4 / 75)
-    # The automatic part size, as fanout_copy::plan tests it.
+    # The automatic part size, as fanout_copy_core::plan tests it.
     assert auto_part_size(256 * MIB, 256) == 5 * MIB
     assert auto_part_size(256 * MIB, 20) == 13 * MIB
     assert auto_part_size(256 * MIB, 8) == 16 * MIB

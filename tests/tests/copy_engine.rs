@@ -2,12 +2,14 @@
 //! pagination, failures and aborts, dry runs.
 
 use aws_config::SdkConfig;
-use fanout_copy::copier::{CopyError, StorageClass};
-use fanout_copy::engine::{self, Quiet};
-use fanout_copy::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
-use fanout_copy::plan::PartSize;
-use fanout_copy::size::MIB;
-use fanout_copy::{Copied, Copier, CopyOptions, Location, ObjectStore, RunSpec, Thresholds};
+use fanout_copy_core::copier::CopyError;
+use fanout_copy_core::engine::{self, Quiet};
+use fanout_copy_core::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
+use fanout_copy_core::plan::PartSize;
+use fanout_copy_core::size::MIB;
+use fanout_copy_core::store::StorageClass;
+use fanout_copy_core::{Copied, Copier, CopyOptions, Location, RunSpec, Thresholds};
+use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_tests::copy::{
     body, bytes, carried, create_bucket, keys, open_uploads, put_object, s3, s3_with, Carried,
     FailPart,
@@ -43,7 +45,7 @@ impl Fixture {
         }
     }
 
-    fn copier(&self, options: CopyOptions) -> Copier {
+    fn copier(&self, options: CopyOptions) -> Copier<ObjectStore> {
         Copier::new(ObjectStore::from_sdk(&self.sdk), options, 16)
     }
 
@@ -96,7 +98,7 @@ async fn headers_metadata_and_tags_survive_both_copy_paths() {
     f.put("small.jpg", 1000, 1, &sample).await;
     f.put("large.jpg", 11 * MIB as usize, 2, &sample).await;
     let options = CopyOptions {
-        storage_class: Some(StorageClass::StandardIa),
+        storage_class: Some("STANDARD_IA".parse::<StorageClass>().unwrap()),
         ..tiny_thresholds()
     };
     let summary = engine::run(&f.copier(options), f.spec("", "copy/"), false, None, &Quiet)
@@ -119,7 +121,11 @@ async fn headers_metadata_and_tags_survive_both_copy_paths() {
             bytes(len, seed)
         );
         let head = f.head(&copy).await;
-        assert_eq!(head.storage_class, Some(StorageClass::StandardIa), "{key}");
+        assert_eq!(
+            head.storage_class,
+            Some(aws_sdk_s3::types::StorageClass::StandardIa),
+            "{key}"
+        );
     }
     let large = f.head("copy/large.jpg").await;
     assert!(
@@ -367,7 +373,9 @@ async fn a_dry_run_copies_nothing_and_modified_since_filters() {
     assert!(keys(&f.client, &f.destination).await.is_empty());
 
     let future = RunSpec {
-        modified_since: Some(fanout_copy::planner::parse_rfc3339("2999-01-01T00:00:00Z").unwrap()),
+        modified_since: Some(
+            fanout_copy_core::planner::parse_rfc3339("2999-01-01T00:00:00Z").unwrap(),
+        ),
         ..f.spec("p/", "")
     };
     let summary = engine::run(

@@ -5,11 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
+use fanout_common::events::Batch;
 use fanout_common::Vars;
-use fanout_copy::ledger::{RunLedger, RunRecord};
-use fanout_copy::publish::JobPublisher;
-use fanout_copy::size::MIB;
-use fanout_copy::{Copier, CopyJob, ObjectStore};
+use fanout_copy_core::fanout::{Answer, Budget, FanoutError};
+use fanout_copy_core::ledger::{RunLedger, RunRecord};
+use fanout_copy_core::size::MIB;
+use fanout_copy_core::{Copier, CopyJob};
+use fanout_copy_dynamodb::RunTable;
+use fanout_copy_s3::S3Store as ObjectStore;
+use fanout_sns::JobPublisher;
 use fanout_tests::copy::{
     bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3, Carried,
     FailPart,
@@ -18,8 +22,10 @@ use fanout_tests::iam::CallRecorder;
 use fanout_tests::words::{drain, topic_with_probe_queue};
 use fanout_tests::{unique, workspace_root, Emulator};
 use lambda_runtime::{Context, LambdaEvent};
-use s3_copier::CopyHandler;
-use s3_fanout::{Answer, Budget, Config, Fanout};
+use s3_fanout::{Config, FanoutEvent};
+
+type Fanout = s3_fanout::Fanout<ObjectStore, JobPublisher, RunTable>;
+type CopyHandler = s3_copier::CopyHandler<ObjectStore, RunTable>;
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -83,8 +89,8 @@ impl Fixture {
         Config::from_vars(&Vars::from_pairs(pairs)).unwrap()
     }
 
-    fn ledger(&self) -> RunLedger {
-        RunLedger::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    fn ledger(&self) -> RunTable {
+        RunTable::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
     }
 
     fn fanout_with(&self, config: Config, budget: Budget, calls: Option<&CallRecorder>) -> Fanout {
@@ -93,7 +99,7 @@ impl Fixture {
             if let Some(calls) = calls {
                 dynamodb = dynamodb.interceptor(calls.clone());
             }
-            RunLedger::new(aws_sdk_dynamodb::Client::from_conf(dynamodb.build()), table)
+            RunTable::new(aws_sdk_dynamodb::Client::from_conf(dynamodb.build()), table)
         });
         let mut sns = aws_sdk_sns::config::Builder::from(&self.sdk);
         let mut s3 = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true);
@@ -143,7 +149,7 @@ impl Fixture {
             config.concurrency,
         );
         let ledger = ledger.then(|| {
-            RunLedger::new(
+            RunTable::new(
                 aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
                 &self.table,
             )
@@ -173,8 +179,7 @@ impl Fixture {
     }
 
     async fn run(&self, fanout: &Fanout, event: Value, request_id: &str) -> Answer {
-        fanout
-            .handle(LambdaEvent::new(event, context(request_id)))
+        handle(fanout, event, context(request_id))
             .await
             .unwrap_or_else(|e| panic!("fanout failed: {e}"))
     }
@@ -193,18 +198,29 @@ impl Fixture {
     }
 }
 
+/// A typed SNS or SQS event, as the Lambda runtime would deserialize it.
+fn batch(event: Value) -> Batch {
+    serde_json::from_value(event).expect("an SNS or SQS event")
+}
+
+/// What an invocation of s3-fanout with this event (as JSON) answers.
+async fn handle(fanout: &Fanout, event: Value, context: Context) -> Result<Answer, FanoutError> {
+    let event = FanoutEvent::try_from(event)?;
+    fanout.handle(LambdaEvent::new(event, context)).await
+}
+
 /// The SQS event a queue subscribed to the topic makes of these notifications.
-fn sqs_event(notifications: &[String]) -> Value {
+fn sqs_event(notifications: &[String]) -> Batch {
     let records: Vec<Value> = notifications
         .iter()
         .enumerate()
         .map(|(i, body)| json!({"messageId": format!("sqs-{i}"), "body": body, "eventSource": "aws:sqs"}))
         .collect();
-    json!({ "Records": records })
+    batch(json!({ "Records": records }))
 }
 
 /// The SNS event the topic makes of these notifications.
-fn sns_event(notifications: &[String]) -> Value {
+fn sns_event(notifications: &[String]) -> Batch {
     let records: Vec<Value> = notifications
         .iter()
         .map(|body| {
@@ -215,7 +231,7 @@ fn sns_event(notifications: &[String]) -> Value {
                            "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x", "MessageAttributes": {}}})
         })
         .collect();
-    json!({ "Records": records })
+    batch(json!({ "Records": records }))
 }
 
 fn job_keys(notifications: &[String]) -> Vec<String> {
@@ -492,8 +508,7 @@ async fn bad_events_get_a_clear_error_and_publish_nothing() {
         (json!([1, 2]), "the event is invalid"),
     ];
     for (event, expected) in cases {
-        let err = fanout
-            .handle(LambdaEvent::new(event.clone(), context("bad")))
+        let err = handle(&fanout, event.clone(), context("bad"))
             .await
             .expect_err(&event.to_string())
             .to_string();
@@ -564,7 +579,7 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     // A message that is not a job fails, and is retried.
     let reply = f
         .copier_with(true, None)
-        .handle(json!({"Records":[{"messageId":"junk","body":"{\"schema_version\": 1}","eventSource":"aws:sqs"}]}))
+        .handle(batch(json!({"Records":[{"messageId":"junk","body":"{\"schema_version\": 1}","eventSource":"aws:sqs"}]})))
         .await
         .unwrap();
     assert_eq!(
@@ -587,7 +602,7 @@ async fn the_copier_sample_events_copy_their_job() {
                 .replace(sample_etag, etag.trim_matches('"')),
         )
         .unwrap();
-        let reply = f.copier_with(false, None).handle(event).await;
+        let reply = f.copier_with(false, None).handle(batch(event)).await;
         let reply = reply.unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(
             reply.is_null() || reply == json!({"batchItemFailures": []}),

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
+use fanout_common::events::Batch;
 use fanout_tests::words::create_words_table;
 use fanout_tests::{workspace_root, Emulator};
-use fanout_words::slack::Verifier;
-use fanout_words::store::WordStore;
+use fanout_words_core::slack::Verifier;
+use fanout_words_dynamodb::WordStore;
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
@@ -70,7 +71,7 @@ async fn slack_counter_events_are_handled() {
         let counter = slack_counter::Counter::new(
             Verifier::new(None, Some(LOCAL_TOKEN.into())),
             WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-            None,
+            fanout_words_core::store::NoPublish,
         );
         let response = counter.handle(request).await;
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
@@ -98,7 +99,8 @@ async fn sns_multiplier_events_are_handled() {
             WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
             10,
         );
-        let event: Value = serde_json::from_str(&text).unwrap();
+        let event: Batch = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("events/{name} is not an SNS or SQS event: {e}"));
         let answer = multiplier
             .handle(event)
             .await
@@ -124,7 +126,8 @@ async fn sns_multiplier_events_are_handled() {
 #[tokio::test]
 async fn sns_logger_events_are_handled() {
     for (name, text) in event_files("sns-logger-") {
-        let event: Value = serde_json::from_str(&text).unwrap();
+        let event: Batch = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("events/{name} is not an SNS or SQS event: {e}"));
         sns_logger::handle(event)
             .await
             .unwrap_or_else(|e| panic!("events/{name}: {e}"));

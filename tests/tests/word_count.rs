@@ -2,16 +2,24 @@
 //! sns-logger driven through their handlers with the real AWS SDK.
 
 use aws_config::SdkConfig;
+use fanout_common::events::Batch;
+use fanout_sns::WordsPublisher as Publisher;
 use fanout_tests::words::{count_of, create_words_table, drain, topic_with_probe_queue};
 use fanout_tests::Emulator;
-use fanout_words::publish::Publisher;
-use fanout_words::slack::{sign, Verifier};
-use fanout_words::store::WordStore;
+use fanout_words_core::slack::{sign, Verifier};
+use fanout_words_core::store::WordCountStore;
+use fanout_words_dynamodb::WordStore;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
-use slack_counter::Counter;
-use sns_multiplier::Multiplier;
+
+type Counter = slack_counter::Counter<WordStore, Option<Publisher>>;
+type Multiplier = sns_multiplier::Multiplier<WordStore>;
+
+/// A typed SNS or SQS event, as the Lambda runtime would deserialize it.
+fn batch(event: Value) -> Batch {
+    serde_json::from_value(event).expect("an SNS or SQS event")
+}
 
 const TOKEN: &str = "test-verification-token";
 const SECRET: &str = "test-signing-secret";
@@ -146,7 +154,7 @@ async fn deliver_via_sqs(multiplier: &Multiplier, notifications: &[Value]) -> Va
         .map(|(i, n)| json!({"messageId": format!("sqs-{i}"), "body": n.to_string(), "eventSource": "aws:sqs"}))
         .collect();
     multiplier
-        .handle(json!({ "Records": records }))
+        .handle(batch(json!({ "Records": records })))
         .await
         .unwrap()
 }
@@ -253,8 +261,8 @@ async fn a_redelivered_sns_message_is_applied_once() {
     let event = json!({"Records":[{"EventSource":"aws:sns","EventVersion":"1.0","EventSubscriptionArn":"arn:aws:sns:us-east-1:123456789012:words:sub","Sns":{
         "Type":"Notification","MessageId":"sns-1","TopicArn":"arn:aws:sns:us-east-1:123456789012:words","Subject":null,
         "Message": message.to_string(),"Timestamp":"2016-12-13T20:20:33.000Z","SignatureVersion":"1","Signature":"x","SigningCertUrl":"https://x","UnsubscribeUrl":"https://x","MessageAttributes":{}}}]});
-    multiplier.handle(event.clone()).await.unwrap();
-    multiplier.handle(event).await.unwrap();
+    multiplier.handle(batch(event.clone())).await.unwrap();
+    multiplier.handle(batch(event)).await.unwrap();
     assert_eq!(f.count("echo").await, Some(20), "2 occurrences x 10, once");
 
     // A plain-text message (the original's format) is keyed on its SNS MessageId.
@@ -262,10 +270,10 @@ async fn a_redelivered_sns_message_is_applied_once() {
         json!({"Records":[{"eventSource":"aws:sqs","messageId":"q","body":
         json!({"Type":"Notification","MessageId":id,"TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"echo"}).to_string()}]})
     };
-    multiplier.handle(plain("plain-1")).await.unwrap();
-    multiplier.handle(plain("plain-1")).await.unwrap();
+    multiplier.handle(batch(plain("plain-1"))).await.unwrap();
+    multiplier.handle(batch(plain("plain-1"))).await.unwrap();
     assert_eq!(f.count("echo").await, Some(30));
-    multiplier.handle(plain("plain-2")).await.unwrap();
+    multiplier.handle(batch(plain("plain-2"))).await.unwrap();
     assert_eq!(f.count("echo").await, Some(40));
 }
 
@@ -277,7 +285,7 @@ async fn sqs_batches_retry_only_the_bad_record() {
         {"eventSource":"aws:sqs","messageId":"good","body": good.to_string()},
         {"eventSource":"aws:sqs","messageId":"bad","body":"{\"schema_version\": 1, \"oops\""}
     ]});
-    let answer = f.multiplier().handle(event).await.unwrap();
+    let answer = f.multiplier().handle(batch(event)).await.unwrap();
     assert_eq!(
         answer,
         json!({"batchItemFailures":[{"itemIdentifier":"bad"}]})
@@ -505,7 +513,7 @@ async fn a_40000_character_message_counts_every_word() {
     }
     let text = text.trim_end().to_owned();
     assert!(text.chars().count() <= 40_000);
-    let expected = fanout_words::tokenize(&text);
+    let expected = fanout_words_core::tokenize(&text);
     let (status, reply) = call(
         &counter,
         form_request(webhook_body(&text, "1481660433.040000")),
@@ -567,7 +575,9 @@ async fn declared_iam_actions_are_exactly_the_sdk_calls_made() {
         ("SLACK_VERIFICATION_TOKEN_PARAM", parameter.as_str()),
     ]))
     .unwrap();
-    let verifier = slack_counter::verifier(&config, &ssm).await.unwrap();
+    let verifier = slack_counter::verifier(&config, &fanout_ssm::Secrets::new(ssm))
+        .await
+        .unwrap();
     let store = WordStore::new(dynamodb(&counter_calls), &f.table);
     let missing_topic = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
     let failing = Counter::new(

@@ -6,18 +6,18 @@ mod progress;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use aws_config::BehaviorVersion;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use fanout_copy::copier::{parse_storage_class, StorageClass};
-use fanout_copy::engine::{self, new_run_id};
-use fanout_copy::location::check_pair;
-use fanout_copy::plan::{
+use fanout_copy_core::engine::{self, new_run_id};
+use fanout_copy_core::location::check_pair;
+use fanout_copy_core::plan::{
     parse_part_size, PartSize, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
 };
-use fanout_copy::planner::{parse_rfc3339, RunSpec};
-use fanout_copy::size::parse_size;
-use fanout_copy::{Copier, CopyOptions, Location, ObjectStore, RunSummary, Thresholds};
+use fanout_copy_core::planner::{parse_rfc3339, RunSpec};
+use fanout_copy_core::size::parse_size;
+use fanout_copy_core::store::StorageClass;
+use fanout_copy_core::{Copier, CopyOptions, Location, RunSummary, Thresholds};
+use fanout_copy_s3::S3Store;
 
 /// Copies every object under SOURCE to DESTINATION, server side: large objects in parallel
 /// parts, with their headers, metadata and tags; objects whose copy is already current are
@@ -45,7 +45,7 @@ struct Args {
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
     modified_since: Option<i64>,
     /// The destination storage class, e.g. STANDARD_IA
-    #[arg(long, value_name = "CLASS", value_parser = parse_storage_class)]
+    #[arg(long, value_name = "CLASS", value_parser = str::parse::<StorageClass>)]
     storage_class: Option<StorageClass>,
     /// Encrypt the copies with this KMS key (SSE-KMS)
     #[arg(long, value_name = "KEY")]
@@ -85,13 +85,13 @@ fn main() -> ExitCode {
 }
 
 async fn copy(args: Args, thresholds: Thresholds) -> ExitCode {
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = fanout_aws::sdk_config().await;
     let options = CopyOptions {
         thresholds,
         storage_class: args.storage_class,
         kms_key_id: args.kms_key_id,
     };
-    let copier = Copier::new(ObjectStore::from_sdk(&sdk), options, args.concurrency);
+    let copier = Copier::new(S3Store::from_sdk(&sdk), options, args.concurrency);
     let spec = RunSpec {
         run_id: new_run_id(),
         source: args.source,

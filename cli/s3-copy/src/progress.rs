@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fanout_copy::copier::{Copied, CopyError};
-use fanout_copy::engine::Progress;
+use fanout_copy_core::copier::{Copied, CopyError};
+use fanout_copy_core::engine::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Bar {

@@ -6,18 +6,17 @@
 //! run's item and not retried; any other failure, or any failure when no run table is set, fails
 //! the message so that it is retried and, in the end, lands in the dead-letter queue.
 
-use std::time::Instant;
-
-use fanout_common::events::{Batch, Delivery};
+use fanout_common::events::{Batch, BatchError};
 use fanout_common::{ConfigError, Vars};
-use fanout_copy::copier::{parse_storage_class, Copied, Copier, CopyError, CopyOptions};
-use fanout_copy::job::JobError;
-use fanout_copy::ledger::{LedgerError, RunLedger};
-use fanout_copy::plan::{
-    parse_part_size, PartSize, Thresholds, AUTO_MAX_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD,
+use fanout_copy_core::copier::{Copier, CopyOptions};
+use fanout_copy_core::ledger::RunLedger;
+use fanout_copy_core::plan::{
+    parse_part_size, PartSize, ThresholdError, Thresholds, AUTO_MAX_PART_SIZE,
+    DEFAULT_MULTIPART_THRESHOLD,
 };
-use fanout_copy::size::parse_size;
-use fanout_copy::CopyJob;
+use fanout_copy_core::size::parse_size;
+use fanout_copy_core::store::{ObjectCopier, StorageClass};
+use fanout_copy_core::work::copy_and_record;
 use serde_json::Value;
 
 /// The environment variables this function reads (checked against infra/template.yaml).
@@ -75,7 +74,7 @@ impl Config {
             )?
             .unwrap_or(DEFAULT_PART_SIZE);
         let thresholds = Thresholds::new(threshold, part_size).map_err(|e| {
-            let var = if matches!(e, fanout_copy::plan::ThresholdError::ThresholdTooLarge(_)) {
+            let var = if matches!(e, ThresholdError::ThresholdTooLarge(_)) {
                 "COPY_MULTIPART_THRESHOLD"
             } else {
                 "COPY_PART_SIZE"
@@ -108,7 +107,7 @@ impl Config {
                 storage_class: vars.parsed_with(
                     "COPY_STORAGE_CLASS",
                     "an S3 storage class such as STANDARD_IA",
-                    parse_storage_class,
+                    str::parse::<StorageClass>,
                 )?,
                 kms_key_id: vars.optional("COPY_KMS_KEY_ID"),
             },
@@ -117,81 +116,31 @@ impl Config {
     }
 }
 
-/// Why a message was not handled; it is retried.
-#[derive(Debug, thiserror::Error)]
-pub enum JobFailure {
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error(transparent)]
-    Copy(#[from] CopyError),
-    #[error("{error}; and it could not be recorded: {ledger}")]
-    NotRecorded { error: String, ledger: LedgerError },
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
+/// The handler's state: S3 and DynamoDB adapters when deployed, in memory in tests.
+pub struct CopyHandler<S, R> {
+    copier: Copier<S>,
+    ledger: Option<R>,
 }
 
-pub struct CopyHandler {
-    copier: Copier,
-    ledger: Option<RunLedger>,
-}
-
-impl CopyHandler {
-    pub fn new(copier: Copier, ledger: Option<RunLedger>) -> Self {
+impl<S: ObjectCopier, R: RunLedger> CopyHandler<S, R> {
+    pub fn new(copier: Copier<S>, ledger: Option<R>) -> Self {
         CopyHandler { copier, ledger }
     }
 
-    /// Handles an SNS or SQS event.
-    pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
-        let batch = Batch::from_value(event)?;
-        Ok(batch.handle(|delivery| self.copy(delivery)).await?)
-    }
-
-    /// Copies one job's object and counts the outcome in its run.
-    pub async fn copy(&self, delivery: Delivery) -> Result<(), JobFailure> {
-        let job = CopyJob::from_json(&delivery.body)?;
-        let started = Instant::now();
-        let outcome = self.copier.copy(&job).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        let (run_id, key) = (&job.run_id, &job.source.key);
-        match outcome {
-            Ok(Copied::Copied { bytes }) => {
-                tracing::info!(%run_id, %key, bytes, elapsed_ms, "copied");
-                if let Some(ledger) = &self.ledger {
-                    ledger.record_copied(run_id, bytes).await?;
-                }
-                Ok(())
-            }
-            Ok(Copied::Skipped) => {
-                tracing::info!(%run_id, %key, elapsed_ms, "unchanged");
-                if let Some(ledger) = &self.ledger {
-                    ledger.record_skipped(run_id).await?;
-                }
-                Ok(())
-            }
-            Err(err) => match &self.ledger {
-                Some(ledger) if !err.transient() => {
-                    tracing::error!(%run_id, %key, elapsed_ms, error = %err, "failed; recorded with the run");
-                    ledger
-                        .record_failure(run_id, key, &err.to_string())
-                        .await
-                        .map_err(|ledger| JobFailure::NotRecorded {
-                            error: err.to_string(),
-                            ledger,
-                        })
-                }
-                _ => {
-                    tracing::error!(%run_id, %key, elapsed_ms, error = %err, transient = err.transient(), "failed; the message will be retried");
-                    Err(err.into())
-                }
-            },
-        }
+    /// Handles an SNS or SQS event: each job copied and counted in its run.
+    pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
+        batch
+            .handle(|delivery| async move {
+                copy_and_record(&self.copier, self.ledger.as_ref(), &delivery.body).await
+            })
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fanout_copy::size::MIB;
+    use fanout_copy_core::size::MIB;
 
     #[test]
     fn defaults_and_knobs() {

@@ -1,28 +1,26 @@
-use fanout_common::{aws, init::init_or_report, telemetry, ConfigError, Vars};
-use fanout_copy::{ledger::RunLedger, Copier, ObjectStore};
+use fanout_common::events::Batch;
+use fanout_common::{init::init_or_report, telemetry, ConfigError, Vars};
+use fanout_copy_core::Copier;
+use fanout_copy_dynamodb::RunTable;
+use fanout_copy_s3::S3Store;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use s3_copier::{Config, CopyHandler};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let handler = init_or_report(async {
         let config = Config::from_vars(&Vars::process())?;
-        let sdk = aws::sdk_config().await;
-        let copier = Copier::new(
-            ObjectStore::from_sdk(&sdk),
-            config.options,
-            config.concurrency,
-        );
+        let sdk = fanout_aws::sdk_config().await;
+        let copier = Copier::new(S3Store::from_sdk(&sdk), config.options, config.concurrency);
         let ledger = (config.runs_table.as_ref())
-            .map(|table| RunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+            .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         Ok::<_, ConfigError>(CopyHandler::new(copier, ledger))
     })
     .await?;
     let handler = &handler;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(event.payload).await
+    run(service_fn(move |event: LambdaEvent<Batch>| async move {
+        handler.handle(event.payload).await.map_err(Error::from)
     }))
     .await
 }

@@ -15,15 +15,16 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use fanout_common::{ConfigError, Vars};
-use fanout_copy::ledger::{LedgerError, PageCounts, RunLedger, RunStart};
-use fanout_copy::location::{check_pair, Location};
-use fanout_copy::planner::{parse_rfc3339, Planner, RunSpec};
-use fanout_copy::publish::{JobPublisher, PublishError};
-use fanout_copy::store::{ObjectStore, StoreError};
+use fanout_copy_core::fanout::{
+    Answer, Budget, Continuation, FanoutError, FanoutParts, JobSink, RunRequest,
+};
+use fanout_copy_core::ledger::RunLedger;
+use fanout_copy_core::location::{check_pair, Location};
+use fanout_copy_core::store::ObjectLister;
+use fanout_lambda_invoke::Invoker;
 use lambda_runtime::{Context, LambdaEvent};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-
 /// The environment variables this function reads (checked against infra/template.yaml).
 pub const ENV_VARS: &[&str] = &[
     "SOURCE_BUCKET",
@@ -43,10 +44,6 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "lambda:InvokeFunction",
 ];
-
-/// Time kept back for one more page (list it, publish its jobs, record it) before continuing in
-/// a new invocation.
-pub const DEFAULT_RESERVE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -83,7 +80,12 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let source = location(vars, "SOURCE_BUCKET", "SOURCE_PREFIX")?;
         let destination = location(vars, "DEST_BUCKET", "DEST_PREFIX")?;
-        check_pair(&source, &destination).map_err(|e| ConfigError::Other(e.to_string()))?;
+        check_pair(&source, &destination).map_err(|e| ConfigError::Invalid {
+            var: "DEST_BUCKET",
+            value: destination.to_string(),
+            reason: e.to_string(),
+            expected: "a destination that does not overlap the source",
+        })?;
         Ok(Config {
             source,
             destination,
@@ -93,284 +95,116 @@ impl Config {
     }
 }
 
-/// A run to start or go on with: the manual event, and the continuation event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunRequest {
-    pub source: Location,
-    pub destination: Location,
-    /// RFC 3339: only objects modified at or after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified_since: Option<String>,
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Set on continuations (and may be set by hand to resume a run).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
-    /// Start the listing after this source key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_after: Option<String>,
+/// The events s3-fanout takes: an EventBridge scheduled event (the backup the environment
+/// describes) or a run request (manual, or a continuation). Told apart by `detail-type`,
+/// which only the scheduled event has, so that a bad manual event is refused with serde's
+/// exact reason (an untagged enum would only say that no shape matched).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Value")]
+pub enum FanoutEvent {
+    Scheduled(Box<EventBridgeEvent>),
+    Run(RunRequest),
 }
 
-/// What the invocation did; the continuation, when there is one, was invoked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-pub struct Answer {
-    pub run_id: String,
-    pub dry_run: bool,
-    pub listed: u64,
-    /// Jobs published (none on a dry run).
-    pub enqueued: u64,
-    pub skipped: u64,
-    /// Jobs that would be or were published, and their bytes.
-    pub planned: u64,
-    pub planned_bytes: u64,
-    /// The whole listing is done.
-    pub complete: bool,
-    /// The run goes on in another invocation with this event.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub continuation: Option<RunRequest>,
-}
+impl TryFrom<Value> for FanoutEvent {
+    type Error = FanoutError;
 
-/// Why an invocation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FanoutError {
-    #[error("{0}; a manual event looks like {{\"source\": \"s3://bucket/prefix/\", \"destination\": \"s3://bucket/prefix/\", \"modified_since\": \"2016-12-13T00:00:00Z\", \"dry_run\": false}} (the last two optional)")]
-    BadEvent(String),
-    #[error(transparent)]
-    Listing(#[from] StoreError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("could not invoke the continuation of run {run_id}: {detail}")]
-    Continue { run_id: String, detail: String },
-}
-
-/// How much one invocation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Keys per listing page; S3's 1,000 when `None`.
-    pub page_size: Option<i32>,
-    /// Continue in a new invocation once less than this is left.
-    pub reserve: Duration,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Budget {
-            page_size: None,
-            reserve: DEFAULT_RESERVE,
+    fn try_from(event: Value) -> Result<Self, FanoutError> {
+        if event.get("detail-type").is_some() {
+            serde_json::from_value(event)
+                .map(|scheduled| FanoutEvent::Scheduled(Box::new(scheduled)))
+                .map_err(|e| FanoutError::BadEvent(format!("the scheduled event is invalid: {e}")))
+        } else {
+            serde_json::from_value(event)
+                .map(FanoutEvent::Run)
+                .map_err(|e| FanoutError::BadEvent(format!("the event is invalid: {e}")))
         }
     }
 }
 
-/// Invokes this function again, asynchronously, with the continuation event.
-#[derive(Debug, Clone)]
-pub struct SelfInvoker {
-    client: aws_sdk_lambda::Client,
-}
-
-impl SelfInvoker {
-    pub fn new(client: aws_sdk_lambda::Client) -> Self {
-        SelfInvoker { client }
-    }
-
-    async fn invoke(&self, function_arn: &str, request: &RunRequest) -> Result<(), String> {
-        if function_arn.is_empty() {
-            return Err("the invocation context names no function".into());
-        }
-        let payload = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-        self.client
-            .invoke()
-            .function_name(function_arn)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| aws_sdk_lambda::error::DisplayErrorContext(e).to_string())?;
-        Ok(())
-    }
-}
-
-pub struct Fanout {
+/// The handler's state: S3, SNS, DynamoDB and Lambda adapters when deployed.
+pub struct Fanout<L, J, R> {
     config: Config,
-    store: ObjectStore,
-    publisher: JobPublisher,
-    ledger: Option<RunLedger>,
-    continuer: Option<SelfInvoker>,
+    lister: L,
+    sink: J,
+    ledger: Option<R>,
+    invoker: Option<Invoker>,
     budget: Budget,
 }
 
-impl Fanout {
-    /// Without a continuer, a continuation is only returned in the answer.
+impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
+    /// Without an invoker, a continuation is only returned in the answer.
     pub fn new(
         config: Config,
-        store: ObjectStore,
-        publisher: JobPublisher,
-        ledger: Option<RunLedger>,
-        continuer: Option<SelfInvoker>,
+        lister: L,
+        sink: J,
+        ledger: Option<R>,
+        invoker: Option<Invoker>,
         budget: Budget,
     ) -> Self {
         Fanout {
             config,
-            store,
-            publisher,
+            lister,
+            sink,
             ledger,
-            continuer,
+            invoker,
             budget,
         }
     }
 
-    /// Reads the event: a scheduled event backs up what the configuration says.
-    pub fn request(&self, event: Value, context: &Context) -> Result<RunRequest, FanoutError> {
-        let mut request = if event.get("detail-type").is_some() {
-            let scheduled: EventBridgeEvent = serde_json::from_value(event).map_err(|e| {
-                FanoutError::BadEvent(format!("the scheduled event is invalid: {e}"))
-            })?;
-            let when = scheduled
-                .time
-                .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-                .unwrap_or_default();
-            let id = scheduled.id.unwrap_or_else(|| context.request_id.clone());
-            RunRequest {
-                source: self.config.source.clone(),
-                destination: self.config.destination.clone(),
-                modified_since: None,
-                dry_run: false,
-                run_id: Some(format!("scheduled-{when}-{id}")),
-                start_after: None,
+    /// The run an event asks for: a scheduled event backs up what the configuration says.
+    pub fn request(&self, event: FanoutEvent, context: &Context) -> RunRequest {
+        let mut request = match event {
+            FanoutEvent::Scheduled(scheduled) => {
+                let when = scheduled
+                    .time
+                    .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+                    .unwrap_or_default();
+                let id = scheduled.id.unwrap_or_else(|| context.request_id.clone());
+                RunRequest {
+                    source: self.config.source.clone(),
+                    destination: self.config.destination.clone(),
+                    modified_since: None,
+                    dry_run: false,
+                    run_id: Some(format!("scheduled-{when}-{id}")),
+                    start_after: None,
+                }
             }
-        } else {
-            serde_json::from_value::<RunRequest>(event)
-                .map_err(|e| FanoutError::BadEvent(format!("the event is invalid: {e}")))?
+            FanoutEvent::Run(request) => request,
         };
-        check_pair(&request.source, &request.destination)
-            .map_err(|e| FanoutError::BadEvent(e.to_string()))?;
         if request.run_id.is_none() {
             request.run_id = Some(format!("manual-{}", context.request_id));
         }
-        Ok(request)
+        request
     }
 
     /// Handles one invocation.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, FanoutError> {
-        let request = self.request(event.payload, &event.context)?;
-        let modified_since = request
-            .modified_since
-            .as_deref()
-            .map(parse_rfc3339)
-            .transpose()
-            .map_err(|e| FanoutError::BadEvent(format!("modified_since: {e}")))?;
-        let run_id = request.run_id.clone().unwrap_or_default();
-        let mut start_after = request.start_after.clone();
-        if let Some(ledger) = &self.ledger {
-            ledger
-                .start(&RunStart {
-                    run_id: run_id.clone(),
-                    source: request.source.to_string(),
-                    destination: request.destination.to_string(),
-                    dry_run: request.dry_run,
-                    started_at: now_rfc3339(),
-                })
-                .await?;
-            let cursor = ledger.get(&run_id).await?.and_then(|run| run.cursor);
-            start_after = start_after.max(cursor);
-        }
-        let spec = RunSpec {
-            run_id: run_id.clone(),
-            source: request.source.clone(),
-            destination: request.destination.clone(),
-            modified_since,
-        };
-        let mut planner = Planner::new(
-            self.store.clone(),
-            spec,
-            start_after.clone(),
-            self.budget.page_size,
-        );
-        let mut answer = Answer {
-            run_id: run_id.clone(),
-            dry_run: request.dry_run,
-            ..Answer::default()
-        };
-        while let Some(page) = planner.next_page().await? {
-            if !request.dry_run {
-                self.publisher.publish(&page.jobs).await?;
-            }
-            let counts = PageCounts {
-                listed: page.listed,
-                enqueued: if request.dry_run {
-                    0
-                } else {
-                    page.jobs.len() as u64
-                },
-                skipped: page.skipped,
-                planned_bytes: page.planned_bytes,
-            };
-            if let Some(ledger) = &self.ledger {
-                let first = ledger
-                    .record_page(&run_id, counts, page.last_key.as_deref(), !page.more)
-                    .await?;
-                if !first {
-                    tracing::warn!(run_id = %run_id, start_after = ?start_after, "this page was recorded by another invocation of the run; stopping here");
-                    break;
-                }
-            }
-            answer.listed += counts.listed;
-            answer.enqueued += counts.enqueued;
-            answer.skipped += counts.skipped;
-            answer.planned += page.jobs.len() as u64;
-            answer.planned_bytes += counts.planned_bytes;
-            if page.last_key.is_some() {
-                start_after = page.last_key;
-            }
-            if !page.more {
-                answer.complete = true;
-                break;
-            }
-            if remaining(&event.context) < self.budget.reserve {
-                answer.continuation = Some(RunRequest {
-                    run_id: Some(run_id.clone()),
-                    start_after: start_after.clone(),
-                    ..request.clone()
-                });
-                break;
-            }
-        }
-        if let (Some(next), Some(continuer)) = (&answer.continuation, &self.continuer) {
-            continuer
-                .invoke(&event.context.invoked_function_arn, next)
-                .await
-                .map_err(|detail| FanoutError::Continue {
-                    run_id: run_id.clone(),
-                    detail,
-                })?;
-        }
-        tracing::info!(
-            run_id = %answer.run_id,
-            listed = answer.listed,
-            enqueued = answer.enqueued,
-            skipped = answer.skipped,
-            planned_bytes = answer.planned_bytes,
-            complete = answer.complete,
-            continued_after = ?answer.continuation.as_ref().and_then(|c| c.start_after.as_deref()),
-            "fanned out"
-        );
-        Ok(answer)
+    pub async fn handle(&self, event: LambdaEvent<FanoutEvent>) -> Result<Answer, FanoutError> {
+        let request = self.request(event.payload, &event.context);
+        let continuation = (self.invoker.as_ref())
+            .map(|invoker| invoker.for_function(&event.context.invoked_function_arn));
+        let deadline = event.context.deadline();
+        self.parts(continuation.as_ref())
+            .run(request, || {
+                deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+            })
+            .await
     }
-}
 
-fn remaining(context: &Context) -> Duration {
-    context
-        .deadline()
-        .duration_since(SystemTime::now())
-        .unwrap_or_default()
-}
-
-fn now_rfc3339() -> String {
-    aws_smithy_types::DateTime::from(SystemTime::now())
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    fn parts<'a, C: Continuation>(
+        &'a self,
+        continuation: Option<&'a C>,
+    ) -> FanoutParts<'a, L, J, R, C> {
+        FanoutParts {
+            lister: &self.lister,
+            sink: &self.sink,
+            ledger: self.ledger.as_ref(),
+            continuation,
+            budget: self.budget,
+        }
+    }
 }
 
 #[cfg(test)]

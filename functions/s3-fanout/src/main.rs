@@ -1,33 +1,38 @@
-use fanout_common::{aws, init::init_or_report, telemetry, ConfigError, Vars};
-use fanout_copy::{ledger::RunLedger, publish::JobPublisher, ObjectStore};
+use fanout_common::{init::init_or_report, telemetry, ConfigError, Vars};
+use fanout_copy_core::fanout::Budget;
+use fanout_copy_dynamodb::RunTable;
+use fanout_copy_s3::S3Store;
+use fanout_lambda_invoke::Invoker;
+use fanout_sns::JobPublisher;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use s3_fanout::{Budget, Config, Fanout, SelfInvoker};
-use serde_json::Value;
+use s3_fanout::{Config, Fanout, FanoutEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let fanout = init_or_report(async {
         let config = Config::from_vars(&Vars::process())?;
-        let sdk = aws::sdk_config().await;
+        let sdk = fanout_aws::sdk_config().await;
         let publisher = JobPublisher::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn);
         let ledger = (config.runs_table.as_ref())
-            .map(|table| RunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table));
-        let continuer = SelfInvoker::new(aws_sdk_lambda::Client::new(&sdk));
-        let store = ObjectStore::from_sdk(&sdk);
+            .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+        let invoker = Invoker::new(aws_sdk_lambda::Client::new(&sdk));
+        let store = S3Store::from_sdk(&sdk);
         Ok::<_, ConfigError>(Fanout::new(
             config,
             store,
             publisher,
             ledger,
-            Some(continuer),
+            Some(invoker),
             Budget::default(),
         ))
     })
     .await?;
     let fanout = &fanout;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(serde_json::to_value(fanout.handle(event).await?)?)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<FanoutEvent>| async move {
+            fanout.handle(event).await.map_err(Error::from)
+        },
+    ))
     .await
 }

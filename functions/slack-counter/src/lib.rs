@@ -8,13 +8,13 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fanout_common::{ConfigError, Vars};
-use fanout_words::once::{apply_once, Applied, ApplyError};
-use fanout_words::publish::Publisher;
-use fanout_words::slack::{self, AuthError, RequestKind, SlackMessage, Verifier};
-use fanout_words::store::WordStore;
-use fanout_words::{tokenize, Source, WordsMessage};
-use lambda_http::http::{header::CONTENT_TYPE, StatusCode};
-use lambda_http::{Body, Request, Response};
+use fanout_ssm::{SecretError, Secrets};
+use fanout_words_core::count::{count_message, CountOutcome};
+use fanout_words_core::slack::{self, AuthError, RequestKind, SlackMessage, Verifier};
+use fanout_words_core::store::{ClaimStore, Publish, WordCountStore};
+use fanout_words_core::Source;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, IntoResponse, Request, Response};
 use serde_json::json;
 
 /// The environment variables this function reads (checked against infra/template.yaml).
@@ -75,55 +75,35 @@ impl Config {
 
 fn secret(vars: &Vars, var: &'static str, param_var: &'static str) -> Result<Secret, ConfigError> {
     match (vars.optional(var), vars.optional(param_var)) {
-        (Some(_), Some(_)) => Err(ConfigError::Other(format!(
-            "{var} and {param_var} are both set: set {var} to the value, or {param_var} to the name of an SSM SecureString parameter holding it, not both"
-        ))),
+        (Some(_), Some(_)) => Err(ConfigError::ValueAndParameter { var, param_var }),
         (Some(value), None) => Ok(Secret::Value(value)),
         (None, Some(name)) => Ok(Secret::Parameter(name)),
         (None, None) => Ok(Secret::Unset),
     }
 }
 
+/// Why the counter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
 /// Resolves the credentials, reading SSM parameters (decrypted) where configured.
-pub async fn verifier(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Verifier, ConfigError> {
-    async fn resolve(
-        secret: &Secret,
-        ssm: &aws_sdk_ssm::Client,
-    ) -> Result<Option<String>, ConfigError> {
+pub async fn verifier(config: &Config, secrets: &Secrets) -> Result<Verifier, SecretError> {
+    async fn resolve(secret: &Secret, secrets: &Secrets) -> Result<Option<String>, SecretError> {
         match secret {
             Secret::Unset => Ok(None),
             Secret::Value(value) => Ok(Some(value.clone())),
-            Secret::Parameter(name) => {
-                let output = ssm
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        ConfigError::Other(format!(
-                            "could not read SSM parameter {name:?}: {}",
-                            aws_sdk_ssm::error::DisplayErrorContext(e)
-                        ))
-                    })?;
-                let value = output
-                    .parameter()
-                    .and_then(|p| p.value())
-                    .unwrap_or_default();
-                if value.trim().is_empty() {
-                    return Err(ConfigError::Other(format!(
-                        "SSM parameter {name:?} is empty"
-                    )));
-                }
-                Ok(Some(value.trim().to_owned()))
-            }
+            Secret::Parameter(name) => secrets.read(name).await.map(Some),
         }
     }
-    let (secret, token) = futures_join(
-        resolve(&config.signing_secret, ssm),
-        resolve(&config.verification_token, ssm),
-    )
-    .await;
+    let (secret, token) = tokio::join!(
+        resolve(&config.signing_secret, secrets),
+        resolve(&config.verification_token, secrets),
+    );
     let verifier = Verifier::new(secret?, token?);
     if !verifier.is_configured() {
         tracing::error!(
@@ -133,18 +113,12 @@ pub async fn verifier(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Veri
     Ok(verifier)
 }
 
-async fn futures_join<A, B>(
-    a: impl std::future::Future<Output = A>,
-    b: impl std::future::Future<Output = B>,
-) -> (A, B) {
-    tokio::join!(a, b)
-}
-
-/// The handler's state, built once at init.
-pub struct Counter {
+/// The handler's state, built once at init: the store and publisher are the DynamoDB and SNS
+/// adapters when deployed, in-memory ones in tests.
+pub struct Counter<S, P> {
     verifier: Verifier,
-    store: WordStore,
-    publisher: Option<Publisher>,
+    store: S,
+    publisher: P,
     clock: fn() -> i64,
 }
 
@@ -155,8 +129,12 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
-impl Counter {
-    pub fn new(verifier: Verifier, store: WordStore, publisher: Option<Publisher>) -> Self {
+impl<S, P> Counter<S, P>
+where
+    S: WordCountStore + ClaimStore,
+    P: Publish,
+{
+    pub fn new(verifier: Verifier, store: S, publisher: P) -> Self {
         Counter {
             verifier,
             store,
@@ -173,6 +151,10 @@ impl Counter {
 
     /// Handles one HTTP request. Every outcome is a response; nothing here panics on input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        self.respond(request).await.into_response().await
+    }
+
+    async fn respond(&self, request: Request) -> Reply {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let body: &[u8] = request.body().as_ref();
         let verified = match self.verifier.check_signature(
@@ -206,62 +188,31 @@ impl Counter {
         }
     }
 
-    async fn count(&self, slack: SlackMessage) -> Response<Body> {
+    async fn count(&self, slack: SlackMessage) -> Reply {
         let started = Instant::now();
-        let words = tokenize(&slack.text);
-        if words.is_empty() {
-            tracing::info!(message_id = %slack.message_id, "no words to count");
-            return answer(
-                slack.source,
-                "Nothing to count: send a message with some words in it.".into(),
-            );
-        }
-        let message = WordsMessage {
-            schema_version: fanout_words::message::SCHEMA_VERSION,
-            message_id: slack.message_id.clone(),
-            source: slack.source,
-            team_id: slack.team_id,
-            channel_id: slack.channel_id,
-            user_id: slack.user_id,
-            text: slack.text,
-            words,
-        };
-        let deltas: Vec<(String, i64)> = message
-            .words
-            .iter()
-            .map(|(w, n)| (w.to_owned(), n as i64))
-            .collect();
-        let publish = self.publisher.as_ref().map(|publisher| {
-            let message = &message;
-            async move { publisher.publish(message).await.map(|_| ()) }
-        });
-        let key = format!("#count#{}", message.message_id);
-        let counts = match apply_once(&self.store, &key, deltas, publish).await {
-            Ok(Applied::Fresh(counts)) => Ok(counts),
-            Ok(Applied::Resumed {
-                counts,
-                added_before,
-            }) => self.with_current(counts, added_before).await,
-            Ok(Applied::Duplicate) => {
-                tracing::info!(message_id = %message.message_id, "already counted: a retry or redelivery");
-                let words = message.words.iter().map(|(w, _)| w.to_owned()).collect();
-                self.with_current(Vec::new(), words).await
+        let (message_id, source) = (slack.message_id.clone(), slack.source);
+        match count_message(&self.store, &self.publisher, slack).await {
+            Ok(CountOutcome::NoWords) => {
+                tracing::info!(%message_id, "no words to count");
+                answer(
+                    source,
+                    "Nothing to count: send a message with some words in it.".into(),
+                )
             }
-            Err(err) => Err(err),
-        };
-        match counts {
-            Ok(counts) => {
+            Ok(CountOutcome::Counted(counted)) => {
+                if counted.repeat {
+                    tracing::info!(%message_id, "already counted: a retry or redelivery");
+                }
                 tracing::info!(
-                    message_id = %message.message_id,
-                    words = message.words.len(),
-                    published = self.publisher.is_some(),
+                    %message_id,
+                    words = counted.message.words.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "counted"
                 );
-                answer(message.source, reply_text(&message, &counts))
+                answer(source, counted.reply_text())
             }
             Err(err) => {
-                tracing::error!(message_id = %message.message_id, error = %err, "counting failed; Slack will retry");
+                tracing::error!(%message_id, error = %err, class = "transient", "counting failed; Slack will retry");
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({ "error": format!("the message could not be fully handled and will be retried: {err}") }),
@@ -269,38 +220,12 @@ impl Counter {
             }
         }
     }
-
-    /// Adds the current counts of `words` (read, not changed) to `counts`.
-    async fn with_current(
-        &self,
-        mut counts: Vec<(String, i64)>,
-        words: Vec<String>,
-    ) -> Result<Vec<(String, i64)>, ApplyError> {
-        if words.is_empty() {
-            return Ok(counts);
-        }
-        let current = self.store.counts(&words).await.map_err(ApplyError::Claim)?;
-        counts.extend(words.into_iter().map(|w| {
-            let n = current.get(&w).copied().unwrap_or_default();
-            (w, n)
-        }));
-        Ok(counts)
-    }
 }
 
-/// `word: N, word: N`, in the message's order of first appearance.
-fn reply_text(message: &WordsMessage, counts: &[(String, i64)]) -> String {
-    let lookup: std::collections::HashMap<&str, i64> =
-        counts.iter().map(|(w, n)| (w.as_str(), *n)).collect();
-    message
-        .words
-        .iter()
-        .filter_map(|(word, _)| lookup.get(word).map(|n| format!("{word}: {n}")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// A status and a JSON body: lambda_http turns it into a response.
+type Reply = (StatusCode, serde_json::Value);
 
-fn answer(source: Source, text: String) -> Response<Body> {
+fn answer(source: Source, text: String) -> Reply {
     match source {
         Source::SlashCommand => reply(
             StatusCode::OK,
@@ -313,7 +238,7 @@ fn answer(source: Source, text: String) -> Response<Body> {
     }
 }
 
-fn refuse(err: AuthError) -> Response<Body> {
+fn refuse(err: AuthError) -> Reply {
     match err {
         AuthError::NotConfigured => tracing::error!(error = %err, "refused"),
         _ => tracing::warn!(error = %err, "refused"),
@@ -324,14 +249,8 @@ fn refuse(err: AuthError) -> Response<Body> {
     )
 }
 
-fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
+fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
+    (status, body)
 }
 
 #[cfg(test)]
@@ -370,19 +289,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("SLACK_SIGNING_SECRET_PARAM"));
-    }
-
-    #[test]
-    fn every_env_var_read_is_declared() {
-        let source = include_str!("lib.rs");
-        for var in [
-            "WORDS_TABLE",
-            "WORDS_TOPIC_ARN",
-            "SLACK_SIGNING_SECRET",
-            "SLACK_VERIFICATION_TOKEN",
-        ] {
-            assert!(ENV_VARS.contains(&var));
-            assert!(source.contains(&format!("\"{var}\"")));
-        }
     }
 }

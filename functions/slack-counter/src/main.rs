@@ -1,7 +1,9 @@
-use fanout_common::{aws, init::init_or_report, telemetry, ConfigError, Vars};
-use fanout_words::{publish::Publisher, store::WordStore};
+use fanout_common::{init::init_or_report, telemetry, Vars};
+use fanout_sns::WordsPublisher;
+use fanout_ssm::Secrets;
+use fanout_words_dynamodb::WordStore;
 use lambda_http::{run, service_fn, Error, Request};
-use slack_counter::{verifier, Config, Counter};
+use slack_counter::{verifier, Config, Counter, InitError};
 
 // One invocation at a time, I/O bound: a single-threaded runtime costs less CPU per request
 // (docs/performance.md), and Lambda gives a small function only a fraction of a core.
@@ -10,14 +12,12 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let counter = init_or_report(async {
         let config = Config::from_vars(&Vars::process())?;
-        let sdk = aws::sdk_config().await;
-        let verifier = verifier(&config, &aws_sdk_ssm::Client::new(&sdk)).await?;
+        let sdk = fanout_aws::sdk_config().await;
+        let verifier = verifier(&config, &Secrets::new(aws_sdk_ssm::Client::new(&sdk))).await?;
         let store = WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
-        let publisher = config
-            .topic_arn
-            .as_ref()
-            .map(|arn| Publisher::new(aws_sdk_sns::Client::new(&sdk), arn));
-        Ok::<_, ConfigError>(Counter::new(verifier, store, publisher))
+        let publisher = (config.topic_arn.as_ref())
+            .map(|arn| WordsPublisher::new(aws_sdk_sns::Client::new(&sdk), arn));
+        Ok::<_, InitError>(Counter::new(verifier, store, publisher))
     })
     .await?;
     let counter = &counter;

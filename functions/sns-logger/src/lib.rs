@@ -1,9 +1,9 @@
 //! sns-logger: logs each published message as one structured JSON line (message id, source,
 //! words with their multiplicities, text length), and does nothing else.
 
-use fanout_common::events::{Batch, Delivery};
-use fanout_words::message::MessageError;
-use fanout_words::{Source, WordCounts, WordsMessage};
+use fanout_common::events::{Batch, BatchError, Delivery};
+use fanout_words_core::message::MessageError;
+use fanout_words_core::{Source, WordCounts, WordsMessage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,11 +36,10 @@ impl LogLine {
 
     /// Writes the line: one JSON log event whose fields are this line's.
     pub fn log(&self) {
-        let source = serde_json::to_value(self.source).unwrap_or_default();
         let words = serde_json::to_string(&self.words).unwrap_or_default();
         tracing::info!(
             message_id = %self.message_id,
-            source = source.as_str().unwrap_or_default(),
+            source = self.source.as_str(),
             words = %words,
             text_length = self.text_length,
             "words message"
@@ -49,11 +48,10 @@ impl LogLine {
 }
 
 /// Handles an SNS or SQS event.
-pub async fn handle(event: Value) -> Result<Value, lambda_runtime::Error> {
-    let batch = Batch::from_value(event)?;
-    Ok(batch
+pub async fn handle(batch: Batch) -> Result<Value, BatchError> {
+    batch
         .handle(|delivery| async move { LogLine::from_delivery(&delivery).map(|line| line.log()) })
-        .await?)
+        .await
 }
 
 #[cfg(test)]

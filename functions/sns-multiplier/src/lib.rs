@@ -4,12 +4,12 @@
 //! Takes SNS events, and SQS events whose bodies are SNS notifications or raw messages; for SQS it
 //! answers with partial batch failures.
 
-use fanout_common::events::{Batch, Delivery};
+use fanout_common::events::{Batch, BatchError, Delivery};
 use fanout_common::{ConfigError, Vars};
-use fanout_words::once::{apply_once, Applied};
-use fanout_words::publish::PublishError;
-use fanout_words::store::WordStore;
-use fanout_words::WordsMessage;
+use fanout_words_core::message::MessageError;
+use fanout_words_core::once::{apply_once, Applied, ApplyError, Stage};
+use fanout_words_core::store::{ClaimStore, NoPublish, WordCountStore};
+use fanout_words_core::WordsMessage;
 use serde_json::Value;
 
 /// The environment variables this function reads (checked against infra/template.yaml).
@@ -48,25 +48,25 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum MultiplyError {
     #[error(transparent)]
-    Message(#[from] fanout_words::message::MessageError),
+    Message(#[from] MessageError),
     #[error(transparent)]
-    Apply(#[from] fanout_words::once::ApplyError),
+    Apply(#[from] ApplyError),
 }
 
-pub struct Multiplier {
-    store: WordStore,
+/// The handler's state: the store is the DynamoDB adapter when deployed, in memory in tests.
+pub struct Multiplier<S> {
+    store: S,
     multiplier: i64,
 }
 
-impl Multiplier {
-    pub fn new(store: WordStore, multiplier: i64) -> Self {
+impl<S: WordCountStore + ClaimStore> Multiplier<S> {
+    pub fn new(store: S, multiplier: i64) -> Self {
         Multiplier { store, multiplier }
     }
 
     /// Handles an SNS or SQS event.
-    pub async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
-        let batch = Batch::from_value(event)?;
-        Ok(batch.handle(|delivery| self.apply(delivery)).await?)
+    pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
+        batch.handle(|delivery| self.apply(delivery)).await
     }
 
     /// Applies one message once.
@@ -77,9 +77,8 @@ impl Multiplier {
             .iter()
             .map(|(word, n)| (word.to_owned(), self.multiplier.saturating_mul(n as i64)))
             .collect();
-        let key = format!("#multiply#{}", message.message_id);
-        let no_publish: Option<std::future::Ready<Result<(), PublishError>>> = None;
-        match apply_once(&self.store, &key, deltas, no_publish).await? {
+        let key = Stage::Multiply.record_key(&message.message_id);
+        match apply_once(&self.store, &key, deltas, &NoPublish, &message).await? {
             Applied::Duplicate => {
                 tracing::info!(message_id = %message.message_id, "already applied: a redelivery")
             }

@@ -22,16 +22,21 @@ pub enum ConfigError {
         reason: String,
         expected: &'static str,
     },
-    #[error("{0}")]
-    Other(String),
+    /// A secret given both as a value and as the name of a parameter holding it.
+    #[error("{var} and {param_var} are both set: set {var} to the value, or {param_var} to the name of an SSM SecureString parameter holding it, not both")]
+    ValueAndParameter {
+        var: &'static str,
+        param_var: &'static str,
+    },
 }
 
 impl ConfigError {
     /// The variable the error is about, if it is about one.
     pub fn var(&self) -> Option<&'static str> {
         match self {
-            ConfigError::Missing { var, .. } | ConfigError::Invalid { var, .. } => Some(var),
-            ConfigError::Other(_) => None,
+            ConfigError::Missing { var, .. }
+            | ConfigError::Invalid { var, .. }
+            | ConfigError::ValueAndParameter { var, .. } => Some(var),
         }
     }
 }

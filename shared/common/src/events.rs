@@ -27,8 +27,19 @@ pub struct Delivery {
 }
 
 /// An event that carries messages: from an SNS subscription or an SQS event source mapping.
-#[derive(Debug, Clone)]
+/// It deserializes from either, typed by aws_lambda_events, and refuses anything else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "AnyBatch")]
 pub enum Batch {
+    Sns(SnsEvent),
+    Sqs(SqsEvent),
+}
+
+/// The shapes a [`Batch`] may take, before its records are checked. SNS records must have
+/// their `Sns` object; SQS records have only optional fields, so they are told by their source.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyBatch {
     Sns(SnsEvent),
     Sqs(SqsEvent),
 }
@@ -38,32 +49,38 @@ pub enum Batch {
 #[error("the event is not an SNS or SQS event: {0}")]
 pub struct NotABatch(pub String);
 
-impl Batch {
-    /// Recognizes the event by its records' source (`EventSource: aws:sns`, `eventSource: aws:sqs`).
-    pub fn from_value(event: Value) -> Result<Batch, NotABatch> {
-        let first = event
-            .get("Records")
-            .and_then(Value::as_array)
-            .and_then(|records| records.first())
-            .ok_or_else(|| NotABatch("it has no Records".into()))?;
-        let source = first
-            .get("EventSource")
-            .or_else(|| first.get("eventSource"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        match source.as_str() {
-            "aws:sns" => serde_json::from_value(event).map(Batch::Sns),
-            "aws:sqs" => serde_json::from_value(event).map(Batch::Sqs),
-            other => return Err(NotABatch(format!("unknown record source {other:?}"))),
-        }
-        .map_err(|e| NotABatch(e.to_string()))
-    }
+impl TryFrom<AnyBatch> for Batch {
+    type Error = NotABatch;
 
+    fn try_from(event: AnyBatch) -> Result<Batch, NotABatch> {
+        match event {
+            AnyBatch::Sns(event) if event.records.is_empty() => {
+                Err(NotABatch("it has no Records".into()))
+            }
+            AnyBatch::Sns(event) => Ok(Batch::Sns(event)),
+            AnyBatch::Sqs(event) if event.records.is_empty() => {
+                Err(NotABatch("it has no Records".into()))
+            }
+            AnyBatch::Sqs(event) => match event
+                .records
+                .iter()
+                .find(|record| record.event_source.as_deref() != Some("aws:sqs"))
+            {
+                Some(other) => Err(NotABatch(format!(
+                    "unknown record source {:?}",
+                    other.event_source.as_deref().unwrap_or_default()
+                ))),
+                None => Ok(Batch::Sqs(event)),
+            },
+        }
+    }
+}
+
+impl Batch {
     /// Handles every message. SNS: any failure fails the invocation, so Lambda retries it and
     /// then sends it to the function's DLQ or on-failure destination. SQS: the answer lists the
     /// records that failed (`batchItemFailures`).
-    pub async fn handle<F, Fut, E>(self, handler: F) -> Result<Value, String>
+    pub async fn handle<F, Fut, E>(self, handler: F) -> Result<Value, BatchError>
     where
         F: Fn(Delivery) -> Fut,
         Fut: Future<Output = Result<(), E>>,
@@ -88,7 +105,7 @@ impl Batch {
                 if failures.is_empty() {
                     Ok(Value::Null)
                 } else {
-                    Err(failures.join("; "))
+                    Err(BatchError::Failed(failures.join("; ")))
                 }
             }
             Batch::Sqs(event) => {
@@ -115,10 +132,20 @@ impl Batch {
                     .await;
                 let mut response = SqsBatchResponse::default();
                 response.batch_item_failures = failures;
-                serde_json::to_value(response).map_err(|e| e.to_string())
+                serde_json::to_value(response).map_err(BatchError::Answer)
             }
         }
     }
+}
+
+/// Why a batch was not handled as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// SNS: messages failed, so the invocation fails and Lambda retries it.
+    #[error("{0}")]
+    Failed(String),
+    #[error("the batch answer could not be written: {0}")]
+    Answer(serde_json::Error),
 }
 
 #[derive(Deserialize)]
@@ -169,16 +196,24 @@ mod tests {
         );
     }
 
+    fn batch(event: Value) -> Result<Batch, serde_json::Error> {
+        serde_json::from_value(event)
+    }
+
     #[test]
     fn recognizes_sources() {
         let sqs =
             serde_json::json!({"Records":[{"messageId":"1","body":"x","eventSource":"aws:sqs"}]});
-        assert!(matches!(Batch::from_value(sqs), Ok(Batch::Sqs(_))));
-        assert!(Batch::from_value(serde_json::json!({"Records":[]})).is_err());
-        assert!(Batch::from_value(serde_json::json!({"hello":"world"})).is_err());
-        assert!(
-            Batch::from_value(serde_json::json!({"Records":[{"eventSource":"aws:s3"}]})).is_err()
-        );
+        assert!(matches!(batch(sqs), Ok(Batch::Sqs(_))));
+        let sns = serde_json::json!({"Records":[{"EventSource":"aws:sns","EventVersion":"1.0","EventSubscriptionArn":"arn:aws:sns:us-east-1:1:t:s","Sns":{"Type":"Notification","MessageId":"m-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"hi","Timestamp":"2016-12-13T20:20:33.000Z","SignatureVersion":"1","Signature":"x","SigningCertUrl":"x","UnsubscribeUrl":"x","MessageAttributes":{}}}]});
+        assert!(matches!(batch(sns), Ok(Batch::Sns(_))));
+        assert!(batch(serde_json::json!({"Records":[]})).is_err());
+        assert!(batch(serde_json::json!({"hello":"world"})).is_err());
+        let s3 = batch(serde_json::json!({"Records":[{"eventSource":"aws:s3"}]}));
+        assert!(s3
+            .unwrap_err()
+            .to_string()
+            .contains("unknown record source \"aws:s3\""));
     }
 
     #[tokio::test]
@@ -188,8 +223,8 @@ mod tests {
             {"messageId":"bad-1","body":"fail","eventSource":"aws:sqs"},
             {"messageId":"ok-2","body":"fine","eventSource":"aws:sqs"}
         ]});
-        let batch = Batch::from_value(event).unwrap();
-        let answer = batch
+        let answer = batch(event)
+            .unwrap()
             .handle(|d: Delivery| async move {
                 if d.body == "fail" {
                     Err("boom")

@@ -1,7 +1,6 @@
-//! What every fanout function shares: typed configuration from the environment, AWS client
-//! construction, telemetry, and reporting of init failures to the Lambda Runtime API.
+//! What every fanout function shares: typed configuration from the environment, typed SNS and
+//! SQS deliveries, telemetry, and reporting of init failures to the Lambda Runtime API.
 
-pub mod aws;
 pub mod config;
 pub mod events;
 pub mod init;

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use fanout_copy::ledger::{RunLedger, RunRecord};
-use fanout_words::slack::sign;
+use fanout_copy_core::ledger::{RunLedger, RunRecord};
+use fanout_copy_dynamodb::RunTable;
+use fanout_words_core::slack::sign;
 use serde_json::{json, Value};
 
 use crate::stack::{Stack, SIGNING_SECRET, VERIFICATION_TOKEN};
@@ -401,7 +402,7 @@ impl<'a> Demo<'a> {
                 answer["listed"], answer["enqueued"], answer["skipped"]
             ),
         );
-        let ledger = RunLedger::new(
+        let ledger = RunTable::new(
             aws_sdk_dynamodb::Client::new(&self.stack.sdk),
             &self.runs_table,
         );

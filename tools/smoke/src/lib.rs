@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fanout_words::slack;
+use fanout_words_core::slack;
 
 /// How the request proves it comes from Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,7 +357,7 @@ mod tests {
     fn unique_words_are_single_lowercase_tokens() {
         let word = unique_word();
         assert!(word.starts_with("smoke"));
-        assert_eq!(fanout_words::tokenize(&word).len(), 1, "{word}");
+        assert_eq!(fanout_words_core::tokenize(&word).len(), 1, "{word}");
         assert_eq!(word, word.to_lowercase());
         assert_eq!(base36(0), "0");
         assert_eq!(base36(36 * 36 + 35), "10z");

@@ -79,7 +79,7 @@ impl Args {
 
     fn validate_word(&self) -> Result<String, SmokeError> {
         let word = self.word.clone().unwrap_or_else(unique_word);
-        let tokens = fanout_words::tokenize(&word);
+        let tokens = fanout_words_core::tokenize(&word);
         let one_word = tokens.len() == 1 && tokens.iter().all(|(token, _)| token == word);
         if one_word {
             Ok(word)

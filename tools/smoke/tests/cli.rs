@@ -6,7 +6,7 @@ mod support;
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
-use fanout_words::slack::{self, Verifier};
+use fanout_words_core::slack::{self, Verifier};
 use support::{serve_once, Received};
 
 const SECRET: &str = "smoke-test-secret";

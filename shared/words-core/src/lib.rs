@@ -1,14 +1,16 @@
-//! The word-count domain and its adapters.
+//! The word-count domain, with no AWS or Lambda types.
 //!
 //! Pure code: [`tokenize`] (Slack markup aware), [`slack`] (request verification and parsing),
 //! [`message`] (the published message schema), [`counts::WordCounts`].
-//! Adapters over the AWS SDK: [`store::WordStore`] (DynamoDB) and [`publish::Publisher`] (SNS).
-//! [`once`] applies a message's words exactly once on top of the store.
+//! The protocols, over the narrow traits of [`store`]: [`once`] applies a message's words
+//! exactly once, [`count`] counts a Slack message and publishes it. [`memory`] implements the
+//! traits in memory, for tests; the AWS implementations live in adapter crates.
 
+pub mod count;
 pub mod counts;
+pub mod memory;
 pub mod message;
 pub mod once;
-pub mod publish;
 pub mod slack;
 pub mod store;
 pub mod tokenize;

@@ -1,21 +1,26 @@
-//! The object store: the few S3 calls a copy needs, over `aws_sdk_s3::Client`, with errors that
-//! say which call on which object failed and whether trying again could help.
-
-use std::collections::HashMap;
+//! The object store over S3: fanout-copy-core's [`ObjectLister`] and [`ObjectCopier`] over
+//! `aws_sdk_s3::Client`, with errors that say which call on which object failed and whether
+//! trying again could help (from the SDK's typed errors and its own classification).
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::types::{
-    ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, MetadataDirective,
-    ServerSideEncryption, StorageClass, TaggingDirective,
+    ChecksumMode, ChecksumType, CompletedMultipartUpload, MetadataDirective, ServerSideEncryption,
+    StorageClass, TaggingDirective,
 };
 use aws_sdk_s3::Client;
+use fanout_aws::DisplayErrorContext;
+use fanout_copy_core::decide::{Checksum, Listed, Observed, SOURCE_ETAG_METADATA};
+use fanout_copy_core::plan::Part;
+use fanout_copy_core::store::{
+    CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
+    Page, StoreError,
+};
+use fanout_copy_core::Location;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
-use crate::decide::{Checksum, Listed, Observed, SOURCE_ETAG_METADATA};
-use crate::location::Location;
-use crate::plan::Part;
 
 /// Characters kept as they are in a copy source: RFC 3986's unreserved ones and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
@@ -34,162 +39,84 @@ const TAG: &AsciiSet = &NON_ALPHANUMERIC
 /// Attempts per S3 call, the first included: copies meet SlowDown under load.
 pub const MAX_ATTEMPTS: u32 = 6;
 
-/// Error codes that mean "try again later".
-const TRANSIENT_CODES: &[&str] = &[
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "ServiceUnavailable",
-];
-
-/// An S3 call that failed after the SDK's retries.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("S3 {operation} on s3://{bucket}/{key} failed: {detail}")]
-pub struct StoreError {
-    pub operation: &'static str,
-    pub bucket: String,
-    pub key: String,
-    /// S3's error code (`NoSuchKey`, `NoSuchBucket`, `PreconditionFailed`…), if it sent one.
-    pub code: Option<String>,
-    /// Whether the failure may pass (throttling, 5xx, timeouts, connection errors).
-    pub transient: bool,
-    pub detail: String,
-}
-
-impl StoreError {
-    fn from_sdk<E>(
-        operation: &'static str,
-        bucket: &str,
-        key: &str,
-        err: SdkError<E, HttpResponse>,
-    ) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let status = err.raw_response().map(|r| r.status().as_u16());
-        let code = err
-            .code()
-            .map(str::to_owned)
-            .or_else(|| (status == Some(404)).then(|| "NotFound".to_owned()));
-        let transient = match &err {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(_) => {
-                status.is_some_and(|s| s >= 500)
-                    || code
-                        .as_deref()
-                        .is_some_and(|c| TRANSIENT_CODES.contains(&c))
-            }
-            _ => false,
-        };
-        let detail = match (&code, err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => format!("{code} (HTTP {})", status.unwrap_or_default()),
-            _ => DisplayErrorContext(&err).to_string(),
-        };
-        StoreError {
-            operation,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            code,
-            transient,
-            detail,
-        }
-    }
-
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
+/// A store error from a failed SDK call: `kind` when the SDK's typed error already says
+/// what it is, else transient or permanent as the SDK classes it.
+fn store_error<E>(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    kind: Option<ErrorKind>,
+    err: SdkError<E, HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = kind.unwrap_or(if fanout_aws::is_transient(&err) {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Permanent
+    });
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => format!(
+            "{code} (HTTP {})",
+            fanout_aws::status(&err).unwrap_or_default()
+        ),
+        _ => DisplayErrorContext(&err).to_string(),
+    };
+    StoreError {
+        operation,
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        kind,
+        detail,
     }
 }
 
-/// One page of a listing.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub objects: Vec<Listed>,
-    /// The token for the next page; `None` on the last.
-    pub next: Option<String>,
+/// The `x-amz-copy-source` value: the source bucket and its URL-encoded key.
+fn copy_source(request: &CopyRequest) -> String {
+    format!(
+        "{}/{}",
+        request.source_bucket,
+        utf8_percent_encode(&request.source_key, COPY_SOURCE)
+    )
 }
 
-/// The headers a copy carries over.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContentHeaders {
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub cache_control: Option<String>,
-    /// As S3 sent it: carried as is, even when it is not a valid HTTP date.
-    pub expires: Option<String>,
+/// The `x-amz-tagging` value: the tags as a URL query string.
+fn tagging(request: &CopyRequest) -> Option<String> {
+    (!request.tags.is_empty()).then(|| {
+        request
+            .tags
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, TAG),
+                    utf8_percent_encode(v, TAG)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    })
 }
 
-/// What a HEAD says about an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectHead {
-    pub observed: Observed,
-    pub headers: ContentHeaders,
-    pub metadata: HashMap<String, String>,
-    pub tag_count: Option<i32>,
+fn sse(request: &CopyRequest) -> Option<ServerSideEncryption> {
+    request
+        .kms_key_id
+        .as_ref()
+        .map(|_| ServerSideEncryption::AwsKms)
 }
 
-/// Where a copy goes and what it carries.
-#[derive(Debug, Clone, Default)]
-pub struct CopyRequest {
-    pub source_bucket: String,
-    pub source_key: String,
-    /// The copy succeeds only while the source has this ETag.
-    pub source_etag: String,
-    pub bucket: String,
-    pub key: String,
-    pub headers: ContentHeaders,
-    /// User metadata, with the source ETag recorded.
-    pub metadata: HashMap<String, String>,
-    /// Tags (only a multipart upload needs them given; CopyObject copies them).
-    pub tags: Vec<(String, String)>,
-    pub storage_class: Option<StorageClass>,
-    pub kms_key_id: Option<String>,
-}
-
-impl CopyRequest {
-    fn copy_source(&self) -> String {
-        format!(
-            "{}/{}",
-            self.source_bucket,
-            utf8_percent_encode(&self.source_key, COPY_SOURCE)
-        )
-    }
-
-    fn tagging(&self) -> Option<String> {
-        (!self.tags.is_empty()).then(|| {
-            self.tags
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}={}",
-                        utf8_percent_encode(k, TAG),
-                        utf8_percent_encode(v, TAG)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        })
-    }
-
-    fn sse(&self) -> Option<ServerSideEncryption> {
-        self.kms_key_id
-            .as_ref()
-            .map(|_| ServerSideEncryption::AwsKms)
-    }
-
-    fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        StoreError::from_sdk(operation, &self.bucket, &self.key, err)
-    }
+/// A failed call about the request's destination object.
+fn request_error<E>(
+    request: &CopyRequest,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    store_error(operation, &request.bucket, &request.key, None, err)
 }
 
 /// Sets what a copy carries on a CopyObject or CreateMultipartUpload builder (the SDK gives the
@@ -205,8 +132,13 @@ macro_rules! carry {
             .set_content_disposition(headers.content_disposition.clone())
             .set_content_language(headers.content_language.clone())
             .set_cache_control(headers.cache_control.clone())
-            .set_storage_class(request.storage_class.clone())
-            .set_server_side_encryption(request.sse())
+            .set_storage_class(
+                request
+                    .storage_class
+                    .as_ref()
+                    .map(|c| StorageClass::from(c.as_str())),
+            )
+            .set_server_side_encryption(sse(request))
             .set_ssekms_key_id(request.kms_key_id.clone())
             .customize()
             .mutate_request(with_raw_header("expires", headers.expires.clone()))
@@ -228,13 +160,13 @@ fn with_raw_header(
 
 /// S3, seen through the calls a copy makes.
 #[derive(Debug, Clone)]
-pub struct ObjectStore {
+pub struct S3Store {
     client: Client,
 }
 
-impl ObjectStore {
+impl S3Store {
     pub fn new(client: Client) -> Self {
-        ObjectStore { client }
+        S3Store { client }
     }
 
     /// A client for this SDK configuration, retrying in standard mode (exponential backoff with
@@ -245,16 +177,12 @@ impl ObjectStore {
             .force_path_style(sdk.endpoint_url().is_some())
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .build();
-        ObjectStore::new(Client::from_conf(config))
+        S3Store::new(Client::from_conf(config))
     }
+}
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// One page of the objects under `location`, in key order, after `start_after` or from
-    /// `token`.
-    pub async fn list(
+impl ObjectLister for S3Store {
+    async fn list(
         &self,
         location: &Location,
         start_after: Option<&str>,
@@ -272,7 +200,11 @@ impl ObjectStore {
             .send()
             .await
             .map_err(|e| {
-                StoreError::from_sdk("ListObjectsV2", &location.bucket, &location.prefix, e)
+                let kind = e
+                    .as_service_error()
+                    .is_some_and(ListObjectsV2Error::is_no_such_bucket)
+                    .then_some(ErrorKind::NoSuchBucket);
+                store_error("ListObjectsV2", &location.bucket, &location.prefix, kind, e)
             })?;
         let objects = output
             .contents()
@@ -293,9 +225,10 @@ impl ObjectStore {
             .flatten();
         Ok(Page { objects, next })
     }
+}
 
-    /// The object's size, ETag, headers, metadata and checksum; `None` when there is no object.
-    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+impl ObjectCopier for S3Store {
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>, StoreError> {
         let output = match self
             .client
             .head_object()
@@ -306,14 +239,14 @@ impl ObjectStore {
             .await
         {
             Ok(output) => output,
-            Err(err) => {
-                let err = StoreError::from_sdk("HeadObject", bucket, key, err);
-                return if err.is("NotFound") || err.is("NoSuchKey") {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(HeadObjectError::is_not_found) =>
+            {
+                return Ok(None)
             }
+            Err(err) => return Err(store_error("HeadObject", bucket, key, None, err)),
         };
         let mut metadata = output.metadata().cloned().unwrap_or_default();
         let recorded_source_etag = metadata.remove(SOURCE_ETAG_METADATA);
@@ -352,8 +285,7 @@ impl ObjectStore {
         }))
     }
 
-    /// The object's tags, in order.
-    pub async fn tags(&self, bucket: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+    async fn tags(&self, bucket: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
         let output = self
             .client
             .get_object_tagging()
@@ -361,7 +293,7 @@ impl ObjectStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| StoreError::from_sdk("GetObjectTagging", bucket, key, e))?;
+            .map_err(|e| store_error("GetObjectTagging", bucket, key, None, e))?;
         Ok(output
             .tag_set()
             .iter()
@@ -369,51 +301,44 @@ impl ObjectStore {
             .collect())
     }
 
-    /// One CopyObject: metadata and headers replaced by the request's, tags copied.
-    pub async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
+    async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
         let builder = self
             .client
             .copy_object()
             .bucket(&request.bucket)
             .key(&request.key)
-            .copy_source(request.copy_source())
+            .copy_source(copy_source(request))
             .copy_source_if_match(&request.source_etag)
             .metadata_directive(MetadataDirective::Replace)
             .tagging_directive(TaggingDirective::Copy);
         carry!(builder, request)
             .send()
             .await
-            .map_err(|e| request.error("CopyObject", e))?;
+            .map_err(|e| request_error(request, "CopyObject", e))?;
         Ok(())
     }
 
-    /// Starts a multipart upload carrying the request's headers, metadata and tags.
-    pub async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
+    async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
         let builder = self
             .client
             .create_multipart_upload()
             .bucket(&request.bucket)
             .key(&request.key)
-            .set_tagging(request.tagging());
+            .set_tagging(tagging(request));
         let output = carry!(builder, request)
             .send()
             .await
-            .map_err(|e| request.error("CreateMultipartUpload", e))?;
-        output
-            .upload_id()
-            .map(str::to_owned)
-            .ok_or_else(|| StoreError {
-                operation: "CreateMultipartUpload",
-                bucket: request.bucket.clone(),
-                key: request.key.clone(),
-                code: None,
-                transient: false,
-                detail: "S3 returned no upload id".into(),
-            })
+            .map_err(|e| request_error(request, "CreateMultipartUpload", e))?;
+        output.upload_id().map(str::to_owned).ok_or_else(|| {
+            request.error(
+                "CreateMultipartUpload",
+                ErrorKind::Permanent,
+                "S3 returned no upload id".into(),
+            )
+        })
     }
 
-    /// Copies one part's byte range of the source.
-    pub async fn copy_part(
+    async fn copy_part(
         &self,
         request: &CopyRequest,
         upload_id: &str,
@@ -426,29 +351,38 @@ impl ObjectStore {
             .key(&request.key)
             .upload_id(upload_id)
             .part_number(part.number)
-            .copy_source(request.copy_source())
+            .copy_source(copy_source(request))
             .copy_source_range(part.range())
             .copy_source_if_match(&request.source_etag)
             .send()
             .await
-            .map_err(|e| request.error("UploadPartCopy", e))?;
+            .map_err(|e| request_error(request, "UploadPartCopy", e))?;
         let etag = output
             .copy_part_result()
             .and_then(|result| result.e_tag())
             .unwrap_or_default();
-        Ok(CompletedPart::builder()
-            .part_number(part.number)
-            .e_tag(etag)
-            .build())
+        Ok(CompletedPart {
+            number: part.number,
+            etag: etag.to_owned(),
+        })
     }
 
-    pub async fn complete_multipart(
+    async fn complete_multipart(
         &self,
         request: &CopyRequest,
         upload_id: &str,
         mut parts: Vec<CompletedPart>,
     ) -> Result<(), StoreError> {
-        parts.sort_by_key(|part| part.part_number());
+        parts.sort_by_key(|part| part.number);
+        let parts = parts
+            .into_iter()
+            .map(|part| {
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(part.number)
+                    .e_tag(part.etag)
+                    .build()
+            })
+            .collect();
         self.client
             .complete_multipart_upload()
             .bucket(&request.bucket)
@@ -461,11 +395,11 @@ impl ObjectStore {
             )
             .send()
             .await
-            .map_err(|e| request.error("CompleteMultipartUpload", e))?;
+            .map_err(|e| request_error(request, "CompleteMultipartUpload", e))?;
         Ok(())
     }
 
-    pub async fn abort_multipart(
+    async fn abort_multipart(
         &self,
         request: &CopyRequest,
         upload_id: &str,
@@ -477,7 +411,7 @@ impl ObjectStore {
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| request.error("AbortMultipartUpload", e))?;
+            .map_err(|e| request_error(request, "AbortMultipartUpload", e))?;
         Ok(())
     }
 }
@@ -497,11 +431,19 @@ mod tests {
             ],
             ..CopyRequest::default()
         };
-        assert_eq!(request.copy_source(), "src/a%20dir/%C3%BC%2Bx%3F.txt");
+        assert_eq!(copy_source(&request), "src/a%20dir/%C3%BC%2Bx%3F.txt");
         assert_eq!(
-            request.tagging().as_deref(),
+            tagging(&request).as_deref(),
             Some("team=data%20eng&a%26b=%3D")
         );
-        assert_eq!(CopyRequest::default().tagging(), None);
+        assert_eq!(tagging(&CopyRequest::default()), None);
+    }
+
+    #[test]
+    fn the_core_knows_every_storage_class_the_sdk_knows() {
+        assert_eq!(
+            fanout_copy_core::store::STORAGE_CLASSES,
+            StorageClass::values()
+        );
     }
 }

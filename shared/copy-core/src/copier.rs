@@ -6,14 +6,13 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-pub use aws_sdk_s3::types::StorageClass;
 use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::decide::{same_etag, unchanged, SOURCE_ETAG_METADATA};
 use crate::job::CopyJob;
 use crate::plan::{self, Method, Part, Thresholds, TooLarge};
-use crate::store::{CopyRequest, ObjectHead, ObjectStore, StoreError};
+use crate::store::{CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError};
 
 /// How copies are made.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,21 +22,6 @@ pub struct CopyOptions {
     pub storage_class: Option<StorageClass>,
     /// Encrypt the copies with this KMS key (SSE-KMS).
     pub kms_key_id: Option<String>,
-}
-
-/// A storage class S3 does not know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an S3 storage class: use one of {classes}", classes = StorageClass::values().join(", "))]
-pub struct UnknownStorageClass(pub String);
-
-/// Reads a storage class name (`STANDARD_IA`, `GLACIER_IR`…).
-pub fn parse_storage_class(name: &str) -> Result<StorageClass, UnknownStorageClass> {
-    let name = name.trim();
-    if StorageClass::values().contains(&name) {
-        Ok(StorageClass::from(name))
-    } else {
-        Err(UnknownStorageClass(name.to_owned()))
-    }
 }
 
 /// What happened to one object.
@@ -82,7 +66,7 @@ impl CopyError {
     /// Whether trying the same job again later may succeed.
     pub fn transient(&self) -> bool {
         match self {
-            CopyError::Store(err) => err.transient,
+            CopyError::Store(err) => err.transient(),
             CopyError::NotAborted { error, .. } => error.transient(),
             _ => false,
         }
@@ -92,8 +76,8 @@ impl CopyError {
 /// Copies objects with at most `concurrency` copy requests (CopyObject or UploadPartCopy) in
 /// flight at once, across every object it copies.
 #[derive(Debug, Clone)]
-pub struct Copier {
-    store: ObjectStore,
+pub struct Copier<S> {
+    store: S,
     options: CopyOptions,
     permits: Arc<Semaphore>,
     concurrency: usize,
@@ -118,8 +102,8 @@ impl Drop for Planned {
     }
 }
 
-impl Copier {
-    pub fn new(store: ObjectStore, options: CopyOptions, concurrency: usize) -> Self {
+impl<S: ObjectCopier> Copier<S> {
+    pub fn new(store: S, options: CopyOptions, concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
         Copier {
             store,
@@ -130,7 +114,7 @@ impl Copier {
         }
     }
 
-    pub fn store(&self) -> &ObjectStore {
+    pub fn store(&self) -> &S {
         &self.store
     }
 
@@ -295,10 +279,12 @@ mod tests {
     #[test]
     fn storage_classes_are_checked() {
         assert_eq!(
-            parse_storage_class("STANDARD_IA"),
-            Ok(StorageClass::StandardIa)
+            "STANDARD_IA"
+                .parse::<StorageClass>()
+                .map(|c| c.as_str().to_owned()),
+            Ok("STANDARD_IA".to_owned())
         );
-        let err = parse_storage_class("cheap").unwrap_err().to_string();
+        let err = "cheap".parse::<StorageClass>().unwrap_err().to_string();
         assert!(
             err.contains("\"cheap\" is not an S3 storage class"),
             "{err}"
@@ -313,8 +299,11 @@ mod tests {
                 operation: "CopyObject",
                 bucket: "b".into(),
                 key: "k".into(),
-                code: None,
-                transient,
+                kind: if transient {
+                    crate::store::ErrorKind::Transient
+                } else {
+                    crate::store::ErrorKind::Permanent
+                },
                 detail: "x".into(),
             })
         };
@@ -325,5 +314,154 @@ mod tests {
             key: "k".into()
         }
         .transient());
+    }
+
+    use crate::job::{DestinationObject, SourceObject, SCHEMA_VERSION};
+    use crate::memory::{MemoryStore, Object};
+    use crate::plan::PartSize;
+    use crate::size::MIB;
+    use crate::store::ErrorKind;
+
+    fn store_with(key: &str, len: usize) -> (MemoryStore, CopyJob) {
+        let store = MemoryStore::new();
+        store.create_bucket("dst");
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut object = Object::new(data);
+        object.metadata.insert("owner".into(), "ops".into());
+        object.headers.content_type = Some("image/jpeg".into());
+        object.tags = vec![("team".into(), "data".into())];
+        let etag = object.etag.clone();
+        store.put("src", key, object);
+        let job = CopyJob {
+            schema_version: SCHEMA_VERSION,
+            run_id: "run-1".into(),
+            source: SourceObject {
+                bucket: "src".into(),
+                key: key.into(),
+                size: len as u64,
+                etag,
+            },
+            destination: DestinationObject {
+                bucket: "dst".into(),
+                key: format!("backup/{key}"),
+            },
+            check_destination: false,
+        };
+        (store, job)
+    }
+
+    fn five_mib_parts() -> CopyOptions {
+        CopyOptions {
+            thresholds: Thresholds::new(5 * MIB, PartSize::Fixed(5 * MIB)).unwrap(),
+            ..CopyOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_object_is_one_copy_with_its_headers_and_metadata() {
+        let (store, job) = store_with("a.jpg", 1000);
+        let copier = Copier::new(store, five_mib_parts(), 4);
+        assert_eq!(copier.copy(&job).await, Ok(Copied::Copied { bytes: 1000 }));
+        let copy = copier.store().object("dst", "backup/a.jpg").unwrap();
+        let source = copier.store().object("src", "a.jpg").unwrap();
+        assert_eq!(copy.data, source.data);
+        assert_eq!(copy.headers, source.headers);
+        assert_eq!(copy.metadata.get("owner").map(String::as_str), Some("ops"));
+        assert_eq!(
+            copy.metadata.get(SOURCE_ETAG_METADATA),
+            Some(&job.source.etag)
+        );
+        let calls = copier.store().calls();
+        assert!(
+            calls.contains(&"CopyObject backup/a.jpg".to_owned()),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.starts_with("CreateMultipartUpload")),
+            "{calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_copied_in_parts_with_its_tags() {
+        let len = 12 * MIB as usize + 7;
+        let (store, job) = store_with("big.bin", len);
+        let copier = Copier::new(store, five_mib_parts(), 4);
+        assert_eq!(
+            copier.copy(&job).await,
+            Ok(Copied::Copied { bytes: len as u64 })
+        );
+        let store = copier.store();
+        let copy = store.object("dst", "backup/big.bin").unwrap();
+        assert_eq!(copy.data, store.object("src", "big.bin").unwrap().data);
+        assert!(copy.etag.ends_with("-3\""), "three parts: {}", copy.etag);
+        assert_eq!(copy.tags, vec![("team".to_owned(), "data".to_owned())]);
+        let parts = store
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("UploadPartCopy"))
+            .count();
+        assert_eq!(parts, 3);
+        assert!(store.open_uploads().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_aborts_the_upload() {
+        let (store, job) = store_with("big.bin", 11 * MIB as usize);
+        store.fail("UploadPartCopy", 1, ErrorKind::Transient);
+        let copier = Copier::new(store, five_mib_parts(), 1);
+        let err = copier.copy(&job).await.unwrap_err();
+        assert!(err.transient(), "{err}");
+        assert!(
+            copier.store().open_uploads().is_empty(),
+            "no upload left open"
+        );
+        assert!(copier.store().object("dst", "backup/big.bin").is_none());
+        assert!(copier
+            .store()
+            .calls()
+            .contains(&"AbortMultipartUpload backup/big.bin".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_failed_abort_names_the_upload_left_behind() {
+        let (store, job) = store_with("big.bin", 11 * MIB as usize);
+        store.fail("CompleteMultipartUpload", 1, ErrorKind::Permanent);
+        store.fail("AbortMultipartUpload", 1, ErrorKind::Transient);
+        let copier = Copier::new(store, five_mib_parts(), 2);
+        match copier.copy(&job).await {
+            Err(CopyError::NotAborted { upload_id, .. }) => {
+                assert_eq!(copier.store().open_uploads(), vec![upload_id]);
+            }
+            other => panic!("not a NotAborted: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_changed_source_is_a_permanent_failure() {
+        let (store, mut job) = store_with("a.jpg", 100);
+        let copier = Copier::new(store, five_mib_parts(), 2);
+        job.source.etag = "\"other\"".into();
+        let changed = copier.copy(&job).await.unwrap_err();
+        assert!(
+            matches!(changed, CopyError::SourceChanged { .. }),
+            "{changed}"
+        );
+        job.source.key = "gone.jpg".into();
+        let missing = copier.copy(&job).await.unwrap_err();
+        assert!(
+            matches!(missing, CopyError::SourceMissing { .. }),
+            "{missing}"
+        );
+        assert!(!changed.transient() && !missing.transient());
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_destination_is_skipped() {
+        let (store, mut job) = store_with("a.jpg", 100);
+        let copier = Copier::new(store, five_mib_parts(), 2);
+        copier.copy(&job).await.unwrap();
+        job.check_destination = true;
+        assert_eq!(copier.copy(&job).await, Ok(Copied::Skipped));
     }
 }

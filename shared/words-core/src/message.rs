@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::counts::WordCounts;
+use crate::slack::SlackMessage;
 use crate::tokenize::tokenize;
 
 /// The schema version this code writes and reads.
@@ -17,6 +18,18 @@ pub enum Source {
     EventsApi,
     /// A plain-text SNS message (the original's format: the raw Slack text).
     PlainText,
+}
+
+impl Source {
+    /// The name it has in the message schema (`outgoing_webhook`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::OutgoingWebhook => "outgoing_webhook",
+            Source::SlashCommand => "slash_command",
+            Source::EventsApi => "events_api",
+            Source::PlainText => "plain_text",
+        }
+    }
 }
 
 /// One counted Slack message.
@@ -75,6 +88,20 @@ impl WordsMessage {
         })
     }
 
+    /// The message to publish for a verified Slack message and its words.
+    pub fn from_slack(slack: SlackMessage, words: WordCounts) -> Self {
+        WordsMessage {
+            schema_version: SCHEMA_VERSION,
+            message_id: slack.message_id,
+            source: slack.source,
+            team_id: slack.team_id,
+            channel_id: slack.channel_id,
+            user_id: slack.user_id,
+            text: slack.text,
+            words,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a words message always serializes")
     }
@@ -83,6 +110,18 @@ impl WordsMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_names_are_the_schema_names() {
+        for source in [
+            Source::OutgoingWebhook,
+            Source::SlashCommand,
+            Source::EventsApi,
+            Source::PlainText,
+        ] {
+            assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
+        }
+    }
 
     fn sample() -> WordsMessage {
         WordsMessage {

@@ -2,18 +2,39 @@
 //! SQS deliver a message twice.
 //!
 //! The critical path is two sequential round trips, whatever the number of words: a conditional
-//! put claims the message, then every `ADD` (and the publish, if any) go out concurrently. Only
-//! when something fails is a third write made: the progress so far, so that the retry adds
-//! exactly the words that are missing and publishes only if that has not happened yet.
+//! claim of the message, then every add (and the publish) concurrently. Only when something
+//! fails is a third write made: the progress so far, so that the retry adds exactly the words
+//! that are missing and publishes only if that has not happened yet.
 
-use std::future::Future;
 use std::time::Duration;
 
-use crate::publish::PublishError;
-use crate::store::{Claim, StoreError, WordStore};
+use crate::message::WordsMessage;
+use crate::store::{
+    Claim, ClaimStore, Progress, Publish, PublishError, StoreError, WordCountStore,
+};
 
 /// How long a message's record is kept, and so how late a redelivery is still recognized.
 pub const RECORD_TTL: Duration = Duration::from_secs(3 * 24 * 60 * 60);
+
+/// Who applies a message: each stage keeps its own record of the messages it applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// slack-counter: a Slack message's words, counted once.
+    Count,
+    /// sns-multiplier: a words message's additions, applied once.
+    Multiply,
+}
+
+impl Stage {
+    /// The key of a message's record. Records live beside the words, under keys that start
+    /// with `#`, which no word can (`#` is a word boundary).
+    pub fn record_key(self, message_id: &str) -> String {
+        match self {
+            Stage::Count => format!("#count#{message_id}"),
+            Stage::Multiply => format!("#multiply#{message_id}"),
+        }
+    }
+}
 
 /// What applying a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,15 +69,17 @@ fn first_failure(failed: &[(String, StoreError)]) -> String {
         .unwrap_or_default()
 }
 
-/// Adds `deltas` under the once-only record `key`, publishing concurrently when `publish` is given.
-pub async fn apply_once<P>(
-    store: &WordStore,
+/// Adds `deltas` under the once-only record `key`, publishing `message` concurrently.
+pub async fn apply_once<S, P>(
+    store: &S,
     key: &str,
     deltas: Vec<(String, i64)>,
-    publish: Option<P>,
+    publisher: &P,
+    message: &WordsMessage,
 ) -> Result<Applied, ApplyError>
 where
-    P: Future<Output = Result<(), PublishError>>,
+    S: WordCountStore + ClaimStore,
+    P: Publish,
 {
     let progress = match store
         .claim(key, RECORD_TTL)
@@ -68,15 +91,16 @@ where
         Claim::Resume(progress) => Some(progress),
     };
     let resumed = progress.is_some();
-    let mut progress = progress.unwrap_or_default();
+    let mut progress: Progress = progress.unwrap_or_default();
     let (added_before, to_add): (Vec<_>, Vec<_>) = deltas
         .into_iter()
         .partition(|(word, _)| progress.added.contains(word));
-    let publish = publish.filter(|_| !progress.published);
+    let publish = !progress.published;
     let published = async {
-        match publish {
-            Some(publish) => Some(publish.await),
-            None => None,
+        if publish {
+            Some(publisher.publish(message).await)
+        } else {
+            None
         }
     };
     let (outcome, published) = futures::join!(store.add(&to_add), published);

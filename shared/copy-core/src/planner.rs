@@ -4,13 +4,10 @@
 //! A planner can start after any key, so a long listing can stop after a page and go on later
 //! (in another invocation) from the last key it planned.
 
-use aws_smithy_types::date_time::Format;
-use aws_smithy_types::DateTime;
-
 use crate::decide::{decide, Decision, DestinationCursor, Seek};
 use crate::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
 use crate::location::{destination_key, Location};
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{ErrorKind, ObjectLister, StoreError};
 
 /// What to copy, where, and which objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,33 +26,9 @@ pub struct BadTime(pub String);
 
 /// Reads an RFC 3339 date-time (`Z` or a `±hh:mm` offset) into seconds since the Unix epoch.
 pub fn parse_rfc3339(text: &str) -> Result<i64, BadTime> {
-    let bad = || BadTime(text.to_owned());
-    let trimmed = text.trim();
-    // The SDK's parser reads UTC (`Z`) only: an offset is read here and applied after.
-    let split = trimmed
-        .len()
-        .checked_sub(6)
-        .filter(|at| trimmed.is_char_boundary(*at))
-        .map(|at| trimmed.split_at(at));
-    let (utc, offset_secs) = match split {
-        Some((base, offset))
-            if offset.is_ascii()
-                && offset.starts_with(['+', '-'])
-                && offset.as_bytes()[3] == b':' =>
-        {
-            let hours: i64 = offset[1..3].parse().map_err(|_| bad())?;
-            let minutes: i64 = offset[4..6].parse().map_err(|_| bad())?;
-            let secs = hours * 3600 + minutes * 60;
-            (
-                format!("{base}Z"),
-                if offset.starts_with('-') { -secs } else { secs },
-            )
-        }
-        _ => (trimmed.to_owned(), 0),
-    };
-    DateTime::from_str(&utc, Format::DateTime)
-        .map(|t| t.secs() - offset_secs)
-        .map_err(|_| bad())
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| time.timestamp())
+        .map_err(|_| BadTime(text.to_owned()))
 }
 
 /// One planned page of the source listing.
@@ -76,8 +49,8 @@ pub struct PlannedPage {
 }
 
 /// Walks the two listings in step.
-pub struct Planner {
-    store: ObjectStore,
+pub struct Planner<L> {
+    store: L,
     spec: RunSpec,
     page_size: Option<i32>,
     start_after: Option<String>,
@@ -88,11 +61,11 @@ pub struct Planner {
     destination_started: bool,
 }
 
-impl Planner {
+impl<L: ObjectLister> Planner<L> {
     /// A planner from the start of the listing, or after `start_after`. `page_size` caps the
     /// keys per listing page (S3's own maximum, 1,000, when `None`).
     pub fn new(
-        store: ObjectStore,
+        store: L,
         spec: RunSpec,
         start_after: Option<String>,
         page_size: Option<i32>,
@@ -108,10 +81,6 @@ impl Planner {
             destination_token: None,
             destination_started: false,
         }
-    }
-
-    pub fn spec(&self) -> &RunSpec {
-        &self.spec
     }
 
     /// The next page of the plan; `None` when the listing is done.
@@ -220,7 +189,7 @@ impl Planner {
                 Ok(())
             }
             // Every copy into a missing bucket fails, and is reported, one by one.
-            Err(err) if err.is("NoSuchBucket") => {
+            Err(err) if err.kind == ErrorKind::NoSuchBucket => {
                 self.destination = DestinationCursor::empty();
                 Ok(())
             }

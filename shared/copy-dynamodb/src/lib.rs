@@ -1,73 +1,25 @@
 //! The run ledger: one DynamoDB item per run in `COPY_RUNS_TABLE` (partition key `run_id`, S),
-//! its counters Number attributes changed only by atomic `ADD` (docs/runs.md).
+//! its counters Number attributes changed only by atomic `ADD` (docs/runs.md):
+//! fanout-copy-core's [`RunLedger`] over DynamoDB.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use fanout_aws::DisplayErrorContext;
+use fanout_copy_core::ledger::{
+    LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT,
+};
 
 /// The partition key.
 pub const RUN_ID: &str = "run_id";
-/// Failures kept in the item's `failures` list; more are only counted (the item must stay
-/// under DynamoDB's 400 KB).
-pub const MAX_FAILURES_KEPT: usize = 200;
 /// Characters of an error message kept with a failure.
 const MAX_ERROR_CHARS: usize = 500;
 
-/// A DynamoDB call that failed after the SDK's retries.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("DynamoDB {operation} on table {table} failed: {detail}")]
-pub struct LedgerError {
-    pub operation: &'static str,
-    pub table: String,
-    pub detail: String,
-}
-
-/// How a run started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunStart {
-    pub run_id: String,
-    pub source: String,
-    pub destination: String,
-    pub dry_run: bool,
-    /// RFC 3339.
-    pub started_at: String,
-}
-
-/// What one page of the listing added to the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PageCounts {
-    pub listed: u64,
-    pub enqueued: u64,
-    pub skipped: u64,
-    pub planned_bytes: u64,
-}
-
-/// A run's item, read back.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub source: String,
-    pub destination: String,
-    pub dry_run: bool,
-    pub listed: u64,
-    pub enqueued: u64,
-    pub copied: u64,
-    pub skipped: u64,
-    pub failed: u64,
-    pub bytes_copied: u64,
-    pub planned_bytes: u64,
-    pub listing_complete: bool,
-    /// The last source key whose job was published.
-    pub cursor: Option<String>,
-    /// `(key, error)`, the first [`MAX_FAILURES_KEPT`].
-    pub failures: Vec<(String, String)>,
-}
-
 /// The DynamoDB table of runs.
 #[derive(Debug, Clone)]
-pub struct RunLedger {
+pub struct RunTable {
     client: Client,
     table: String,
 }
@@ -80,31 +32,57 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-impl RunLedger {
+impl RunTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        RunLedger {
+        RunTable {
             client,
             table: table.into(),
         }
     }
 
-    fn error<E>(
-        &self,
-        operation: &'static str,
-        err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-    ) -> LedgerError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
+    fn error(&self, operation: &'static str, err: impl std::error::Error) -> LedgerError {
         LedgerError {
             operation,
-            table: self.table.clone(),
+            ledger: format!("table {}", self.table),
             detail: DisplayErrorContext(err).to_string(),
         }
     }
 
+    async fn add(&self, run_id: &str, counters: &[(&str, u64)]) -> Result<(), LedgerError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id));
+        let mut terms = Vec::new();
+        for (i, (name, value)) in counters.iter().enumerate() {
+            terms.push(format!("#c{i} :v{i}"));
+            request = request
+                .expression_attribute_names(format!("#c{i}"), *name)
+                .expression_attribute_values(format!(":v{i}"), n(*value));
+        }
+        request
+            .update_expression(format!("ADD {}", terms.join(", ")))
+            .send()
+            .await
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+        Ok(())
+    }
+}
+
+fn condition_failed(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+}
+
+impl RunLedger for RunTable {
     /// Records how the run started; a second start of the same run changes nothing.
-    pub async fn start(&self, start: &RunStart) -> Result<(), LedgerError> {
+    async fn start(&self, start: &RunStart) -> Result<(), LedgerError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -122,13 +100,13 @@ impl RunLedger {
             .expression_attribute_values(":started_at", s(&start.started_at))
             .send()
             .await
-            .map_err(|e| self.error("UpdateItem", e))?;
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
         Ok(())
     }
 
     /// Adds a published page's counts and moves the listing cursor to `cursor`, once: `false`
     /// when the cursor was already there or past it (the page was recorded before).
-    pub async fn record_page(
+    async fn record_page(
         &self,
         run_id: &str,
         counts: PageCounts,
@@ -159,24 +137,24 @@ impl RunLedger {
         );
         match request.update_expression(expression).send().await {
             Ok(_) => Ok(true),
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(err) => Err(self.error("UpdateItem", err)),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(self.error("DynamoDB UpdateItem", err)),
         }
     }
 
     /// Counts one object copied.
-    pub async fn record_copied(&self, run_id: &str, bytes: u64) -> Result<(), LedgerError> {
+    async fn record_copied(&self, run_id: &str, bytes: u64) -> Result<(), LedgerError> {
         self.add(run_id, &[("copied", 1), ("bytes_copied", bytes)])
             .await
     }
 
     /// Counts one object found unchanged by the copier.
-    pub async fn record_skipped(&self, run_id: &str) -> Result<(), LedgerError> {
+    async fn record_skipped(&self, run_id: &str) -> Result<(), LedgerError> {
         self.add(run_id, &[("skipped", 1)]).await
     }
 
     /// Counts one failed object and keeps its key and error while the list has room.
-    pub async fn record_failure(
+    async fn record_failure(
         &self,
         run_id: &str,
         key: &str,
@@ -204,37 +182,16 @@ impl RunLedger {
             .await;
         match kept {
             Ok(_) => Ok(()),
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
+            Err(err) if condition_failed(&err) => {
                 self.add(run_id, &[("failed", 1), ("failures_not_kept", 1)])
                     .await
             }
-            Err(err) => Err(self.error("UpdateItem", err)),
+            Err(err) => Err(self.error("DynamoDB UpdateItem", err)),
         }
-    }
-
-    async fn add(&self, run_id: &str, counters: &[(&str, u64)]) -> Result<(), LedgerError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(RUN_ID, s(run_id));
-        let mut terms = Vec::new();
-        for (i, (name, value)) in counters.iter().enumerate() {
-            terms.push(format!("#c{i} :v{i}"));
-            request = request
-                .expression_attribute_names(format!("#c{i}"), *name)
-                .expression_attribute_values(format!(":v{i}"), n(*value));
-        }
-        request
-            .update_expression(format!("ADD {}", terms.join(", ")))
-            .send()
-            .await
-            .map_err(|e| self.error("UpdateItem", e))?;
-        Ok(())
     }
 
     /// The run's item (strongly consistent), if the run exists.
-    pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+    async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
         let output = self
             .client
             .get_item()
@@ -243,7 +200,7 @@ impl RunLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.error("GetItem", e))?;
+            .map_err(|e| self.error("DynamoDB GetItem", e))?;
         Ok(output.item.map(|item| record(run_id, &item)))
     }
 }

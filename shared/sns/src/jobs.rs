@@ -1,24 +1,16 @@
 //! The job publisher: copy jobs to an SNS topic, ten per PublishBatch call, a few calls at once.
 
-use aws_sdk_sns::error::DisplayErrorContext;
 use aws_sdk_sns::types::PublishBatchRequestEntry;
 use aws_sdk_sns::Client;
+use fanout_aws::DisplayErrorContext;
+use fanout_copy_core::fanout::{JobSink, SinkError};
+use fanout_copy_core::CopyJob;
 use futures::stream::{self, StreamExt, TryStreamExt};
-
-use crate::job::CopyJob;
 
 /// SNS's most entries in one PublishBatch.
 pub const BATCH_SIZE: usize = 10;
 /// PublishBatch calls in flight at once.
 pub const PUBLISH_CONCURRENCY: usize = 8;
-
-/// A publish that failed after the SDK's retries, or an entry SNS refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SNS PublishBatch to {topic_arn} failed: {detail}")]
-pub struct PublishError {
-    pub topic_arn: String,
-    pub detail: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct JobPublisher {
@@ -34,17 +26,7 @@ impl JobPublisher {
         }
     }
 
-    /// Publishes every job; an error when any call failed or any entry was refused.
-    pub async fn publish(&self, jobs: &[CopyJob]) -> Result<(), PublishError> {
-        stream::iter(jobs.chunks(BATCH_SIZE))
-            .map(|batch| self.publish_batch(batch))
-            .buffer_unordered(PUBLISH_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
-    }
-
-    async fn publish_batch(&self, batch: &[CopyJob]) -> Result<(), PublishError> {
+    async fn publish_batch(&self, batch: &[CopyJob]) -> Result<(), SinkError> {
         let entries = batch
             .iter()
             .enumerate()
@@ -85,17 +67,32 @@ impl JobPublisher {
         if refused.is_empty() {
             Ok(())
         } else {
-            Err(PublishError {
-                topic_arn: self.topic_arn.clone(),
+            Err(SinkError {
+                operation: "SNS PublishBatch",
+                destination: self.topic_arn.clone(),
                 detail: format!("entries refused: {}", refused.join("; ")),
             })
         }
     }
 
-    fn error(&self, err: impl std::error::Error) -> PublishError {
-        PublishError {
-            topic_arn: self.topic_arn.clone(),
+    fn error(&self, err: impl std::error::Error) -> SinkError {
+        SinkError {
+            operation: "SNS PublishBatch",
+            destination: self.topic_arn.clone(),
             detail: DisplayErrorContext(err).to_string(),
         }
+    }
+}
+
+impl JobSink for JobPublisher {
+    /// Publishes every job; an error when any call failed or any entry was refused.
+    async fn publish(&self, jobs: &[CopyJob]) -> Result<(), SinkError> {
+        // Owned batches: a stream of borrowed ones makes a future the compiler cannot prove Send.
+        stream::iter(jobs.chunks(BATCH_SIZE).map(<[CopyJob]>::to_vec))
+            .map(|batch| async move { self.publish_batch(&batch).await })
+            .buffer_unordered(PUBLISH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 }

@@ -1,0 +1,467 @@
+//! The fan-out run protocol: list a source beside its destination and hand one copy job per
+//! object that needs copying to a [`JobSink`], page by page.
+//!
+//! A listing too long for one invocation continues in the next: after each page, once less
+//! than the reserve of time is left, the run hands a continuation (the same request, plus its
+//! `run_id` and `start_after`, the last key whose job was handed on) to a [`Continuation`].
+//! With a ledger, every page also moves the run's cursor there, conditionally, so that a retried
+//! or repeated invocation resumes after the last recorded page instead of enqueuing it again.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::CopyJob;
+use crate::ledger::{LedgerError, PageCounts, RunLedger, RunStart};
+use crate::location::{check_pair, Location};
+use crate::planner::{parse_rfc3339, PlannedPage, Planner, RunSpec};
+use crate::store::{ObjectLister, StoreError};
+
+/// Time kept back for one more page (list it, publish its jobs, record it) before continuing in
+/// a new invocation.
+pub const DEFAULT_RESERVE: Duration = Duration::from_secs(30);
+
+/// What a manual event looks like, for error messages.
+pub const MANUAL_EVENT_EXAMPLE: &str = r#"{"source": "s3://bucket/prefix/", "destination": "s3://bucket/prefix/", "modified_since": "2016-12-13T00:00:00Z", "dry_run": false} (the last two optional)"#;
+
+/// A run to start or go on with: the manual event, and the continuation event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub source: Location,
+    pub destination: Location,
+    /// RFC 3339: only objects modified at or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_since: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Set on continuations (and may be set by hand to resume a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Start the listing after this source key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
+}
+
+/// What the invocation did; the continuation, when there is one, was handed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Answer {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub listed: u64,
+    /// Jobs published (none on a dry run).
+    pub enqueued: u64,
+    pub skipped: u64,
+    /// Jobs that would be or were published, and their bytes.
+    pub planned: u64,
+    pub planned_bytes: u64,
+    /// The whole listing is done.
+    pub complete: bool,
+    /// The run goes on in another invocation with this event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<RunRequest>,
+}
+
+/// Jobs that could not be handed on, after the adapter's retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} to {destination} failed: {detail}")]
+pub struct SinkError {
+    /// The call, as the sink names it (`SNS PublishBatch`).
+    pub operation: &'static str,
+    /// Where to: a topic ARN, say.
+    pub destination: String,
+    pub detail: String,
+}
+
+/// A continuation that could not be handed on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not invoke the continuation of run {run_id}: {detail}")]
+pub struct ContinueError {
+    pub run_id: String,
+    pub detail: String,
+}
+
+/// Where copy jobs go: a topic, a queue.
+pub trait JobSink: Send + Sync {
+    /// Hands on every job; an error when any was not taken.
+    fn publish(&self, jobs: &[CopyJob]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Starts the rest of a run elsewhere: another invocation of the same function.
+pub trait Continuation: Send + Sync {
+    fn continue_with(
+        &self,
+        next: &RunRequest,
+    ) -> impl Future<Output = Result<(), ContinueError>> + Send;
+}
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error("{0}; a manual event looks like {MANUAL_EVENT_EXAMPLE}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Listing(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] SinkError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Continue(#[from] ContinueError),
+}
+
+/// How much one invocation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Keys per listing page; the store's maximum when `None`.
+    pub page_size: Option<i32>,
+    /// Continue in a new invocation once less than this is left.
+    pub reserve: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            page_size: None,
+            reserve: DEFAULT_RESERVE,
+        }
+    }
+}
+
+/// The parts a fan-out run works with.
+pub struct FanoutParts<'a, L, J, R, C> {
+    pub lister: &'a L,
+    pub sink: &'a J,
+    pub ledger: Option<&'a R>,
+    /// Without one, a continuation is only returned in the answer.
+    pub continuation: Option<&'a C>,
+    pub budget: Budget,
+}
+
+impl<L, J, R, C> FanoutParts<'_, L, J, R, C>
+where
+    L: ObjectLister,
+    J: JobSink,
+    R: RunLedger,
+    C: Continuation,
+{
+    /// Runs one invocation's share of the run `request` names (its `run_id` set);
+    /// `remaining` tells how much time the invocation has left.
+    pub async fn run(
+        &self,
+        request: RunRequest,
+        remaining: impl Fn() -> Duration,
+    ) -> Result<Answer, FanoutError> {
+        check_pair(&request.source, &request.destination)
+            .map_err(|e| FanoutError::BadEvent(e.to_string()))?;
+        let modified_since = (request.modified_since.as_deref())
+            .map(parse_rfc3339)
+            .transpose()
+            .map_err(|e| FanoutError::BadEvent(format!("modified_since: {e}")))?;
+        let run_id = request.run_id.clone().unwrap_or_default();
+        let start_after = self.resume_point(&request, &run_id).await?;
+        let spec = RunSpec {
+            run_id: run_id.clone(),
+            source: request.source.clone(),
+            destination: request.destination.clone(),
+            modified_since,
+        };
+        let mut planner = Planner::new(
+            self.lister,
+            spec,
+            start_after.clone(),
+            self.budget.page_size,
+        );
+        let mut answer = Answer {
+            run_id: run_id.clone(),
+            dry_run: request.dry_run,
+            ..Answer::default()
+        };
+        let mut cursor = start_after;
+        while let Some(page) = planner.next_page().await? {
+            if !self.hand_on(&page, &request, &mut answer).await? {
+                tracing::warn!(run_id = %run_id, start_after = ?cursor, "this page was recorded by another invocation of the run; stopping here");
+                break;
+            }
+            cursor = page.last_key.or(cursor);
+            if !page.more {
+                answer.complete = true;
+                break;
+            }
+            if remaining() < self.budget.reserve {
+                answer.continuation = Some(RunRequest {
+                    run_id: Some(run_id.clone()),
+                    start_after: cursor.clone(),
+                    ..request.clone()
+                });
+                break;
+            }
+        }
+        if let (Some(next), Some(continuation)) = (&answer.continuation, self.continuation) {
+            continuation.continue_with(next).await?;
+        }
+        log(&answer);
+        Ok(answer)
+    }
+
+    /// Records the run's start; where to start the listing: after the request's `start_after`
+    /// or the ledger's cursor, whichever is further.
+    async fn resume_point(
+        &self,
+        request: &RunRequest,
+        run_id: &str,
+    ) -> Result<Option<String>, FanoutError> {
+        let Some(ledger) = self.ledger else {
+            return Ok(request.start_after.clone());
+        };
+        ledger
+            .start(&RunStart {
+                run_id: run_id.to_owned(),
+                source: request.source.to_string(),
+                destination: request.destination.to_string(),
+                dry_run: request.dry_run,
+                started_at: now_rfc3339(),
+            })
+            .await?;
+        let cursor = ledger.get(run_id).await?.and_then(|run| run.cursor);
+        Ok(request.start_after.clone().max(cursor))
+    }
+
+    /// Publishes a page's jobs and records it; `false` when another invocation recorded it first.
+    async fn hand_on(
+        &self,
+        page: &PlannedPage,
+        request: &RunRequest,
+        answer: &mut Answer,
+    ) -> Result<bool, FanoutError> {
+        let enqueued = if request.dry_run {
+            0
+        } else {
+            self.sink.publish(&page.jobs).await?;
+            page.jobs.len() as u64
+        };
+        let counts = PageCounts {
+            listed: page.listed,
+            enqueued,
+            skipped: page.skipped,
+            planned_bytes: page.planned_bytes,
+        };
+        if let Some(ledger) = self.ledger {
+            let run_id = &answer.run_id;
+            let last = page.last_key.as_deref();
+            if !ledger.record_page(run_id, counts, last, !page.more).await? {
+                return Ok(false);
+            }
+        }
+        answer.listed += counts.listed;
+        answer.enqueued += counts.enqueued;
+        answer.skipped += counts.skipped;
+        answer.planned += page.jobs.len() as u64;
+        answer.planned_bytes += counts.planned_bytes;
+        Ok(true)
+    }
+}
+
+fn log(answer: &Answer) {
+    tracing::info!(
+        run_id = %answer.run_id,
+        listed = answer.listed,
+        enqueued = answer.enqueued,
+        skipped = answer.skipped,
+        planned_bytes = answer.planned_bytes,
+        complete = answer.complete,
+        continued_after = ?answer.continuation.as_ref().and_then(|c| c.start_after.as_deref()),
+        "fanned out"
+    );
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::memory::{MemoryContinuation, MemoryLedger, MemorySink, MemoryStore, Object};
+
+    struct World {
+        store: MemoryStore,
+        sink: MemorySink,
+        ledger: MemoryLedger,
+        continuation: MemoryContinuation,
+    }
+
+    impl World {
+        fn new(objects: usize) -> World {
+            let store = MemoryStore::new();
+            store.create_bucket("dst");
+            for i in 0..objects {
+                store.put(
+                    "src",
+                    &format!("photos/{i:03}.jpg"),
+                    Object::new(vec![i as u8; 10]),
+                );
+            }
+            store.put("src", "other/outside.jpg", Object::new(vec![1]));
+            World {
+                store,
+                sink: MemorySink::new(),
+                ledger: MemoryLedger::new(),
+                continuation: MemoryContinuation::new(),
+            }
+        }
+
+        fn parts(
+            &self,
+            ledger: bool,
+        ) -> FanoutParts<'_, MemoryStore, MemorySink, MemoryLedger, MemoryContinuation> {
+            FanoutParts {
+                lister: &self.store,
+                sink: &self.sink,
+                ledger: ledger.then_some(&self.ledger),
+                continuation: Some(&self.continuation),
+                budget: Budget {
+                    page_size: Some(4),
+                    reserve: Duration::from_secs(30),
+                },
+            }
+        }
+
+        /// Each job's key, with how many times it was enqueued.
+        fn enqueued(&self) -> BTreeMap<String, usize> {
+            let mut keys = BTreeMap::new();
+            for job in self.sink.jobs() {
+                *keys.entry(job.source.key).or_default() += 1;
+            }
+            keys
+        }
+    }
+
+    fn request(run_id: &str) -> RunRequest {
+        RunRequest {
+            source: "s3://src/photos/".parse().unwrap(),
+            destination: "s3://dst/backup/".parse().unwrap(),
+            modified_since: None,
+            dry_run: false,
+            run_id: Some(run_id.into()),
+            start_after: None,
+        }
+    }
+
+    /// No time left after any page: every page ends the invocation with a continuation.
+    fn hurried() -> Duration {
+        Duration::ZERO
+    }
+
+    #[tokio::test]
+    async fn a_long_listing_continues_page_by_page_and_enqueues_each_object_once() {
+        let world = World::new(25);
+        let mut next = vec![request("run-1")];
+        let mut invocations = 0;
+        while let Some(request) = next.pop() {
+            invocations += 1;
+            let answer = world.parts(true).run(request, hurried).await.unwrap();
+            next.extend(world.continuation.take());
+            assert_eq!(answer.complete, next.is_empty(), "{answer:?}");
+        }
+        assert_eq!(invocations, 7, "25 objects in pages of 4");
+        let enqueued = world.enqueued();
+        assert_eq!(enqueued.len(), 25);
+        assert!(enqueued.values().all(|n| *n == 1), "{enqueued:?}");
+        assert!(enqueued.keys().all(|key| key.starts_with("photos/")));
+        let run = world.ledger.get("run-1").await.unwrap().unwrap();
+        assert_eq!((run.listed, run.enqueued, run.skipped), (25, 25, 0));
+        assert!(run.listing_complete);
+        assert_eq!(run.cursor.as_deref(), Some("photos/024.jpg"));
+        let job = &world.sink.jobs()[0];
+        assert_eq!(job.destination.key, "backup/000.jpg");
+    }
+
+    #[tokio::test]
+    async fn a_continuation_delivered_twice_enqueues_nothing_twice() {
+        let world = World::new(10);
+        world
+            .parts(true)
+            .run(request("run-2"), hurried)
+            .await
+            .unwrap();
+        let continuation = world.continuation.take().pop().expect("a continuation");
+        for _ in 0..2 {
+            let mut next = vec![continuation.clone()];
+            while let Some(request) = next.pop() {
+                world.parts(true).run(request, hurried).await.unwrap();
+                next.extend(world.continuation.take());
+            }
+        }
+        let enqueued = world.enqueued();
+        assert_eq!(enqueued.len(), 10);
+        assert!(enqueued.values().all(|n| *n == 1), "{enqueued:?}");
+        let run = world.ledger.get("run-2").await.unwrap().unwrap();
+        assert_eq!((run.listed, run.enqueued), (10, 10));
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_fails_the_invocation_and_its_retry_finishes_the_run() {
+        let world = World::new(6);
+        world.sink.fail(1);
+        let err = world
+            .parts(true)
+            .run(request("run-3"), || Duration::from_secs(900))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FanoutError::Publish(_)), "{err}");
+        let answer = world
+            .parts(true)
+            .run(request("run-3"), || Duration::from_secs(900))
+            .await
+            .unwrap();
+        assert!(answer.complete);
+        assert_eq!(world.enqueued().len(), 6);
+        let run = world.ledger.get("run-3").await.unwrap().unwrap();
+        assert_eq!((run.listed, run.enqueued), (6, 6));
+    }
+
+    #[tokio::test]
+    async fn without_a_ledger_or_on_a_dry_run() {
+        let world = World::new(5);
+        let dry = RunRequest {
+            dry_run: true,
+            ..request("run-4")
+        };
+        let answer = world
+            .parts(false)
+            .run(dry, || Duration::from_secs(900))
+            .await;
+        let answer = answer.unwrap();
+        assert_eq!((answer.planned, answer.enqueued), (5, 0));
+        assert!(world.sink.jobs().is_empty());
+        assert_eq!(world.ledger.get("run-4").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused_before_anything_is_listed() {
+        let world = World::new(1);
+        let overlap = RunRequest {
+            destination: "s3://src/photos/copy/".parse().unwrap(),
+            ..request("run-5")
+        };
+        let since = RunRequest {
+            modified_since: Some("last week".into()),
+            ..request("run-5")
+        };
+        for bad in [overlap, since] {
+            let err = world.parts(true).run(bad, hurried).await.unwrap_err();
+            assert!(matches!(err, FanoutError::BadEvent(_)), "{err}");
+            assert!(
+                err.to_string().contains("a manual event looks like"),
+                "{err}"
+            );
+        }
+        assert!(world.store.calls().is_empty());
+    }
+}

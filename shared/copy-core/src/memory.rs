@@ -1,0 +1,482 @@
+//! In-memory implementations of the copy traits, for tests of the protocols: an object store
+//! (lister and copier, with multipart uploads) that can be told to fail calls, a run ledger, a
+//! job sink and a continuation that keep what they are given.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::decide::{Listed, Observed};
+use crate::fanout::{Continuation, ContinueError, JobSink, RunRequest, SinkError};
+use crate::job::CopyJob;
+use crate::ledger::{LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT};
+use crate::location::Location;
+use crate::plan::Part;
+use crate::store::{
+    CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
+    Page, StoreError,
+};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An object held in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Object {
+    pub data: Vec<u8>,
+    pub etag: String,
+    pub headers: ContentHeaders,
+    pub metadata: HashMap<String, String>,
+    pub tags: Vec<(String, String)>,
+    pub last_modified: Option<i64>,
+}
+
+impl Object {
+    /// An object with these bytes and a content ETag, as a single PUT makes it.
+    pub fn new(data: Vec<u8>) -> Self {
+        Object {
+            etag: content_etag(&[&data], None),
+            data,
+            ..Object::default()
+        }
+    }
+}
+
+/// A quoted hash of the content, with `-N` for a multipart upload of N parts, as S3 shapes ETags.
+fn content_etag(chunks: &[&[u8]], parts: Option<usize>) -> String {
+    let mut hasher = DefaultHasher::new();
+    chunks.hash(&mut hasher);
+    match parts {
+        Some(n) => format!("\"{:016x}-{n}\"", hasher.finish()),
+        None => format!("\"{:016x}\"", hasher.finish()),
+    }
+}
+
+#[derive(Debug)]
+struct Upload {
+    request: CopyRequest,
+    parts: BTreeMap<i32, Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<String, BTreeMap<String, Object>>,
+    uploads: HashMap<String, Upload>,
+    next_upload: u64,
+    /// Calls still to fail, by operation, with the kind of failure.
+    failures: HashMap<&'static str, (usize, ErrorKind)>,
+    calls: Vec<String>,
+}
+
+/// Buckets of objects in memory, with multipart uploads.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        lock(&self.state)
+            .buckets
+            .entry(bucket.to_owned())
+            .or_default();
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, object: Object) {
+        lock(&self.state)
+            .buckets
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), object);
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Object> {
+        lock(&self.state).buckets.get(bucket)?.get(key).cloned()
+    }
+
+    /// The ids of the multipart uploads not yet completed or aborted.
+    pub fn open_uploads(&self) -> Vec<String> {
+        lock(&self.state).uploads.keys().cloned().collect()
+    }
+
+    /// Makes the next `times` calls of `operation` (`ListObjectsV2`, `HeadObject`, `CopyObject`,
+    /// `UploadPartCopy`, `CompleteMultipartUpload`…) fail with `kind`.
+    pub fn fail(&self, operation: &'static str, times: usize, kind: ErrorKind) {
+        lock(&self.state).failures.insert(operation, (times, kind));
+    }
+
+    /// Every call made, in order: the operation and its key (`UploadPartCopy a.bin#3`).
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// Logs the call; fails it when told to, or when the bucket is missing.
+    fn enter(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<MutexGuard<'_, State>, StoreError> {
+        let mut state = lock(&self.state);
+        state.calls.push(format!("{operation} {key}"));
+        let error = |kind, detail: &str| StoreError {
+            operation,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            kind,
+            detail: detail.to_owned(),
+        };
+        if let Some((left, kind)) = state.failures.get_mut(operation) {
+            if *left > 0 {
+                *left -= 1;
+                return Err(error(*kind, "failed on purpose"));
+            }
+        }
+        if !state.buckets.contains_key(bucket) {
+            return Err(error(ErrorKind::NoSuchBucket, "NoSuchBucket"));
+        }
+        Ok(state)
+    }
+
+    /// The request's source object, as long as it still has the listed ETag.
+    fn source(
+        state: &State,
+        request: &CopyRequest,
+        operation: &'static str,
+    ) -> Result<Object, StoreError> {
+        let object = (state.buckets.get(&request.source_bucket))
+            .and_then(|objects| objects.get(&request.source_key));
+        match object {
+            Some(object) if object.etag == request.source_etag => Ok(object.clone()),
+            Some(_) => {
+                Err(request.error(operation, ErrorKind::Permanent, "PreconditionFailed".into()))
+            }
+            None => Err(request.error(operation, ErrorKind::NotFound, "NoSuchKey".into())),
+        }
+    }
+}
+
+impl ObjectLister for MemoryStore {
+    async fn list(
+        &self,
+        location: &Location,
+        start_after: Option<&str>,
+        token: Option<&str>,
+        max_keys: Option<i32>,
+    ) -> Result<Page, StoreError> {
+        let state = self.enter("ListObjectsV2", &location.bucket, &location.prefix)?;
+        let after = token.or(start_after).unwrap_or_default();
+        let limit = max_keys.map_or(1000, |n| n.max(1) as usize);
+        let mut matching = state.buckets[&location.bucket]
+            .iter()
+            .filter(|(key, _)| key.as_str() > after && location.contains(key));
+        let objects: Vec<Listed> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(key, object)| Listed {
+                key: key.clone(),
+                size: object.data.len() as u64,
+                etag: object.etag.clone(),
+                last_modified: object.last_modified,
+            })
+            .collect();
+        let next = (matching.next().is_some())
+            .then(|| objects.last().map(|object| object.key.clone()))
+            .flatten();
+        Ok(Page { objects, next })
+    }
+}
+
+impl ObjectCopier for MemoryStore {
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+        let state = self.enter("HeadObject", bucket, key)?;
+        Ok(state.buckets[bucket].get(key).map(|object| {
+            let mut metadata = object.metadata.clone();
+            let recorded_source_etag = metadata.remove(crate::decide::SOURCE_ETAG_METADATA);
+            ObjectHead {
+                observed: Observed {
+                    size: object.data.len() as u64,
+                    etag: object.etag.clone(),
+                    recorded_source_etag,
+                    checksum: None,
+                },
+                headers: object.headers.clone(),
+                metadata,
+                tag_count: (!object.tags.is_empty()).then_some(object.tags.len() as i32),
+            }
+        }))
+    }
+
+    async fn tags(&self, bucket: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let state = self.enter("GetObjectTagging", bucket, key)?;
+        Ok(state.buckets[bucket]
+            .get(key)
+            .map(|o| o.tags.clone())
+            .unwrap_or_default())
+    }
+
+    async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
+        let mut state = self.enter("CopyObject", &request.bucket, &request.key)?;
+        let source = Self::source(&state, request, "CopyObject")?;
+        let copy = Object {
+            etag: content_etag(&[&source.data], None),
+            headers: request.headers.clone(),
+            metadata: request.metadata.clone(),
+            ..source
+        };
+        let objects = state.buckets.get_mut(&request.bucket).expect("entered");
+        objects.insert(request.key.clone(), copy);
+        Ok(())
+    }
+
+    async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
+        let mut state = self.enter("CreateMultipartUpload", &request.bucket, &request.key)?;
+        state.next_upload += 1;
+        let id = format!("upload-{}", state.next_upload);
+        let upload = Upload {
+            request: request.clone(),
+            parts: BTreeMap::new(),
+        };
+        state.uploads.insert(id.clone(), upload);
+        Ok(id)
+    }
+
+    async fn copy_part(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+        part: Part,
+    ) -> Result<CompletedPart, StoreError> {
+        let key = format!("{}#{}", request.key, part.number);
+        let mut state = self.enter("UploadPartCopy", &request.bucket, &key)?;
+        let source = Self::source(&state, request, "UploadPartCopy")?;
+        let range = (part.first as usize)..=(part.last as usize);
+        let bytes = source.data.get(range).map(<[u8]>::to_vec).ok_or_else(|| {
+            request.error(
+                "UploadPartCopy",
+                ErrorKind::Permanent,
+                "InvalidRange".into(),
+            )
+        })?;
+        let etag = content_etag(&[&bytes], None);
+        let upload = state.uploads.get_mut(upload_id).ok_or_else(|| {
+            request.error(
+                "UploadPartCopy",
+                ErrorKind::Permanent,
+                "NoSuchUpload".into(),
+            )
+        })?;
+        upload.parts.insert(part.number, bytes);
+        Ok(CompletedPart {
+            number: part.number,
+            etag,
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.enter("CompleteMultipartUpload", &request.bucket, &request.key)?;
+        let no_upload = || {
+            request.error(
+                "CompleteMultipartUpload",
+                ErrorKind::Permanent,
+                "NoSuchUpload".into(),
+            )
+        };
+        let upload = state.uploads.get(upload_id).ok_or_else(no_upload)?;
+        let mut numbers: Vec<i32> = parts.iter().map(|part| part.number).collect();
+        numbers.sort_unstable();
+        if numbers != upload.parts.keys().copied().collect::<Vec<_>>() {
+            return Err(request.error(
+                "CompleteMultipartUpload",
+                ErrorKind::Permanent,
+                "InvalidPart".into(),
+            ));
+        }
+        let upload = state.uploads.remove(upload_id).ok_or_else(no_upload)?;
+        let chunks: Vec<&[u8]> = upload.parts.values().map(Vec::as_slice).collect();
+        let object = Object {
+            etag: content_etag(&chunks, Some(chunks.len())),
+            data: chunks.concat(),
+            headers: upload.request.headers.clone(),
+            metadata: upload.request.metadata.clone(),
+            tags: upload.request.tags.clone(),
+            last_modified: None,
+        };
+        let objects = state.buckets.get_mut(&request.bucket).expect("entered");
+        objects.insert(request.key.clone(), object);
+        Ok(())
+    }
+
+    async fn abort_multipart(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.enter("AbortMultipartUpload", &request.bucket, &request.key)?;
+        state.uploads.remove(upload_id);
+        Ok(())
+    }
+}
+
+/// Runs in memory, with the same rules as the DynamoDB ledger: counters only add, the cursor
+/// only moves forward, and at most [`MAX_FAILURES_KEPT`] failures are kept.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    runs: Mutex<HashMap<String, RunRecord>>,
+}
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn update<T>(
+        &self,
+        run_id: &str,
+        change: impl FnOnce(&mut RunRecord) -> T,
+    ) -> Result<T, LedgerError> {
+        let mut runs = lock(&self.runs);
+        let run = runs.entry(run_id.to_owned()).or_insert_with(|| RunRecord {
+            run_id: run_id.to_owned(),
+            ..RunRecord::default()
+        });
+        Ok(change(run))
+    }
+}
+
+impl RunLedger for MemoryLedger {
+    async fn start(&self, start: &RunStart) -> Result<(), LedgerError> {
+        self.update(&start.run_id, |run| {
+            if run.source.is_empty() {
+                run.source = start.source.clone();
+                run.destination = start.destination.clone();
+                run.dry_run = start.dry_run;
+            }
+        })
+    }
+
+    async fn record_page(
+        &self,
+        run_id: &str,
+        counts: PageCounts,
+        cursor: Option<&str>,
+        listing_complete: bool,
+    ) -> Result<bool, LedgerError> {
+        self.update(run_id, |run| {
+            if let Some(cursor) = cursor {
+                if run.cursor.as_deref() >= Some(cursor) {
+                    return false;
+                }
+                run.cursor = Some(cursor.to_owned());
+            }
+            run.listed += counts.listed;
+            run.enqueued += counts.enqueued;
+            run.skipped += counts.skipped;
+            run.planned_bytes += counts.planned_bytes;
+            run.listing_complete = listing_complete;
+            true
+        })
+    }
+
+    async fn record_copied(&self, run_id: &str, bytes: u64) -> Result<(), LedgerError> {
+        self.update(run_id, |run| {
+            run.copied += 1;
+            run.bytes_copied += bytes;
+        })
+    }
+
+    async fn record_skipped(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.update(run_id, |run| run.skipped += 1)
+    }
+
+    async fn record_failure(
+        &self,
+        run_id: &str,
+        key: &str,
+        error: &str,
+    ) -> Result<(), LedgerError> {
+        self.update(run_id, |run| {
+            run.failed += 1;
+            if run.failures.len() < MAX_FAILURES_KEPT {
+                run.failures.push((key.to_owned(), error.to_owned()));
+            }
+        })
+    }
+
+    async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+        Ok(lock(&self.runs).get(run_id).cloned())
+    }
+}
+
+/// Keeps the jobs handed to it; can be told to refuse the next calls.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    jobs: Mutex<Vec<CopyJob>>,
+    failures: Mutex<usize>,
+}
+
+impl MemorySink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn jobs(&self) -> Vec<CopyJob> {
+        lock(&self.jobs).clone()
+    }
+
+    pub fn fail(&self, times: usize) {
+        *lock(&self.failures) = times;
+    }
+}
+
+impl JobSink for MemorySink {
+    async fn publish(&self, jobs: &[CopyJob]) -> Result<(), SinkError> {
+        let mut failures = lock(&self.failures);
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(SinkError {
+                operation: "publish",
+                destination: "memory".into(),
+                detail: "failed on purpose".into(),
+            });
+        }
+        lock(&self.jobs).extend_from_slice(jobs);
+        Ok(())
+    }
+}
+
+/// Keeps the continuations handed to it, for the test to run them.
+#[derive(Debug, Default)]
+pub struct MemoryContinuation {
+    continued: Mutex<Vec<RunRequest>>,
+}
+
+impl MemoryContinuation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The continuations handed on since the last call.
+    pub fn take(&self) -> Vec<RunRequest> {
+        std::mem::take(&mut lock(&self.continued))
+    }
+}
+
+impl Continuation for MemoryContinuation {
+    async fn continue_with(&self, next: &RunRequest) -> Result<(), ContinueError> {
+        lock(&self.continued).push(next.clone());
+        Ok(())
+    }
+}

@@ -130,44 +130,10 @@ impl<S: ObjectCopier> Copier<S> {
 
     /// Copies the job's object, unless the destination already holds its content.
     pub async fn copy(&self, job: &CopyJob) -> Result<Copied, CopyError> {
-        let (src, dst) = (&job.source, &job.destination);
-        let destination = if job.check_destination {
-            let head = self.store.head(&dst.bucket, &dst.key).await?;
-            if let Some(head) = &head {
-                if unchanged(src.size, &src.etag, None, &head.observed) {
-                    return Ok(Copied::Skipped);
-                }
-            }
-            head.map(|head| head.observed)
-        } else {
-            None
+        let Some(source) = self.source_to_copy(job).await? else {
+            return Ok(Copied::Skipped);
         };
-        let source = self
-            .store
-            .head(&src.bucket, &src.key)
-            .await?
-            .ok_or_else(|| CopyError::SourceMissing {
-                bucket: src.bucket.clone(),
-                key: src.key.clone(),
-            })?;
-        if !same_etag(&source.observed.etag, &src.etag) || source.observed.size != src.size {
-            return Err(CopyError::SourceChanged {
-                bucket: src.bucket.clone(),
-                key: src.key.clone(),
-                listed: src.etag.clone(),
-                now: source.observed.etag.clone(),
-            });
-        }
-        if let Some(destination) = &destination {
-            if unchanged(
-                src.size,
-                &src.etag,
-                source.observed.checksum.as_ref(),
-                destination,
-            ) {
-                return Ok(Copied::Skipped);
-            }
-        }
+        let src = &job.source;
         let method = plan::plan(src.size, &self.options.thresholds, self.free_slots()).map_err(
             |reason| CopyError::TooLarge {
                 bucket: src.bucket.clone(),
@@ -194,6 +160,42 @@ impl<S: ObjectCopier> Copier<S> {
             }
         }
         Ok(Copied::Copied { bytes: src.size })
+    }
+
+    /// The source's HEAD, when it still is what was listed and the destination does not
+    /// already hold it; `None` when the destination does.
+    async fn source_to_copy(&self, job: &CopyJob) -> Result<Option<ObjectHead>, CopyError> {
+        let (src, dst) = (&job.source, &job.destination);
+        let destination = if job.check_destination {
+            let head = self.store.head(&dst.bucket, &dst.key).await?;
+            if let Some(head) = &head {
+                if unchanged(src.size, &src.etag, None, &head.observed) {
+                    return Ok(None);
+                }
+            }
+            head.map(|head| head.observed)
+        } else {
+            None
+        };
+        let source = (self.store.head(&src.bucket, &src.key).await?).ok_or_else(|| {
+            CopyError::SourceMissing {
+                bucket: src.bucket.clone(),
+                key: src.key.clone(),
+            }
+        })?;
+        if !same_etag(&source.observed.etag, &src.etag) || source.observed.size != src.size {
+            return Err(CopyError::SourceChanged {
+                bucket: src.bucket.clone(),
+                key: src.key.clone(),
+                listed: src.etag.clone(),
+                now: source.observed.etag.clone(),
+            });
+        }
+        let checksum = source.observed.checksum.as_ref();
+        match &destination {
+            Some(dest) if unchanged(src.size, &src.etag, checksum, dest) => Ok(None),
+            _ => Ok(Some(source)),
+        }
     }
 
     fn request(&self, job: &CopyJob, source: &ObjectHead) -> CopyRequest {

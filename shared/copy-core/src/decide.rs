@@ -117,10 +117,6 @@ impl DestinationCursor {
         self.exhausted = last;
     }
 
-    pub fn exhausted(&self) -> bool {
-        self.exhausted
-    }
-
     /// Finds `key`, dropping the entries before it. Keys must be sought in ascending order.
     pub fn seek(&mut self, key: &str) -> Seek {
         while let Some(front) = self.pending.front() {

@@ -4,7 +4,7 @@
 //! A planner can start after any key, so a long listing can stop after a page and go on later
 //! (in another invocation) from the last key it planned.
 
-use crate::decide::{decide, Decision, DestinationCursor, Seek};
+use crate::decide::{decide, Decision, DestinationCursor, Listed, Seek};
 use crate::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
 use crate::location::{destination_key, Location};
 use crate::store::{ErrorKind, ObjectLister, StoreError};
@@ -129,30 +129,31 @@ impl<L: ObjectLister> Planner<L> {
                 continue;
             }
             planned.planned_bytes += object.size;
-            planned.jobs.push(CopyJob {
-                schema_version: SCHEMA_VERSION,
-                run_id: self.spec.run_id.clone(),
-                source: SourceObject {
-                    bucket: self.spec.source.bucket.clone(),
-                    key: object.key,
-                    size: object.size,
-                    etag: object.etag,
-                },
-                destination: DestinationObject {
-                    bucket: self.spec.destination.bucket.clone(),
-                    key,
-                },
-                check_destination: decision == Decision::Check,
-            });
+            planned.jobs.push(self.job(object, key, decision));
         }
         Ok(Some(planned))
     }
 
+    fn job(&self, object: Listed, destination_key: String, decision: Decision) -> CopyJob {
+        CopyJob {
+            schema_version: SCHEMA_VERSION,
+            run_id: self.spec.run_id.clone(),
+            source: SourceObject {
+                bucket: self.spec.source.bucket.clone(),
+                key: object.key,
+                size: object.size,
+                etag: object.etag,
+            },
+            destination: DestinationObject {
+                bucket: self.spec.destination.bucket.clone(),
+                key: destination_key,
+            },
+            check_destination: decision == Decision::Check,
+        }
+    }
+
     /// The destination object at `key`, reading destination pages as far as needed.
-    async fn find_destination(
-        &mut self,
-        key: &str,
-    ) -> Result<Option<crate::decide::Listed>, StoreError> {
+    async fn find_destination(&mut self, key: &str) -> Result<Option<Listed>, StoreError> {
         loop {
             match self.destination.seek(key) {
                 Seek::Found(listed) => return Ok(Some(listed)),

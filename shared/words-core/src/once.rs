@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::message::WordsMessage;
 use crate::store::{
-    Claim, ClaimStore, Progress, Publish, PublishError, StoreError, WordCountStore,
+    AddOutcome, Claim, ClaimStore, Progress, Publish, PublishError, StoreError, WordCountStore,
 };
 
 /// How long a message's record is kept, and so how late a redelivery is still recognized.
@@ -91,7 +91,7 @@ where
         Claim::Resume(progress) => Some(progress),
     };
     let resumed = progress.is_some();
-    let mut progress: Progress = progress.unwrap_or_default();
+    let progress: Progress = progress.unwrap_or_default();
     let (added_before, to_add): (Vec<_>, Vec<_>) = deltas
         .into_iter()
         .partition(|(word, _)| progress.added.contains(word));
@@ -104,7 +104,28 @@ where
         }
     };
     let (outcome, published) = futures::join!(store.add(&to_add), published);
+    let added_before = added_before.into_iter().map(|(word, _)| word).collect();
+    finish(
+        store,
+        key,
+        progress,
+        outcome,
+        published,
+        resumed.then_some(added_before),
+    )
+    .await
+}
 
+/// Records what the attempt did: its progress when anything failed (so that the retry resumes
+/// from there), `done` when a resumed attempt completed the message.
+async fn finish<S: ClaimStore>(
+    store: &S,
+    key: &str,
+    mut progress: Progress,
+    outcome: AddOutcome,
+    published: Option<Result<(), PublishError>>,
+    resumed_after: Option<Vec<String>>,
+) -> Result<Applied, ApplyError> {
     progress
         .added
         .extend(outcome.applied.iter().map(|(word, _)| word.clone()));
@@ -125,14 +146,14 @@ where
             publish: publish_error,
         });
     }
-    if resumed {
-        if let Err(err) = store.mark_done(key, RECORD_TTL).await {
-            tracing::warn!(key, error = %err, "could not mark a resumed message done");
-        }
-        return Ok(Applied::Resumed {
-            counts: outcome.applied,
-            added_before: added_before.into_iter().map(|(word, _)| word).collect(),
-        });
+    let Some(added_before) = resumed_after else {
+        return Ok(Applied::Fresh(outcome.applied));
+    };
+    if let Err(err) = store.mark_done(key, RECORD_TTL).await {
+        tracing::warn!(key, error = %err, "could not mark a resumed message done");
     }
-    Ok(Applied::Fresh(outcome.applied))
+    Ok(Applied::Resumed {
+        counts: outcome.applied,
+        added_before,
+    })
 }

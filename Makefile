@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export MOTO_SERVER := $(CURDIR)/tools/moto/moto-server
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: test lint unit dev-tools fmt clean

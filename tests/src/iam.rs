@@ -72,6 +72,8 @@ pub fn iam_actions(service: &str, operation: &str) -> Vec<String> {
     };
     let actions: &[&str] = match (prefix, operation) {
         ("sns", "PublishBatch") => &["Publish"],
+        // The counter's transactions hold a Put (the claim) and Updates (the adds).
+        ("dynamodb", "TransactWriteItems") => &["PutItem", "UpdateItem"],
         ("s3", "ListObjectsV2" | "ListObjects" | "HeadBucket") => &["ListBucket"],
         ("s3", "HeadObject") => &["GetObject"],
         ("s3", "CopyObject" | "UploadPartCopy") => &["GetObject", "PutObject"],

@@ -23,11 +23,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Where the moto server executable is: `$MOTO_SERVER`, else the project's `.venv`.
+/// Where the moto server executable is: `$MOTO_SERVER`, else the project's launcher
+/// (`tools/moto/moto-server`: moto from `.venv`, DynamoDB served one request at a time).
 pub fn moto_server_path() -> PathBuf {
     std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"))
+        .unwrap_or_else(|| workspace_root().join("tools/moto/moto-server"))
 }
 
 /// A running moto server. One is shared by all the tests of a test binary; each test makes
@@ -50,7 +51,7 @@ impl Emulator {
     pub fn start() -> Emulator {
         let moto = moto_server_path();
         assert!(
-            moto.exists(),
+            moto.exists() && workspace_root().join(".venv/bin/moto_server").exists(),
             "moto server not found at {}: run `make test` (it installs the pinned moto[server] into .venv), or set MOTO_SERVER to a moto_server executable",
             moto.display()
         );

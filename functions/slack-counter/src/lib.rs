@@ -11,7 +11,7 @@ use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
 use fanout_words_core::count::{count_message, CountOutcome};
 use fanout_words_core::slack::{self, AuthError, RequestKind, SlackMessage, Verifier};
-use fanout_words_core::store::{ClaimStore, Publish, WordCountStore};
+use fanout_words_core::store::{Publish, WordCountStore};
 use fanout_words_core::Source;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, IntoResponse, Request, Response};
@@ -33,7 +33,6 @@ pub const ENV_VARS: &[&str] = &[
 pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
     "dynamodb:PutItem",
-    "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "sns:Publish",
     "ssm:GetParameter",
@@ -131,7 +130,7 @@ fn unix_now() -> i64 {
 
 impl<S, P> Counter<S, P>
 where
-    S: WordCountStore + ClaimStore,
+    S: WordCountStore,
     P: Publish,
 {
     pub fn new(verifier: Verifier, store: S, publisher: P) -> Self {

@@ -8,7 +8,7 @@ use fanout_common::events::{Batch, BatchError, Delivery};
 use fanout_common::{ConfigError, Vars};
 use fanout_words_core::message::MessageError;
 use fanout_words_core::once::{apply_once, Applied, ApplyError, Stage};
-use fanout_words_core::store::{ClaimStore, NoPublish, WordCountStore};
+use fanout_words_core::store::WordCountStore;
 use fanout_words_core::WordsMessage;
 use serde_json::Value;
 
@@ -16,11 +16,7 @@ use serde_json::Value;
 pub const ENV_VARS: &[&str] = &["WORDS_TABLE", "MULTIPLIER"];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml).
-pub const IAM_ACTIONS: &[&str] = &[
-    "dynamodb:UpdateItem",
-    "dynamodb:PutItem",
-    "dynamodb:GetItem",
-];
+pub const IAM_ACTIONS: &[&str] = &["dynamodb:UpdateItem", "dynamodb:PutItem"];
 
 /// What the multiplier adds per word occurrence when `MULTIPLIER` is unset.
 pub const DEFAULT_MULTIPLIER: i64 = 10;
@@ -59,7 +55,7 @@ pub struct Multiplier<S> {
     multiplier: i64,
 }
 
-impl<S: WordCountStore + ClaimStore> Multiplier<S> {
+impl<S: WordCountStore> Multiplier<S> {
     pub fn new(store: S, multiplier: i64) -> Self {
         Multiplier { store, multiplier }
     }
@@ -72,19 +68,18 @@ impl<S: WordCountStore + ClaimStore> Multiplier<S> {
     /// Applies one message once.
     pub async fn apply(&self, delivery: Delivery) -> Result<(), MultiplyError> {
         let message = WordsMessage::from_delivery(&delivery.body, delivery.id.as_deref())?;
-        let deltas = message
+        let deltas: Vec<(String, i64)> = message
             .words
             .iter()
             .map(|(word, n)| (word.to_owned(), self.multiplier.saturating_mul(n as i64)))
             .collect();
-        let key = Stage::Multiply.record_key(&message.message_id);
-        match apply_once(&self.store, &key, deltas, &NoPublish, &message).await? {
-            Applied::Duplicate => {
+        match apply_once(&self.store, Stage::Multiply, &message.message_id, &deltas).await? {
+            Applied::Repeat => {
                 tracing::info!(message_id = %message.message_id, "already applied: a redelivery")
             }
-            Applied::Fresh(counts) | Applied::Resumed { counts, .. } => tracing::info!(
+            Applied::Fresh | Applied::Completed => tracing::info!(
                 message_id = %message.message_id,
-                words = counts.len(),
+                words = deltas.len(),
                 multiplier = self.multiplier,
                 "multiplied"
             ),

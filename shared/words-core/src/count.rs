@@ -1,12 +1,17 @@
-//! The counter's protocol: a verified Slack message in, its words counted once and published,
-//! each word's count after it out (for the reply).
+//! The counter's protocol: a verified Slack message in, its words counted exactly once and the
+//! message published at least once, each word's count after it out (for the reply).
+//!
+//! Two sequential round trips, whatever the number of words: the chunks' atomic writes, then
+//! the publish and the read of the counts together. Every delivery publishes, a repeat too:
+//! that is what makes "published at least once" hold when a process dies between counting and
+//! publishing; the consumers apply a message once, so a second publish changes nothing.
 
 use std::collections::HashMap;
 
 use crate::message::WordsMessage;
 use crate::once::{apply_once, Applied, ApplyError, Stage};
 use crate::slack::SlackMessage;
-use crate::store::{ClaimStore, Publish, WordCountStore};
+use crate::store::{Publish, PublishError, StoreError, WordCountStore};
 use crate::tokenize::tokenize;
 
 /// A counted message.
@@ -14,8 +19,8 @@ use crate::tokenize::tokenize;
 pub struct Counted {
     /// The message as published.
     pub message: WordsMessage,
-    /// Each word's count after this message.
-    pub counts: Vec<(String, i64)>,
+    /// Each word's count after this message (and any counted meanwhile).
+    pub counts: HashMap<String, i64>,
     /// It had been counted before (a retry or redelivery): nothing was added this time.
     pub repeat: bool,
 }
@@ -23,12 +28,10 @@ pub struct Counted {
 impl Counted {
     /// `word: N, word: N`, in the message's order of first appearance.
     pub fn reply_text(&self) -> String {
-        let lookup: HashMap<&str, i64> =
-            self.counts.iter().map(|(w, n)| (w.as_str(), *n)).collect();
         self.message
             .words
             .iter()
-            .filter_map(|(word, _)| lookup.get(word).map(|n| format!("{word}: {n}")))
+            .filter_map(|(word, _)| self.counts.get(word).map(|n| format!("{word}: {n}")))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -42,15 +45,37 @@ pub enum CountOutcome {
     Counted(Box<Counted>),
 }
 
-/// Counts the message's words once and publishes it (at least once, as part of the same
-/// protocol); a repeat reads the current counts instead.
+/// Why a message was not fully handled. Whatever was counted stays counted, once; a retry
+/// finishes the job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CountError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("the words were counted, but {0}")]
+    Publish(PublishError),
+    #[error("the words were counted, but their counts could not be read: {0}")]
+    Read(StoreError),
+}
+
+impl CountError {
+    /// Whether a retry may succeed.
+    pub fn transient(&self) -> bool {
+        match self {
+            CountError::Apply(err) => err.transient(),
+            CountError::Publish(_) => true,
+            CountError::Read(err) => err.transient,
+        }
+    }
+}
+
+/// Counts the message's words once and publishes it; reads back each word's count.
 pub async fn count_message<S, P>(
     store: &S,
     publisher: &P,
     slack: SlackMessage,
-) -> Result<CountOutcome, ApplyError>
+) -> Result<CountOutcome, CountError>
 where
-    S: WordCountStore + ClaimStore,
+    S: WordCountStore,
     P: Publish,
 {
     let words = tokenize(&slack.text);
@@ -63,50 +88,26 @@ where
         .iter()
         .map(|(w, n)| (w.to_owned(), i64::try_from(n).unwrap_or(i64::MAX)))
         .collect();
-    let key = Stage::Count.record_key(&message.message_id);
-    let (counts, read_back, repeat) =
-        match apply_once(store, &key, deltas, publisher, &message).await? {
-            Applied::Fresh(counts) => (counts, Vec::new(), false),
-            Applied::Resumed {
-                counts,
-                added_before,
-            } => (counts, added_before, false),
-            Applied::Duplicate => {
-                let words = message.words.iter().map(|(w, _)| w.to_owned()).collect();
-                (Vec::new(), words, true)
-            }
-        };
-    let counts = with_current(store, counts, read_back).await?;
+    let applied = apply_once(store, Stage::Count, &message.message_id, &deltas).await?;
+    let names: Vec<String> = deltas.into_iter().map(|(word, _)| word).collect();
+    let (published, counts) = futures::join!(publisher.publish(&message), store.counts(&names));
+    published.map_err(CountError::Publish)?;
+    let counts = counts.map_err(CountError::Read)?;
     Ok(CountOutcome::Counted(Box::new(Counted {
         message,
         counts,
-        repeat,
+        repeat: applied == Applied::Repeat,
     })))
-}
-
-/// Adds the current counts of `words` (read, not changed) to `counts`.
-async fn with_current<S: WordCountStore>(
-    store: &S,
-    mut counts: Vec<(String, i64)>,
-    words: Vec<String>,
-) -> Result<Vec<(String, i64)>, ApplyError> {
-    if words.is_empty() {
-        return Ok(counts);
-    }
-    let current = store.counts(&words).await.map_err(ApplyError::Claim)?;
-    counts.extend(words.into_iter().map(|w| {
-        let n = current.get(&w).copied().unwrap_or_default();
-        (w, n)
-    }));
-    Ok(counts)
 }
 
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt;
+
     use super::*;
-    use crate::memory::{MemoryPublisher, MemoryWords};
+    use crate::memory::{Fault, MemoryPublisher, MemoryWords};
     use crate::message::Source;
-    use crate::store::NoPublish;
+    use crate::once::CHUNK_WORDS;
 
     fn slack(id: &str, text: &str) -> SlackMessage {
         SlackMessage {
@@ -119,20 +120,30 @@ mod tests {
         }
     }
 
-    fn counted(outcome: Result<CountOutcome, ApplyError>) -> Counted {
-        match outcome {
-            Ok(CountOutcome::Counted(counted)) => *counted,
-            other => panic!("not counted: {other:?}"),
+    /// Counts in memory, where nothing waits.
+    fn count(
+        store: &MemoryWords,
+        publisher: &MemoryPublisher,
+        id: &str,
+        text: &str,
+    ) -> Result<Counted, CountError> {
+        match count_message(store, publisher, slack(id, text))
+            .now_or_never()
+            .expect("in memory")
+        {
+            Ok(CountOutcome::Counted(counted)) => Ok(*counted),
+            Ok(CountOutcome::NoWords) => panic!("no words in {text:?}"),
+            Err(err) => Err(err),
         }
     }
 
-    #[tokio::test]
-    async fn a_message_is_counted_and_published_once() {
+    #[test]
+    fn a_message_is_counted_once_and_every_delivery_publishes() {
         let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
-        let first = counted(count_message(&store, &publisher, slack("C1:1", "the cat the")).await);
+        let first = count(&store, &publisher, "m1", "the cat the").unwrap();
         assert_eq!(first.reply_text(), "the: 2, cat: 1");
         assert!(!first.repeat);
-        let again = counted(count_message(&store, &publisher, slack("C1:1", "the cat the")).await);
+        let again = count(&store, &publisher, "m1", "the cat the").unwrap();
         assert!(again.repeat);
         assert_eq!(
             again.reply_text(),
@@ -140,97 +151,62 @@ mod tests {
             "a repeat reads the counts"
         );
         assert_eq!(store.count("the"), Some(2));
-        assert_eq!(publisher.published().len(), 1);
-        assert_eq!(publisher.published()[0].message_id, "C1:1");
-    }
-
-    #[tokio::test]
-    async fn a_failed_add_is_resumed_without_counting_twice() {
-        let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
-        store.fail_word("dog", 1);
-        let err = count_message(&store, &publisher, slack("C1:2", "cat dog"))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("1 of the words"), "{err}");
-        assert_eq!(store.count("cat"), Some(1));
-        assert_eq!(store.count("dog"), None);
-        let retry = counted(count_message(&store, &publisher, slack("C1:2", "cat dog")).await);
-        assert_eq!(retry.reply_text(), "cat: 1, dog: 1");
-        assert_eq!((store.count("cat"), store.count("dog")), (Some(1), Some(1)));
         assert_eq!(
             publisher.published().len(),
-            1,
-            "published by the first attempt"
+            2,
+            "at least once: a repeat publishes too"
         );
-        let third = counted(count_message(&store, &publisher, slack("C1:2", "cat dog")).await);
-        assert!(third.repeat);
-        assert_eq!(store.count("dog"), Some(1));
     }
 
-    #[tokio::test]
-    async fn a_failed_publish_is_retried_without_counting_again() {
-        let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
-        publisher.fail(1);
-        let err = count_message(&store, &publisher, slack("C1:3", "hello"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ApplyError::Incomplete {
-                    publish: Some(_),
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(store.count("hello"), Some(1));
-        let retry = counted(count_message(&store, &publisher, slack("C1:3", "hello")).await);
-        assert_eq!(retry.reply_text(), "hello: 1");
-        assert_eq!(store.count("hello"), Some(1));
-        assert_eq!(publisher.published().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_failed_claim_changes_nothing() {
-        let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
-        store.fail("claim", 1);
-        assert!(matches!(
-            count_message(&store, &publisher, slack("C1:4", "x")).await,
-            Err(ApplyError::Claim(_))
-        ));
-        assert_eq!(store.count("x"), None);
-        assert!(publisher.published().is_empty());
-        counted(count_message(&store, &publisher, slack("C1:4", "x")).await);
-        assert_eq!(store.count("x"), Some(1));
-    }
-
-    #[tokio::test]
-    async fn many_words_at_once_and_none_at_all() {
+    #[test]
+    fn a_failed_chunk_is_transient_and_its_retry_adds_only_what_is_missing() {
         let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
         let text: Vec<String> = (0..250).map(|i| format!("w{i}")).collect();
-        let done = counted(count_message(&store, &publisher, slack("C1:5", &text.join(" "))).await);
-        assert_eq!(done.counts.len(), 250);
+        let text = text.join(" ");
+        store.fail("apply_chunk", 1, Fault::Before);
+        let err = count(&store, &publisher, "m2", &text).unwrap_err();
+        assert!(err.transient(), "{err}");
+        assert!(err.to_string().contains("1 of 3 chunks"), "{err}");
+        assert!(
+            publisher.published().is_empty(),
+            "not published before it is counted"
+        );
+        let retry = count(&store, &publisher, "m2", &text).unwrap();
+        assert!(!retry.repeat, "the retry added the missing chunk");
         assert!((0..250).all(|i| store.count(&format!("w{i}")) == Some(1)));
-        let none = count_message(&store, &publisher, slack("C1:6", "  <@U1> ")).await;
-        assert_eq!(none, Ok(CountOutcome::NoWords));
+        let chunks = store
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("apply_chunk"))
+            .count();
+        assert_eq!(
+            chunks, 6,
+            "{} words: 3 chunks of at most {CHUNK_WORDS}, twice",
+            250
+        );
+    }
+
+    #[test]
+    fn a_lost_answer_or_a_failed_publish_counts_nothing_twice() {
+        let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
+        store.fail("apply_chunk", 1, Fault::After);
+        assert!(count(&store, &publisher, "m3", "hello").is_err());
+        publisher.fail(1, Fault::Before);
+        let err = count(&store, &publisher, "m3", "hello").unwrap_err();
+        assert!(
+            matches!(err, CountError::Publish(_)) && err.transient(),
+            "{err}"
+        );
+        let done = count(&store, &publisher, "m3", "hello").unwrap();
+        assert_eq!(done.reply_text(), "hello: 1");
         assert_eq!(publisher.published().len(), 1);
     }
 
-    #[tokio::test]
-    async fn the_multiplier_stage_applies_once_and_publishes_nothing() {
-        let store = MemoryWords::new();
-        let message = WordsMessage::from_slack(slack("C1:7", "a b"), tokenize("a b a"));
-        let deltas = vec![("a".to_owned(), 20), ("b".to_owned(), 10)];
-        let key = Stage::Multiply.record_key(&message.message_id);
-        assert_eq!(key, "#multiply#C1:7");
-        let first = apply_once(&store, &key, deltas.clone(), &NoPublish, &message).await;
-        assert_eq!(
-            first,
-            Ok(Applied::Fresh(vec![("a".into(), 20), ("b".into(), 10)]))
-        );
-        let again = apply_once(&store, &key, deltas, &NoPublish, &message).await;
-        assert_eq!(again, Ok(Applied::Duplicate));
-        assert_eq!((store.count("a"), store.count("b")), (Some(20), Some(10)));
+    #[test]
+    fn nothing_to_count() {
+        let (store, publisher) = (MemoryWords::new(), MemoryPublisher::new());
+        let none = count_message(&store, &publisher, slack("m4", "  <@U1> ")).now_or_never();
+        assert_eq!(none, Some(Ok(CountOutcome::NoWords)));
+        assert!(store.calls().is_empty() && publisher.published().is_empty());
     }
 }

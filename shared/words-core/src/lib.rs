@@ -18,3 +18,6 @@ pub mod tokenize;
 pub use counts::WordCounts;
 pub use message::{Source, WordsMessage};
 pub use tokenize::tokenize;
+
+#[cfg(test)]
+mod model_tests;

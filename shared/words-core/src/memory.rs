@@ -1,47 +1,52 @@
 //! In-memory implementations of the [`crate::store`] traits, for tests of the protocols: a
-//! word-count store with its records, and a publisher that keeps what it published. Both can
-//! be told to fail calls, so that tests break the world mid-way.
+//! word-count store with its claims, and a publisher that keeps what it published. Both can be
+//! told to fail calls, before or after they take effect, so that tests break the world mid-way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::message::WordsMessage;
-use crate::store::{
-    AddOutcome, Claim, ClaimStore, Progress, Publish, PublishError, StoreError, WordCountStore,
-};
+use crate::store::{ChunkOutcome, Publish, PublishError, StoreError, WordCountStore};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Record {
-    Claimed,
-    Partial(Progress),
-    Done,
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How a call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Before it takes effect: a refused request.
+    Before,
+    /// After it took effect: a lost answer, or a process killed right after the write.
+    After,
 }
 
 #[derive(Debug, Default)]
 struct State {
     counts: HashMap<String, i64>,
-    records: HashMap<String, Record>,
-    /// Calls still to fail, by operation (`claim`, `counts`, `save_progress`, `mark_done`) or
-    /// by word for `add`.
-    failures: HashMap<String, usize>,
+    claims: HashSet<String>,
+    /// Calls still to fail, by operation (`apply_chunk`, `counts`).
+    faults: HashMap<&'static str, (usize, Fault)>,
     calls: Vec<String>,
 }
 
 impl State {
-    /// Whether this call should fail, counting it down.
-    fn fails(&mut self, what: &str) -> bool {
-        match self.failures.get_mut(what) {
-            Some(left) if *left > 0 => {
+    /// The fault this call meets, if any, counting it down.
+    fn fault(&mut self, operation: &'static str) -> Option<Fault> {
+        match self.faults.get_mut(operation) {
+            Some((left, fault)) if *left > 0 => {
                 *left -= 1;
-                true
+                Some(*fault)
             }
-            _ => false,
+            _ => None,
         }
     }
 }
 
-/// Word counts and records, in memory. Record TTLs are not modelled: a record lives forever.
+/// Word counts and claims, in memory. Claims never expire here.
 #[derive(Debug, Default)]
 pub struct MemoryWords {
     state: Mutex<State>,
@@ -51,6 +56,7 @@ fn failed(operation: &'static str) -> StoreError {
     StoreError {
         operation,
         store: "memory".into(),
+        transient: true,
         detail: "failed on purpose".into(),
     }
 }
@@ -60,56 +66,53 @@ impl MemoryWords {
         Self::default()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Makes the next `times` calls of `operation` fail (`claim`, `counts`, `save_progress`,
-    /// `mark_done`).
-    pub fn fail(&self, operation: &str, times: usize) {
-        self.state().failures.insert(operation.to_owned(), times);
-    }
-
-    /// Makes the next `times` adds of `word` fail.
-    pub fn fail_word(&self, word: &str, times: usize) {
-        self.state().failures.insert(format!("add:{word}"), times);
+    /// Makes the next `times` calls of `operation` (`apply_chunk`, `counts`) fail.
+    pub fn fail(&self, operation: &'static str, times: usize, fault: Fault) {
+        lock(&self.state).faults.insert(operation, (times, fault));
     }
 
     /// The word's count, if it was ever counted.
     pub fn count(&self, word: &str) -> Option<i64> {
-        self.state().counts.get(word).copied()
+        lock(&self.state).counts.get(word).copied()
     }
 
-    /// Every call made so far, in order (`add:word`, `claim`…).
+    /// Every call made so far, in order (`apply_chunk #count#m#0`, `counts`).
     pub fn calls(&self) -> Vec<String> {
-        self.state().calls.clone()
+        lock(&self.state).calls.clone()
     }
 }
 
 impl WordCountStore for MemoryWords {
-    async fn add(&self, deltas: &[(String, i64)]) -> AddOutcome {
-        let mut state = self.state();
-        let mut outcome = AddOutcome::default();
-        for (word, delta) in deltas {
-            let call = format!("add:{word}");
-            state.calls.push(call.clone());
-            if state.fails(&call) {
-                outcome.failed.push((word.clone(), failed("add")));
-                continue;
-            }
-            let count = state.counts.entry(word.clone()).or_default();
-            *count += delta;
-            outcome.applied.push((word.clone(), *count));
+    async fn apply_chunk(
+        &self,
+        key: &str,
+        deltas: &[(String, i64)],
+        _ttl: Duration,
+    ) -> Result<ChunkOutcome, StoreError> {
+        let mut state = lock(&self.state);
+        state.calls.push(format!("apply_chunk {key}"));
+        let fault = state.fault("apply_chunk");
+        if fault == Some(Fault::Before) {
+            return Err(failed("apply_chunk"));
         }
-        outcome
+        let outcome = if state.claims.insert(key.to_owned()) {
+            for (word, delta) in deltas {
+                *state.counts.entry(word.clone()).or_default() += delta;
+            }
+            ChunkOutcome::Applied
+        } else {
+            ChunkOutcome::AlreadyApplied
+        };
+        match fault {
+            Some(_) => Err(failed("apply_chunk")),
+            None => Ok(outcome),
+        }
     }
 
     async fn counts(&self, words: &[String]) -> Result<HashMap<String, i64>, StoreError> {
-        let mut state = self.state();
+        let mut state = lock(&self.state);
         state.calls.push("counts".into());
-        if state.fails("counts") {
+        if state.fault("counts").is_some() {
             return Err(failed("counts"));
         }
         Ok(words
@@ -119,56 +122,11 @@ impl WordCountStore for MemoryWords {
     }
 }
 
-impl ClaimStore for MemoryWords {
-    async fn claim(&self, key: &str, _ttl: Duration) -> Result<Claim, StoreError> {
-        let mut state = self.state();
-        state.calls.push("claim".into());
-        if state.fails("claim") {
-            return Err(failed("claim"));
-        }
-        match state.records.get(key) {
-            None => {
-                state.records.insert(key.to_owned(), Record::Claimed);
-                Ok(Claim::New)
-            }
-            Some(Record::Partial(progress)) => Ok(Claim::Resume(progress.clone())),
-            Some(Record::Claimed | Record::Done) => Ok(Claim::Done),
-        }
-    }
-
-    async fn save_progress(
-        &self,
-        key: &str,
-        progress: &Progress,
-        _ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        state.calls.push("save_progress".into());
-        if state.fails("save_progress") {
-            return Err(failed("save_progress"));
-        }
-        state
-            .records
-            .insert(key.to_owned(), Record::Partial(progress.clone()));
-        Ok(())
-    }
-
-    async fn mark_done(&self, key: &str, _ttl: Duration) -> Result<(), StoreError> {
-        let mut state = self.state();
-        state.calls.push("mark_done".into());
-        if state.fails("mark_done") {
-            return Err(failed("mark_done"));
-        }
-        state.records.insert(key.to_owned(), Record::Done);
-        Ok(())
-    }
-}
-
 /// Keeps every message it publishes.
 #[derive(Debug, Default)]
 pub struct MemoryPublisher {
     published: Mutex<Vec<WordsMessage>>,
-    failures: Mutex<usize>,
+    faults: Mutex<(usize, Option<Fault>)>,
 }
 
 impl MemoryPublisher {
@@ -177,36 +135,38 @@ impl MemoryPublisher {
     }
 
     /// Makes the next `times` publishes fail.
-    pub fn fail(&self, times: usize) {
-        *self.failures.lock().unwrap_or_else(|p| p.into_inner()) = times;
+    pub fn fail(&self, times: usize, fault: Fault) {
+        *lock(&self.faults) = (times, Some(fault));
     }
 
     /// What was published, in order.
     pub fn published(&self) -> Vec<WordsMessage> {
-        self.published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.published).clone()
     }
 }
 
 impl Publish for MemoryPublisher {
     async fn publish(&self, message: &WordsMessage) -> Result<(), PublishError> {
-        {
-            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            if *failures > 0 {
-                *failures -= 1;
-                return Err(PublishError {
-                    operation: "publish",
-                    destination: "memory".into(),
-                    detail: "failed on purpose".into(),
-                });
+        let fault = {
+            let mut faults = lock(&self.faults);
+            match &mut *faults {
+                (left, Some(fault)) if *left > 0 => {
+                    *left -= 1;
+                    Some(*fault)
+                }
+                _ => None,
             }
+        };
+        if fault != Some(Fault::Before) {
+            lock(&self.published).push(message.clone());
         }
-        self.published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(message.clone());
-        Ok(())
+        match fault {
+            Some(_) => Err(PublishError {
+                operation: "publish",
+                destination: "memory".into(),
+                detail: "failed on purpose".into(),
+            }),
+            None => Ok(()),
+        }
     }
 }

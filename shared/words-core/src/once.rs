@@ -1,22 +1,28 @@
-//! Applying a message's word deltas exactly once, even when Slack retries a request or SNS and
-//! SQS deliver a message twice.
+//! Applying a message's word deltas exactly once, whatever fails: a crash, a kill or a timeout
+//! at any point, a retry, a redelivery, two deliveries at the same time.
 //!
-//! The critical path is two sequential round trips, whatever the number of words: a conditional
-//! claim of the message, then every add (and the publish) concurrently. Only when something
-//! fails is a third write made: the progress so far, so that the retry adds exactly the words
-//! that are missing and publishes only if that has not happened yet.
+//! The deltas are cut into chunks of at most [`CHUNK_WORDS`] words. Each chunk is committed in
+//! one atomic write together with its claim (`#count#<message id>#<chunk>`): either the claim
+//! and all of the chunk's adds happen, or none of them. A delivery that finds a chunk's claim
+//! knows its adds are durable, and adds nothing. So after any interruption, the next delivery
+//! adds exactly the chunks that are missing; two deliveries racing can each commit only the
+//! chunks the other has not. There is no lease to wait for: a retry can finish a message at
+//! once, whenever the earlier attempt died.
+//!
+//! All chunks go out at once: one sequential round trip, whatever the number of words.
 
 use std::time::Duration;
 
-use crate::message::WordsMessage;
-use crate::store::{
-    AddOutcome, Claim, ClaimStore, Progress, Publish, PublishError, StoreError, WordCountStore,
-};
+use crate::store::{ChunkOutcome, StoreError, WordCountStore};
 
-/// How long a message's record is kept, and so how late a redelivery is still recognized.
-pub const RECORD_TTL: Duration = Duration::from_secs(3 * 24 * 60 * 60);
+/// Words per atomic write: DynamoDB's transactions take 100 items, one of which is the claim.
+pub const CHUNK_WORDS: usize = 99;
 
-/// Who applies a message: each stage keeps its own record of the messages it applied.
+/// How long a message's claims are kept, and so how late a redelivery is still recognized:
+/// longer than the 14 days a dead-letter queue keeps a message, plus a day for a redrive.
+pub const RECORD_TTL: Duration = Duration::from_secs(15 * 24 * 60 * 60);
+
+/// Who applies a message: each stage keeps its own claims on the messages it applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// slack-counter: a Slack message's words, counted once.
@@ -26,134 +32,80 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The key of a message's record. Records live beside the words, under keys that start
-    /// with `#`, which no word can (`#` is a word boundary).
-    pub fn record_key(self, message_id: &str) -> String {
-        match self {
-            Stage::Count => format!("#count#{message_id}"),
-            Stage::Multiply => format!("#multiply#{message_id}"),
-        }
+    /// The key of a chunk's claim. Claims live beside the words, under keys that start with `#`,
+    /// which no word can (`#` is a word boundary, and the multiplier refuses such words).
+    pub fn claim_key(self, message_id: &str, chunk: usize) -> String {
+        let stage = match self {
+            Stage::Count => "count",
+            Stage::Multiply => "multiply",
+        };
+        format!("#{stage}#{message_id}#{chunk}")
     }
 }
 
 /// What applying a message did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// Every delta was added now: the words with their new counts.
-    Fresh(Vec<(String, i64)>),
-    /// An earlier attempt had added some words; the rest were added now.
-    Resumed {
-        counts: Vec<(String, i64)>,
-        added_before: Vec<String>,
-    },
-    /// The message was handled before: nothing was added or published.
-    Duplicate,
+    /// Every chunk was added now.
+    Fresh,
+    /// Earlier deliveries had added some chunks; the rest were added now.
+    Completed,
+    /// Every chunk had been added before: nothing was added now.
+    Repeat,
 }
 
-/// Why a message was not fully applied. Its progress is saved: a retry finishes the job.
+/// Why a message was not fully applied. The chunks that were committed stay committed; a retry
+/// adds the rest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApplyError {
-    #[error("could not claim the message: {0}")]
-    Claim(StoreError),
-    #[error("{} of the words could not be added{}{}", failed.len(), publish.as_ref().map(|e| format!(" and {e}")).unwrap_or_default(), first_failure(failed))]
-    Incomplete {
-        failed: Vec<(String, StoreError)>,
-        publish: Option<PublishError>,
-    },
-}
-
-fn first_failure(failed: &[(String, StoreError)]) -> String {
+#[error(
+    "{} of {chunks} chunks of the message's words could not be added: {first}",
     failed
-        .first()
-        .map(|(word, err)| format!(" (first: {word:?}: {err})"))
-        .unwrap_or_default()
+)]
+pub struct ApplyError {
+    pub chunks: usize,
+    pub failed: usize,
+    /// The first failure.
+    pub first: StoreError,
 }
 
-/// Adds `deltas` under the once-only record `key`, publishing `message` concurrently.
-pub async fn apply_once<S, P>(
-    store: &S,
-    key: &str,
-    deltas: Vec<(String, i64)>,
-    publisher: &P,
-    message: &WordsMessage,
-) -> Result<Applied, ApplyError>
-where
-    S: WordCountStore + ClaimStore,
-    P: Publish,
-{
-    let progress = match store
-        .claim(key, RECORD_TTL)
-        .await
-        .map_err(ApplyError::Claim)?
-    {
-        Claim::Done => return Ok(Applied::Duplicate),
-        Claim::New => None,
-        Claim::Resume(progress) => Some(progress),
-    };
-    let resumed = progress.is_some();
-    let progress: Progress = progress.unwrap_or_default();
-    let (added_before, to_add): (Vec<_>, Vec<_>) = deltas
-        .into_iter()
-        .partition(|(word, _)| progress.added.contains(word));
-    let publish = !progress.published;
-    let published = async {
-        if publish {
-            Some(publisher.publish(message).await)
-        } else {
-            None
-        }
-    };
-    let (outcome, published) = futures::join!(store.add(&to_add), published);
-    let added_before = added_before.into_iter().map(|(word, _)| word).collect();
-    finish(
-        store,
-        key,
-        progress,
-        outcome,
-        published,
-        resumed.then_some(added_before),
-    )
-    .await
+impl ApplyError {
+    /// Whether a retry may succeed; a permanent failure (a validation error) never will.
+    pub fn transient(&self) -> bool {
+        self.first.transient
+    }
 }
 
-/// Records what the attempt did: its progress when anything failed (so that the retry resumes
-/// from there), `done` when a resumed attempt completed the message.
-async fn finish<S: ClaimStore>(
+/// Adds `deltas` for `message_id` at `stage`, exactly once across every delivery.
+pub async fn apply_once<S: WordCountStore>(
     store: &S,
-    key: &str,
-    mut progress: Progress,
-    outcome: AddOutcome,
-    published: Option<Result<(), PublishError>>,
-    resumed_after: Option<Vec<String>>,
+    stage: Stage,
+    message_id: &str,
+    deltas: &[(String, i64)],
 ) -> Result<Applied, ApplyError> {
-    progress
-        .added
-        .extend(outcome.applied.iter().map(|(word, _)| word.clone()));
-    let publish_error = match published {
-        Some(Ok(())) => {
-            progress.published = true;
-            None
+    let chunks: Vec<&[(String, i64)]> = deltas.chunks(CHUNK_WORDS).collect();
+    let writes = chunks.iter().enumerate().map(|(at, chunk)| {
+        let key = stage.claim_key(message_id, at);
+        async move { store.apply_chunk(&key, chunk, RECORD_TTL).await }
+    });
+    let outcomes = futures::future::join_all(writes).await;
+    let (mut applied, mut before, mut failed) = (0, 0, Vec::new());
+    for outcome in outcomes {
+        match outcome {
+            Ok(ChunkOutcome::Applied) => applied += 1,
+            Ok(ChunkOutcome::AlreadyApplied) => before += 1,
+            Err(err) => failed.push(err),
         }
-        Some(Err(err)) => Some(err),
-        None => None,
-    };
-    if !outcome.failed.is_empty() || publish_error.is_some() {
-        if let Err(err) = store.save_progress(key, &progress, RECORD_TTL).await {
-            tracing::error!(key, error = %err, "could not save the progress of a failed message; a retry may repeat some adds");
-        }
-        return Err(ApplyError::Incomplete {
-            failed: outcome.failed,
-            publish: publish_error,
+    }
+    if let Some(first) = failed.first() {
+        return Err(ApplyError {
+            chunks: chunks.len(),
+            failed: failed.len(),
+            first: first.clone(),
         });
     }
-    let Some(added_before) = resumed_after else {
-        return Ok(Applied::Fresh(outcome.applied));
-    };
-    if let Err(err) = store.mark_done(key, RECORD_TTL).await {
-        tracing::warn!(key, error = %err, "could not mark a resumed message done");
-    }
-    Ok(Applied::Resumed {
-        counts: outcome.applied,
-        added_before,
+    Ok(match (applied, before) {
+        (_, 0) => Applied::Fresh,
+        (0, _) => Applied::Repeat,
+        _ => Applied::Completed,
     })
 }

@@ -4,7 +4,7 @@
 //! The DynamoDB and SNS implementations live in adapter crates (fanout-words-dynamodb,
 //! fanout-sns); [`crate::memory`] has in-memory ones for tests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,10 +14,13 @@ use crate::message::WordsMessage;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation} on {store} failed: {detail}")]
 pub struct StoreError {
-    /// The call, as the store names it (`DynamoDB UpdateItem`…).
+    /// The call, as the store names it (`DynamoDB TransactWriteItems`…).
     pub operation: &'static str,
     /// Which store: a table name, say.
     pub store: String,
+    /// Whether trying again later may succeed (throttling, a conflict, a 5xx, a timeout), or
+    /// never will (validation: a key too long, say).
+    pub transient: bool,
     pub detail: String,
 }
 
@@ -32,68 +35,33 @@ pub struct PublishError {
     pub detail: String,
 }
 
-/// What happened to a set of adds: the new counts of those applied, and the words that failed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct AddOutcome {
-    /// `(word, count after the add)`, in the order the adds were given.
-    pub applied: Vec<(String, i64)>,
-    pub failed: Vec<(String, StoreError)>,
+/// What applying one chunk of a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// The chunk's claim was new: every delta of the chunk was added, together with it.
+    Applied,
+    /// The chunk's claim already existed: its deltas had been added before (by an earlier or
+    /// a concurrent delivery), and nothing was added now.
+    AlreadyApplied,
 }
 
-/// Progress of a message being applied once: which words were added, and whether it was published.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Progress {
-    pub added: HashSet<String>,
-    pub published: bool,
-}
-
-/// The state of a message's "applied once" record when it is claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// First time: the caller now owns the message.
-    New,
-    /// An earlier attempt stopped part way; go on from here.
-    Resume(Progress),
-    /// Fully handled already (or being handled right now): do nothing.
-    Done,
-}
-
-/// Word counts that change only by atomic adds.
+/// Word counts that change only by atomic adds, each chunk of a message's adds committed
+/// together with the claim that makes it happen once.
 pub trait WordCountStore: Send + Sync {
-    /// Adds each delta to its word's count, one atomic add per word, concurrently.
-    fn add(&self, deltas: &[(String, i64)]) -> impl Future<Output = AddOutcome> + Send;
+    /// Adds every delta of the chunk and writes its claim `key` (kept for `ttl`), all or
+    /// nothing, unless the claim exists already. At most [`crate::once::CHUNK_WORDS`] deltas.
+    fn apply_chunk(
+        &self,
+        key: &str,
+        deltas: &[(String, i64)],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<ChunkOutcome, StoreError>> + Send;
 
     /// The current counts of `words`; a word never counted is absent.
     fn counts(
         &self,
         words: &[String],
     ) -> impl Future<Output = Result<HashMap<String, i64>, StoreError>> + Send;
-}
-
-/// Records of the messages applied once, each under its own key, kept for a time to live.
-pub trait ClaimStore: Send + Sync {
-    /// Claims `key`: [`Claim::New`] only the first time (or after the record expired);
-    /// otherwise what an earlier attempt left.
-    fn claim(
-        &self,
-        key: &str,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-
-    /// Records how far an attempt got, so that the next one resumes instead of repeating.
-    fn save_progress(
-        &self,
-        key: &str,
-        progress: &Progress,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Marks a resumed message as fully handled.
-    fn mark_done(
-        &self,
-        key: &str,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Publishes a counted message for the consumers downstream.

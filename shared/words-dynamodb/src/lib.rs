@@ -1,21 +1,21 @@
 //! The word-count store: DynamoDB table `WORDS_TABLE`, partition key `word` (S), count `count`
 //! (N): fanout-words-core's [`WordCountStore`] and [`ClaimStore`] over DynamoDB.
 //!
-//! Counts only ever change by atomic `ADD`, one `UpdateItem` per distinct word carrying its
-//! multiplicity, issued concurrently with a bound. The same table keeps the "applied once"
-//! records of `fanout_words_core::once`, under keys that start with `#` (which no word can: `#`
-//! is a word boundary), with a TTL attribute `expires_at`.
+//! Counts only ever change by atomic `ADD`s carrying each word's multiplicity, committed in one
+//! TransactWriteItems per chunk of at most 99 words together with the chunk's claim. Claims
+//! live in the same table, under keys that start with `#` (which no word can: `#` is a word
+//! boundary), with a TTL attribute `expires_at` (docs/counting.md).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use fanout_aws::DisplayErrorContext;
-use fanout_words_core::store::{
-    AddOutcome, Claim, ClaimStore, Progress, StoreError, WordCountStore,
-};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use fanout_words_core::store::{ChunkOutcome, StoreError, WordCountStore};
 
 /// The partition key attribute.
 pub const KEY: &str = "word";
@@ -23,8 +23,6 @@ pub const KEY: &str = "word";
 pub const COUNT: &str = "count";
 /// The TTL attribute of "applied once" records.
 pub const EXPIRES_AT: &str = "expires_at";
-/// How many `UpdateItem` calls are in flight at once.
-pub const ADD_CONCURRENCY: usize = 64;
 
 const BATCH_GET_LIMIT: usize = 100;
 
@@ -45,46 +43,57 @@ impl WordStore {
         }
     }
 
-    fn error(&self, operation: &'static str, err: impl std::error::Error) -> StoreError {
+    fn error_of(
+        &self,
+        operation: &'static str,
+        transient: bool,
+        err: impl std::error::Error,
+    ) -> StoreError {
         StoreError {
             operation,
             store: format!("table {}", self.table),
+            transient,
             detail: DisplayErrorContext(err).to_string(),
         }
     }
 
-    async fn add_one(&self, word: &str, delta: i64) -> Result<i64, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, AttributeValue::S(word.to_owned()))
-            .update_expression("ADD #count :delta")
-            .expression_attribute_names("#count", COUNT)
-            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
-        output
-            .attributes()
-            .and_then(count_of)
-            .ok_or_else(|| StoreError {
-                operation: "DynamoDB UpdateItem",
-                store: format!("table {}", self.table),
-                detail: format!("no numeric `{COUNT}` came back for {word:?}"),
-            })
+    /// A failed call, classed as the SDK classes it.
+    fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let transient = fanout_aws::is_transient(&err);
+        self.error_of(operation, transient, err)
     }
 
-    /// Up to 100 words' items in one BatchGetItem; the keys DynamoDB left unprocessed (under
-    /// load) are read one by one, each with the SDK's retries.
+    /// Up to 100 words' items: one BatchGetItem, and one more for any keys DynamoDB left
+    /// unprocessed under load; keys still unprocessed then are a transient failure.
     async fn read_chunk(&self, words: &[&String]) -> Result<Vec<Item>, StoreError> {
-        let keys: Vec<Item> = words.iter().map(|word| self.key(word)).collect();
+        let mut keys: Vec<Item> = words.iter().map(|word| self.key(word)).collect();
+        let mut items = Vec::new();
+        for _pass in 0..2 {
+            let (found, unprocessed) = self.batch_get(keys).await?;
+            items.extend(found);
+            if unprocessed.is_empty() {
+                return Ok(items);
+            }
+            keys = unprocessed;
+        }
+        Err(StoreError {
+            operation: "DynamoDB BatchGetItem",
+            store: format!("table {}", self.table),
+            transient: true,
+            detail: format!("{} keys were left unprocessed twice", keys.len()),
+        })
+    }
+
+    /// The items found, and the keys left unprocessed.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<(Vec<Item>, Vec<Item>), StoreError> {
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
             .build()
-            .map_err(|e| self.error("DynamoDB BatchGetItem", e))?;
+            .map_err(|e| self.error_of("DynamoDB BatchGetItem", false, e))?;
         let mut output = self
             .client
             .batch_get_item()
@@ -92,79 +101,62 @@ impl WordStore {
             .send()
             .await
             .map_err(|e| self.error("DynamoDB BatchGetItem", e))?;
-        let mut items = output
-            .responses
-            .as_mut()
+        let items = (output.responses.as_mut())
             .and_then(|responses| responses.remove(&self.table))
             .unwrap_or_default();
-        let unprocessed = output
-            .unprocessed_keys()
-            .and_then(|u| u.get(&self.table))
-            .map(|k| k.keys().to_vec())
+        let unprocessed = (output.unprocessed_keys.as_mut())
+            .and_then(|unprocessed| unprocessed.remove(&self.table))
+            .map(|keys| keys.keys)
             .unwrap_or_default();
-        let rest: Vec<Option<Item>> = stream::iter(unprocessed)
-            .map(|key| self.get(key))
-            .buffer_unordered(ADD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        items.extend(rest.into_iter().flatten());
-        Ok(items)
+        Ok((items, unprocessed))
     }
 
     fn key(&self, key: &str) -> Item {
         HashMap::from([(KEY.to_owned(), AttributeValue::S(key.to_owned()))])
     }
-
-    /// One item, strongly consistent.
-    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error("DynamoDB GetItem", e))?;
-        Ok(output.item)
-    }
-
-    fn put_record(&self, key: &str, state: &str, ttl: Duration) -> PutRecord {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(KEY, AttributeValue::S(key.to_owned()))
-            .item("state", AttributeValue::S(state.into()))
-            .item(
-                EXPIRES_AT,
-                AttributeValue::N((unix_now() + ttl.as_secs()).to_string()),
-            )
-    }
 }
-
-type PutRecord = aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 
 fn count_of(item: &Item) -> Option<i64> {
     item.get(COUNT)?.as_n().ok()?.parse().ok()
 }
 
 impl WordCountStore for WordStore {
-    async fn add(&self, deltas: &[(String, i64)]) -> AddOutcome {
-        let mut results: Vec<(usize, Result<i64, StoreError>)> =
-            stream::iter(deltas.iter().cloned().enumerate())
-                .map(|(at, (word, delta))| async move { (at, self.add_one(&word, delta).await) })
-                .buffer_unordered(ADD_CONCURRENCY)
-                .collect()
+    /// One TransactWriteItems: a Put of the claim, on the condition that it does not exist (or
+    /// expired), and an `ADD` per word. A transaction that conflicts with another on a hot
+    /// word is tried again (a few times, with jittered backoff) before it is reported as
+    /// transient.
+    async fn apply_chunk(
+        &self,
+        key: &str,
+        deltas: &[(String, i64)],
+        ttl: Duration,
+    ) -> Result<ChunkOutcome, StoreError> {
+        let items = self.chunk_items(key, deltas, ttl)?;
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
                 .await;
-        results.sort_by_key(|(at, _)| *at);
-        let mut outcome = AddOutcome::default();
-        for ((word, _), (_, result)) in deltas.iter().zip(results) {
-            match result {
-                Ok(count) => outcome.applied.push((word.clone(), count)),
-                Err(err) => outcome.failed.push((word.clone(), err)),
+            let err = match sent {
+                Ok(_) => return Ok(ChunkOutcome::Applied),
+                Err(err) => err,
+            };
+            match cancellation(&err) {
+                Cancelled::ClaimExists => return Ok(ChunkOutcome::AlreadyApplied),
+                Cancelled::Conflict if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Cancelled::Conflict | Cancelled::Other => {
+                    let transient = fanout_aws::is_transient(&err)
+                        || matches!(cancellation(&err), Cancelled::Conflict);
+                    return Err(self.error_of("DynamoDB TransactWriteItems", transient, err));
+                }
             }
         }
-        outcome
     }
 
     /// Strongly consistent reads, 100 words per BatchGetItem.
@@ -184,83 +176,81 @@ impl WordCountStore for WordStore {
     }
 }
 
-impl ClaimStore for WordStore {
-    /// A conditional put that succeeds only the first time (or after the record expired).
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StoreError> {
-        let put = self
-            .put_record(key, "claimed", ttl)
-            .condition_expression("attribute_not_exists(#key) OR #expires < :now")
-            .expression_attribute_names("#key", KEY)
-            .expression_attribute_names("#expires", EXPIRES_AT)
-            .expression_attribute_values(":now", AttributeValue::N(unix_now().to_string()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Claim::New),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(existing_claim(self.get(self.key(key)).await?))
-            }
-            Err(err) => Err(self.error("DynamoDB PutItem", err)),
-        }
-    }
+/// Conflicts with other transactions on the same (hot) words tried again before giving up.
+const CONFLICT_RETRIES: u32 = 5;
 
-    async fn save_progress(
-        &self,
-        key: &str,
-        progress: &Progress,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let mut put = self
-            .put_record(key, "partial", ttl)
-            .item("published", AttributeValue::Bool(progress.published));
-        if !progress.added.is_empty() {
-            let mut added: Vec<String> = progress.added.iter().cloned().collect();
-            added.sort();
-            put = put.item("added", AttributeValue::Ss(added));
-        }
-        put.send()
-            .await
-            .map_err(|e| self.error("DynamoDB PutItem", e))?;
-        Ok(())
-    }
+/// 20 ms, 40 ms, … with up to half again of jitter, so that colliding writers part ways.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(20 << attempt.min(6));
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 1000)
+        .unwrap_or_default();
+    base + base * jitter / 2000
+}
 
-    async fn mark_done(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.put_record(key, "done", ttl)
-            .send()
-            .await
-            .map_err(|e| self.error("DynamoDB PutItem", e))?;
-        Ok(())
+/// Why DynamoDB cancelled a transaction, from its cancellation reasons (the first item is the
+/// claim).
+enum Cancelled {
+    ClaimExists,
+    Conflict,
+    Other,
+}
+
+fn cancellation(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> Cancelled {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return Cancelled::Other;
+    };
+    let codes: Vec<&str> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .map(|reason| reason.code().unwrap_or("None"))
+        .collect();
+    match codes.as_slice() {
+        ["ConditionalCheckFailed", ..] => Cancelled::ClaimExists,
+        codes if codes.contains(&"TransactionConflict") => Cancelled::Conflict,
+        _ => Cancelled::Other,
     }
 }
 
-/// What a record someone else wrote says: resume a partial one, else it is done (or in hand).
-fn existing_claim(item: Option<Item>) -> Claim {
-    let Some(item) = item else {
-        return Claim::Done;
-    };
-    if item
-        .get("state")
-        .and_then(|s| s.as_s().ok())
-        .map(String::as_str)
-        != Some("partial")
-    {
-        return Claim::Done;
+impl WordStore {
+    /// The claim's Put and the words' Updates of one chunk.
+    fn chunk_items(
+        &self,
+        key: &str,
+        deltas: &[(String, i64)],
+        ttl: Duration,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let now = unix_now();
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(key.to_owned()))
+            .item(
+                EXPIRES_AT,
+                AttributeValue::N((now + ttl.as_secs()).to_string()),
+            )
+            .condition_expression("attribute_not_exists(#key) OR #expires < :now")
+            .expression_attribute_names("#key", KEY)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .build()
+            .map_err(|e| self.error_of("DynamoDB TransactWriteItems", false, e))?;
+        let mut items = vec![TransactWriteItem::builder().put(claim).build()];
+        for (word, delta) in deltas {
+            let add = Update::builder()
+                .table_name(&self.table)
+                .key(KEY, AttributeValue::S(word.clone()))
+                .update_expression("ADD #count :delta")
+                .expression_attribute_names("#count", COUNT)
+                .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                .build()
+                .map_err(|e| self.error_of("DynamoDB TransactWriteItems", false, e))?;
+            items.push(TransactWriteItem::builder().update(add).build());
+        }
+        Ok(items)
     }
-    let added = item
-        .get("added")
-        .and_then(|s| s.as_ss().ok())
-        .map(|words| words.iter().cloned().collect())
-        .unwrap_or_default();
-    let published = item
-        .get("published")
-        .and_then(|b| b.as_bool().ok())
-        .copied()
-        .unwrap_or(false);
-    Claim::Resume(Progress { added, published })
 }
 
 fn unix_now() -> u64 {

@@ -10,7 +10,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod invoker;
+mod pollers;
+mod project;
+mod resources;
 mod scenario;
+mod settings;
 mod stack;
 mod template;
 
@@ -40,7 +45,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let plan = match template::Plan::from_file(&cli.template, stack::LOCAL_PARAMETERS) {
+    let plan = match template::Plan::from_file(&cli.template, settings::LOCAL_PARAMETERS) {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("fanout-local: {err}");

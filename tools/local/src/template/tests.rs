@@ -1,6 +1,6 @@
 use super::*;
-use crate::stack::LOCAL_PARAMETERS;
-use fanout_tests::workspace_root;
+use crate::project::workspace_root;
+use crate::settings::LOCAL_PARAMETERS;
 
 fn real_plan() -> Plan {
     let path = workspace_root().join("infra/template.yaml");

@@ -1,6 +1,6 @@
 //! What the local stack takes from the project's other crates, in one place: where the
-//! workspace is, the emulator, how Slack signs a request, and the copy runs' ledger.
+//! workspace and moto server are, how Slack signs a request, and the copy runs' ledger.
 
 pub use fanout_copy::ledger::{RunLedger, RunRecord};
-pub use fanout_tests::{workspace_root, Emulator};
+pub use fanout_tests::{moto_server_path, workspace_root};
 pub use fanout_words::slack::sign as sign_slack_request;

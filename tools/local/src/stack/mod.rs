@@ -10,23 +10,21 @@ use tokio::task::JoinHandle;
 
 use crate::invoker::Invoker;
 use crate::pollers::{Wiring, WiringError};
-use crate::project::Emulator;
+use crate::processes::{start_moto, start_watch, MotoError, Supervisor, WatchError};
 use crate::resources::{create_resources, ResourceError};
 use crate::template::{Plan, Trigger};
-use tokio::process::Child;
-use watch::{start_watch, WatchError};
+
+pub use crate::processes::Logs;
 
 mod usage;
-mod watch;
 
 pub use usage::describe;
-pub use watch::Logs;
 
 /// The stack did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("the emulator did not start: {0}")]
-    Emulator(#[source] tokio::task::JoinError),
+    Emulator(#[from] MotoError),
     #[error(transparent)]
     Resources(#[from] ResourceError),
     #[error(transparent)]
@@ -48,24 +46,25 @@ pub struct Stack {
     /// The lines `cargo lambda watch` and the functions printed so far.
     pub logs: Logs,
     pollers: Vec<JoinHandle<()>>,
-    watch: Child,
-    _emulator: Emulator,
 }
 
 impl Stack {
-    /// Starts everything. With `echo`, the functions' output is printed as it comes.
-    pub async fn start(plan: Plan, echo: bool) -> Result<Stack, StackError> {
+    /// Starts everything, the processes under `supervisor`, which stops them. With `echo`, the
+    /// functions' output is printed as it comes.
+    pub async fn start(
+        plan: Plan,
+        echo: bool,
+        supervisor: &mut Supervisor,
+    ) -> Result<Stack, StackError> {
         println!("▸ starting moto server (the AWS emulator)…");
-        let moto = tokio::task::spawn_blocking(Emulator::start)
-            .await
-            .map_err(StackError::Emulator)?;
+        let moto = start_moto(supervisor).await?;
         let sdk = moto.sdk_config().await;
         println!("  moto server at {}", moto.endpoint);
 
         println!("▸ creating the resources of infra/template.yaml…");
         let mut queue_urls = create_resources(&plan, &sdk).await?;
 
-        let watch = start_watch(&plan, &moto.endpoint, echo).await?;
+        let watch = start_watch(supervisor, &plan, &moto.endpoint, echo).await?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -73,14 +72,12 @@ impl Stack {
         let mut stack = Stack {
             plan,
             sdk,
-            endpoint: moto.endpoint.clone(),
+            endpoint: moto.endpoint,
             invoker: Invoker::new(http.clone(), watch.url.clone()),
             http,
             watch_url: watch.url,
             logs: watch.logs,
             pollers: Vec::new(),
-            watch: watch.child,
-            _emulator: moto,
         };
         stack.warm_up().await;
         stack.pollers = Wiring {
@@ -118,29 +115,6 @@ impl Stack {
                 function.binary,
                 started.elapsed().as_secs_f64()
             );
-        }
-    }
-}
-
-impl Stack {
-    /// Stops the pollers and every process the stack started.
-    pub async fn stop(mut self) {
-        for poller in &self.pollers {
-            poller.abort();
-        }
-        if let Some(pid) = self.watch.id() {
-            let group = -(pid as i32);
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe { libc::kill(group, libc::SIGTERM) };
-            if tokio::time::timeout(Duration::from_secs(5), self.watch.wait())
-                .await
-                .is_err()
-            {
-                unsafe { libc::kill(group, libc::SIGKILL) };
-                let _ = self.watch.wait().await;
-            }
-            // Function processes are in the same group; make sure none outlives us.
-            unsafe { libc::kill(group, libc::SIGKILL) };
         }
     }
 }

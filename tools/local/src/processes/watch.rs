@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use super::{free_port, wait_for_port, ProcessError, Supervisor};
 use crate::project::workspace_root;
 use crate::template::{Plan, TemplateError, REGION};
 
@@ -32,23 +33,27 @@ pub enum WatchError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("starting cargo lambda watch: {0}")]
-    Spawn(#[source] std::io::Error),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     #[error("cargo lambda watch did not listen on port {port} within {START_LIMIT:?}")]
     NotListening { port: u16 },
 }
 
-/// A running `cargo lambda watch`.
+/// A `cargo lambda watch` the supervisor runs.
 pub struct Watch {
     /// Its address, `http://127.0.0.1:port`.
     pub url: String,
     pub logs: Logs,
-    pub child: Child,
 }
 
 /// Starts `cargo lambda watch` with the functions' environment, pointed at moto's `endpoint`,
 /// and waits until it listens. With `echo`, the functions' output is printed as it comes.
-pub async fn start_watch(plan: &Plan, endpoint: &str, echo: bool) -> Result<Watch, WatchError> {
+pub async fn start_watch(
+    supervisor: &mut Supervisor,
+    plan: &Plan,
+    endpoint: &str,
+    echo: bool,
+) -> Result<Watch, WatchError> {
     let root = workspace_root();
     let venv_bin = root.join(".venv/bin");
     if !venv_bin.join("cargo-lambda").exists() {
@@ -59,7 +64,7 @@ pub async fn start_watch(plan: &Plan, endpoint: &str, echo: bool) -> Result<Watc
     let env_file = write_env_file(plan, endpoint, &url)?;
     println!("▸ starting cargo lambda watch on {url} (the real function binaries)…");
     let mut command = watch_command(&root, &venv_bin, port, &env_file);
-    let mut child = command.spawn().map_err(WatchError::Spawn)?;
+    let child = supervisor.spawn("cargo lambda watch", &mut command)?;
     let logs = Logs::default();
     let streams: [Option<Box<dyn AsyncRead + Send + Unpin>>; 2] = [
         child.stdout.take().map(|s| Box::new(s) as _),
@@ -71,7 +76,7 @@ pub async fn start_watch(plan: &Plan, endpoint: &str, echo: bool) -> Result<Watc
     if !wait_for_port(port, START_LIMIT).await {
         return Err(WatchError::NotListening { port });
     }
-    Ok(Watch { url, logs, child })
+    Ok(Watch { url, logs })
 }
 
 fn watch_command(root: &Path, venv_bin: &Path, port: u16, env_file: &Path) -> Command {
@@ -101,16 +106,7 @@ fn watch_command(root: &Path, venv_bin: &Path, port: u16, env_file: &Path) -> Co
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    // SAFETY: prctl in the child before exec; if this process dies, the watch server is told to stop.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+        .stderr(Stdio::piped());
     command
 }
 
@@ -142,26 +138,4 @@ fn write_env_file(plan: &Plan, endpoint: &str, watch_url: &str) -> Result<PathBu
         Ok(()) => Ok(path),
         Err(source) => Err(WatchError::EnvFile { path, source }),
     }
-}
-
-/// A port nothing listens on now.
-pub fn free_port() -> std::io::Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-}
-
-/// Waits until something accepts connections on `port`; false if nothing did within `limit`.
-pub async fn wait_for_port(port: u16, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
 }

@@ -1,0 +1,206 @@
+//! Creates the template's resources in the emulator: tables, topics, queues and subscriptions,
+//! the SSM parameters that hold the local Slack credentials, and the backup buckets.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveError;
+use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+use aws_sdk_sns::operation::create_topic::CreateTopicError;
+use aws_sdk_sns::operation::subscribe::SubscribeError;
+use aws_sdk_sqs::operation::create_queue::CreateQueueError;
+use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+
+use crate::settings::{SIGNING_SECRET, VERIFICATION_TOKEN};
+use crate::template::{Plan, Table};
+use queues::{create_queues, subscribe_queues};
+
+mod queues;
+
+pub use queues::{create_queue, subscribe_queue};
+
+/// The emulator refused to create a resource.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("creating table {table}: {}", DisplayErrorContext(.source))]
+    Table {
+        table: String,
+        source: Box<SdkError<CreateTableError>>,
+    },
+    #[error("describing table {table}: {source}")]
+    TableShape { table: String, source: BuildError },
+    #[error("TTL on {table}: {}", DisplayErrorContext(.source))]
+    TimeToLive {
+        table: String,
+        source: Box<SdkError<UpdateTimeToLiveError>>,
+    },
+    #[error("creating topic {topic}: {}", DisplayErrorContext(.source))]
+    Topic {
+        topic: String,
+        source: Box<SdkError<CreateTopicError>>,
+    },
+    #[error("creating queue {queue}: {}", DisplayErrorContext(.source))]
+    Queue {
+        queue: String,
+        source: Box<SdkError<CreateQueueError>>,
+    },
+    #[error("no URL for queue {0}")]
+    QueueUrl(String),
+    #[error("a subscription names {kind} {id}, which the template does not define")]
+    Unknown { kind: &'static str, id: String },
+    #[error("subscribing {queue} to {topic}: {}", DisplayErrorContext(.source))]
+    Subscribe {
+        topic: String,
+        queue: String,
+        source: Box<SdkError<SubscribeError>>,
+    },
+    #[error("SSM parameter {name}: {}", DisplayErrorContext(.source))]
+    Parameter {
+        name: String,
+        source: Box<SdkError<PutParameterError>>,
+    },
+    #[error("bucket {bucket}: {}", DisplayErrorContext(.source))]
+    Bucket {
+        bucket: String,
+        source: Box<SdkError<CreateBucketError>>,
+    },
+}
+
+/// Creates everything the plan names, printing a line for each; returns the queue URLs by
+/// logical id.
+pub async fn create_resources(
+    plan: &Plan,
+    sdk: &SdkConfig,
+) -> Result<BTreeMap<String, String>, ResourceError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    for table in &plan.tables {
+        create_table(&dynamodb, table).await?;
+        println!("  table {} (key {})", table.name, table.key);
+    }
+    let sns = aws_sdk_sns::Client::new(sdk);
+    for topic in &plan.topics {
+        sns.create_topic()
+            .name(&topic.name)
+            .send()
+            .await
+            .map_err(|source| ResourceError::Topic {
+                topic: topic.name.clone(),
+                source: source.into(),
+            })?;
+        println!("  topic {}", topic.name);
+    }
+    let urls = create_queues(plan, &aws_sdk_sqs::Client::new(sdk)).await?;
+    subscribe_queues(plan, &sns).await?;
+    put_slack_parameters(plan, &aws_sdk_ssm::Client::new(sdk)).await?;
+    create_buckets(plan, &s3_client(sdk)).await?;
+    Ok(urls)
+}
+
+/// An S3 client for the emulator, which wants path-style addresses.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &Table,
+) -> Result<(), ResourceError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let shape = |source| ResourceError::TableShape {
+        table: table.name.clone(),
+        source,
+    };
+    dynamodb
+        .create_table()
+        .table_name(&table.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&table.key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(shape)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&table.key)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(shape)?,
+        )
+        .send()
+        .await
+        .map_err(|source| ResourceError::Table {
+            table: table.name.clone(),
+            source: source.into(),
+        })?;
+    let Some(attribute) = &table.ttl_attribute else {
+        return Ok(());
+    };
+    let spec = TimeToLiveSpecification::builder()
+        .attribute_name(attribute)
+        .enabled(true)
+        .build()
+        .map_err(shape)?;
+    dynamodb
+        .update_time_to_live()
+        .table_name(&table.name)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(|source| ResourceError::TimeToLive {
+            table: table.name.clone(),
+            source: source.into(),
+        })?;
+    Ok(())
+}
+
+async fn put_slack_parameters(plan: &Plan, ssm: &aws_sdk_ssm::Client) -> Result<(), ResourceError> {
+    for (parameter, value) in [
+        ("SlackSigningSecretParameter", SIGNING_SECRET),
+        ("SlackVerificationTokenParameter", VERIFICATION_TOKEN),
+    ] {
+        let Some(name) = plan.parameters.get(parameter).filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .map_err(|source| ResourceError::Parameter {
+                name: name.clone(),
+                source: source.into(),
+            })?;
+        println!("  SSM SecureString {name}");
+    }
+    Ok(())
+}
+
+async fn create_buckets(plan: &Plan, s3: &aws_sdk_s3::Client) -> Result<(), ResourceError> {
+    for parameter in ["SourceBucket", "DestinationBucket"] {
+        let Some(bucket) = plan.parameters.get(parameter).filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|source| ResourceError::Bucket {
+                bucket: bucket.clone(),
+                source: source.into(),
+            })?;
+        println!("  bucket {bucket}");
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! What the stack prints for a person: how to use it once it runs (`fanout-local up`), and the
+//! plan it derives from the template (`fanout-local plan`).
+
+use std::fmt::Write as _;
+
+use super::Stack;
+use crate::settings::VERIFICATION_TOKEN;
+use crate::template::{Plan, Trigger, ACCOUNT, REGION};
+
+impl Stack {
+    /// How to use the running stack.
+    pub fn usage(&self) -> String {
+        let mut out = String::new();
+        let slack = self.slack_url().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "\nfanout is running locally. Ctrl-C stops everything.\n"
+        );
+        let _ = writeln!(out, "  AWS emulator (moto):   {}", self.endpoint);
+        let _ = writeln!(out, "  Lambda (cargo lambda): {}", self.watch_url);
+        let _ = writeln!(out, "  Slack URL:             {slack}\n");
+        let _ = writeln!(
+            out,
+            "Count some words, as a Slack outgoing webhook would (the local verification token):"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s {slack} -d token={VERIFICATION_TOKEN} -d channel_id=C1 -d timestamp=$(date +%s).000001 -d trigger_word=hello --data-urlencode 'text=hello local world'\n"
+        );
+        let _ = writeln!(
+            out,
+            "Invoke a function with a sample event (in another shell, from the repository):"
+        );
+        let _ = writeln!(out, "  export PATH=\"$PWD/.venv/bin:$PATH\"");
+        let port = self.watch_url.rsplit(':').next().unwrap_or_default();
+        let _ = writeln!(out, "  cargo lambda invoke --invoke-port {port} sns-logger --data-file events/sns-logger-sns.json\n");
+        let _ = writeln!(
+            out,
+            "Look at the tables, topics and buckets with the aws CLI:"
+        );
+        let _ = writeln!(out, "  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={REGION}", self.endpoint);
+        for table in &self.plan.tables {
+            let _ = writeln!(out, "  aws dynamodb scan --table-name {}", table.name);
+        }
+        let _ = writeln!(
+            out,
+            "  aws s3 ls s3://{}/ --recursive",
+            self.plan
+                .parameters
+                .get("DestinationBucket")
+                .cloned()
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "  (the aws CLI: pip install awscli, or .venv/bin/python -m pip install awscli)"
+        );
+        out
+    }
+}
+
+/// The plan, as `fanout-local plan` prints it.
+pub fn describe(plan: &Plan) -> String {
+    let mut out = String::new();
+    for table in &plan.tables {
+        let _ = writeln!(out, "table    {} (key {})", table.name, table.key);
+    }
+    for topic in &plan.topics {
+        let _ = writeln!(out, "topic    {}", topic.name);
+    }
+    for queue in &plan.queues {
+        let _ = writeln!(
+            out,
+            "queue    {}{}",
+            queue.name,
+            queue
+                .redrive
+                .as_ref()
+                .map(|(t, n)| format!(" -> {t} after {n}"))
+                .unwrap_or_default()
+        );
+    }
+    for s in &plan.subscriptions {
+        let _ = writeln!(
+            out,
+            "wire     {} -> {}{}",
+            s.topic,
+            s.queue,
+            if s.raw { " (raw)" } else { "" }
+        );
+    }
+    for function in &plan.functions {
+        for trigger in &function.triggers {
+            let source = match trigger {
+                Trigger::Http { method, path } => format!("HTTP {method} {path}"),
+                Trigger::Sqs { queue, .. } => queue.clone(),
+                Trigger::Sns { topic } => topic.clone(),
+                Trigger::Schedule { expression } => format!("schedule {expression}"),
+            };
+            let _ = writeln!(out, "wire     {source} -> {}", function.binary);
+        }
+        for (var, value) in &function.env {
+            let _ = writeln!(out, "env      {} {var}={value}", function.binary);
+        }
+    }
+    let _ = writeln!(out, "account  {ACCOUNT} in {REGION}");
+    out
+}

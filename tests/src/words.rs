@@ -7,7 +7,7 @@ use crate::unique;
 
 /// Creates a words table (partition key `word`, String) and returns its name.
 pub async fn create_words_table(sdk: &SdkConfig) -> String {
-    crate::create_table(sdk, "words", "word").await
+    crate::create_unique_table(sdk, "words", "word").await
 }
 
 /// The stored count of `word`, if any.

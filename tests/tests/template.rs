@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
+use fanout_tests::workspace_root;
 use serde_yaml::{Mapping, Value};
 
 /// Variables a function reads only in local runs; a deployment must never set them, because
@@ -66,13 +66,6 @@ const ASYNC_EVENT_TYPES: &[&str] = &[
     "EventBridgeRule",
     "CloudWatchEvent",
 ];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives in the workspace")
-        .to_path_buf()
-}
 
 /// The template, with CloudFormation's short tags (`!Ref X`, `!GetAtt A.B`, `!Sub s`, ...)
 /// rewritten to their long forms (`{Ref: X}`, `{Fn::GetAtt: A.B}`, `{Fn::Sub: s}`).

@@ -13,15 +13,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use clap::Parser;
 use fanout_bench::proxy::{Exchange, Proxy, ProxyConfig};
 use fanout_bench::runtime_api::RuntimeApi;
 use fanout_bench::stats::{ms, sequential_round_trips, Summary};
-use fanout_tests::{words::create_words_table, workspace_root, Emulator};
+use fanout_tests::{sdk_config, words::create_words_table, workspace_root, Emulator};
 
 /// 26 distinct words, as the benchmark asks.
 const WORDS: [&str; 26] = [
@@ -210,15 +209,6 @@ async fn main() -> Result<(), Failure> {
         load: (load_before, load_after),
     });
     Ok(())
-}
-
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "bench"))
-        .load()
-        .await
 }
 
 /// How to start the function under test.

@@ -2,6 +2,9 @@
 //! smoke test and the local stack:
 //!
 //! - [`Emulator`]: a real AWS emulator (moto server) on a free port, and [`sdk_config`] for it;
+//! - [`runtime_api::RuntimeApi`]: a stand-in for the Lambda Runtime API that drives a real
+//!   function binary, times its invocations and keeps its init error; [`serve`], the HTTP/1.1
+//!   loop under it and under the benchmark's latency proxy;
 //! - [`ports`]: a free local port, and a wait until a server listens on it;
 //! - fixtures: [`create_table`] and [`create_unique_table`], [`words`] (the words table and its
 //!   counts, topics and probe queues), [`copy`] (buckets, objects, the runs table, a failing
@@ -188,4 +191,6 @@ pub async fn create_unique_table(sdk: &SdkConfig, prefix: &str, key: &str) -> St
 pub mod copy;
 pub mod iam;
 pub mod ports;
+pub mod runtime_api;
+pub mod serve;
 pub mod words;

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use clap::Parser;
 use fanout_bench::proxy::{Exchange, Proxy, ProxyConfig};
-use fanout_bench::runtime_api::RuntimeApi;
 use fanout_bench::stats::{ms, sequential_round_trips, Summary};
+use fanout_tests::runtime_api::RuntimeApi;
 use fanout_tests::{sdk_config, words::create_words_table, workspace_root, Emulator};
 
 /// 26 distinct words, as the benchmark asks.
@@ -230,20 +230,9 @@ impl Function {
             }
             None => (Stdio::null(), Stdio::null()),
         };
-        let mut command = Command::new(&self.bin);
         // Only what Lambda would set, plus the emulator's endpoint and test credentials.
+        let mut command = api.function_command(&self.bin, "slack-counter");
         command
-            .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "slack-counter")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/slack-counter")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("WORDS_TABLE", &self.table)
             .env("WORDS_TOPIC_ARN", &self.topic_arn)

@@ -5,16 +5,22 @@
 //! - each function's role grants exactly the IAM actions its code calls (`IAM_ACTIONS`), plus the
 //!   few the platform needs for the function's configuration, and no wildcard;
 //! - every function is deployed the same safe way, and every asynchronous invocation has
-//!   somewhere to fail to.
+//!   somewhere to fail to;
+//! - and, beneath the template, each function's config reads exactly its `ENV_VARS`.
 //!
 //! The lists are the function crates' own constants, linked here through [`DECLARED`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
+use fanout_common::{ConfigError, Vars};
 use fanout_tests::workspace_root;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
+
+/// A function's `Config::from_vars`, without the configuration it returns.
+type ReadConfig = fn(&Vars) -> Result<(), ConfigError>;
 
 /// What a function crate declares beside its code.
 struct Declared {
@@ -22,6 +28,10 @@ struct Declared {
     env_vars: &'static [&'static str],
     /// The IAM actions its code calls.
     iam_actions: &'static [&'static str],
+    /// Reads its configuration (its `Config::from_vars`); `None` for a function without one.
+    config: Option<ReadConfig>,
+    /// A valid configuration, so that the reading goes through every variable.
+    valid_env: &'static [(&'static str, &'static str)],
 }
 
 /// Every function, by the binary it builds, with its declarations. A new function crate is
@@ -32,6 +42,19 @@ const DECLARED: &[(&str, Declared)] = &[
         Declared {
             env_vars: slack_counter::ENV_VARS,
             iam_actions: slack_counter::IAM_ACTIONS,
+            config: Some(|vars| slack_counter::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("WORDS_TABLE", "words"),
+                (
+                    "WORDS_TOPIC_ARN",
+                    "arn:aws:sns:us-east-1:123456789012:words",
+                ),
+                ("SLACK_SIGNING_SECRET", "secret"),
+                (
+                    "SLACK_VERIFICATION_TOKEN_PARAM",
+                    "/fanout/slack/verification-token",
+                ),
+            ],
         },
     ),
     (
@@ -39,6 +62,8 @@ const DECLARED: &[(&str, Declared)] = &[
         Declared {
             env_vars: sns_multiplier::ENV_VARS,
             iam_actions: sns_multiplier::IAM_ACTIONS,
+            config: Some(|vars| sns_multiplier::Config::from_vars(vars).map(drop)),
+            valid_env: &[("WORDS_TABLE", "words"), ("MULTIPLIER", "10")],
         },
     ),
     (
@@ -46,6 +71,8 @@ const DECLARED: &[(&str, Declared)] = &[
         Declared {
             env_vars: sns_logger::ENV_VARS,
             iam_actions: sns_logger::IAM_ACTIONS,
+            config: None,
+            valid_env: &[],
         },
     ),
     (
@@ -53,6 +80,15 @@ const DECLARED: &[(&str, Declared)] = &[
         Declared {
             env_vars: s3_fanout::ENV_VARS,
             iam_actions: s3_fanout::IAM_ACTIONS,
+            config: Some(|vars| s3_fanout::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("SOURCE_BUCKET", "photos"),
+                ("SOURCE_PREFIX", "2024/"),
+                ("DEST_BUCKET", "photos-backup"),
+                ("DEST_PREFIX", "nightly/"),
+                ("COPY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:copy"),
+                ("COPY_RUNS_TABLE", "runs"),
+            ],
         },
     ),
     (
@@ -60,6 +96,15 @@ const DECLARED: &[(&str, Declared)] = &[
         Declared {
             env_vars: s3_copier::ENV_VARS,
             iam_actions: s3_copier::IAM_ACTIONS,
+            config: Some(|vars| s3_copier::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("COPY_RUNS_TABLE", "runs"),
+                ("COPY_MULTIPART_THRESHOLD", "64MiB"),
+                ("COPY_PART_SIZE", "16MiB"),
+                ("COPY_CONCURRENCY", "32"),
+                ("COPY_STORAGE_CLASS", "STANDARD_IA"),
+                ("COPY_KMS_KEY_ID", "alias/backup"),
+            ],
         },
     ),
 ];
@@ -810,6 +855,62 @@ fn every_asynchronous_invocation_and_queue_has_somewhere_to_fail_to() {
         }
     }
     report(problems);
+}
+
+/// The variables `config` looks up when it reads `env`, set or not, and how the reading ended.
+fn variables_read(
+    config: ReadConfig,
+    env: &[(&'static str, &'static str)],
+) -> (BTreeSet<String>, Result<(), ConfigError>) {
+    let read = Arc::new(Mutex::new(BTreeSet::new()));
+    let log = read.clone();
+    let vars = Vars::from_pairs(env.iter().copied()).observed(move |name| {
+        log.lock().unwrap().insert(name.to_owned());
+    });
+    let outcome = config(&vars);
+    let read = read.lock().unwrap().clone();
+    (read, outcome)
+}
+
+#[test]
+fn each_function_config_reads_exactly_its_env_vars() {
+    let mut problems = Vec::new();
+    for (binary, declared) in DECLARED {
+        let env_vars: BTreeSet<String> = declared.env_vars.iter().map(|v| v.to_string()).collect();
+        let mut read = BTreeSet::new();
+        if let Some(config) = declared.config {
+            // Unset, a configuration stops at the first variable it requires; the valid one
+            // goes through every variable.
+            let (unset, _) = variables_read(config, &[]);
+            let (valid, outcome) = variables_read(config, declared.valid_env);
+            if let Err(err) = outcome {
+                problems.push(format!(
+                    "{binary}: its valid_env in DECLARED is not a valid configuration ({err})"
+                ));
+            }
+            read.extend(unset);
+            read.extend(valid);
+        }
+        let undeclared: BTreeSet<String> = read.difference(&env_vars).cloned().collect();
+        let unread: BTreeSet<String> = env_vars.difference(&read).cloned().collect();
+        if !undeclared.is_empty() {
+            problems.push(format!(
+                "{binary}: its config reads {}, which its ENV_VARS does not list",
+                listed(&undeclared)
+            ));
+        }
+        if !unread.is_empty() {
+            problems.push(format!(
+                "{binary}: its ENV_VARS lists {}, which its config does not read",
+                listed(&unread)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "ENV_VARS does not match what the config reads:\n  - {}",
+        problems.join("\n  - ")
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
-//! Benchmark tools: a proxy that adds network latency in front of the AWS emulator, a fake
-//! Lambda Runtime API that drives a real function binary, and the statistics they report.
+//! Benchmark tools: a proxy that adds network latency in front of the AWS emulator, a model of
+//! S3's copy speed, and the statistics the benchmarks report. The Lambda Runtime API stand-in
+//! that drives a real function binary is one of the shared test tools
+//! (`fanout_tests::runtime_api`).
 
 pub mod copy_model;
 pub mod proxy;
-pub mod runtime_api;
-mod serve;
 pub mod stats;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fanout_tests::serve::serve_http1;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
@@ -28,7 +29,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::copy_model::{range_len, source_target, CopyModel};
-use crate::serve::serve_http1;
 
 /// The path that answers the proxy's counters.
 pub const STATS_PATH: &str = "/__latency-proxy/stats";

@@ -1,8 +1,7 @@
 //! The benchmark tools against small local servers: the latency proxy passes answers through
-//! unchanged and counts every request; the copy model sizes copies from their range or a HEAD;
-//! the fake Runtime API hands out events and collects answers. No timing is asserted.
+//! unchanged and counts every request; the copy model sizes copies from their range or a HEAD.
+//! No timing is asserted.
 
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -12,14 +11,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use fanout_bench::copy_model::CopyModel;
 use fanout_bench::proxy::{Proxy, ProxyConfig, STATS_PATH};
-use fanout_bench::runtime_api::RuntimeApi;
+use fanout_tests::serve::serve_http1;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 /// What the fake upstream saw: `METHOD path` per request.
@@ -31,43 +28,29 @@ async fn upstream() -> (SocketAddr, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let line = format!("{} {}", request.method(), request.uri());
-                        log.lock().unwrap().push(line.clone());
-                        let is_head = request.method() == Method::HEAD;
-                        let close = request.uri().path() == "/close";
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let answer = if is_head {
-                            Bytes::from(vec![0u8; 3000])
-                        } else {
-                            Bytes::from(format!("{line} with {} bytes: {body:?}", body.len()))
-                        };
-                        let mut response = Response::builder()
-                            .status(StatusCode::CREATED)
-                            .header("x-upstream", "fake")
-                            .header("content-type", "text/plain");
-                        if close {
-                            response = response.header("connection", "close");
-                        }
-                        let response = response.body(Full::new(answer)).unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(serve_http1(listener, seen.clone(), upstream_answer, || {}));
     (addr, seen)
+}
+
+async fn upstream_answer(log: Seen, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let line = format!("{} {}", request.method(), request.uri());
+    log.lock().unwrap().push(line.clone());
+    let is_head = request.method() == Method::HEAD;
+    let close = request.uri().path() == "/close";
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let answer = if is_head {
+        Bytes::from(vec![0u8; 3000])
+    } else {
+        Bytes::from(format!("{line} with {} bytes: {body:?}", body.len()))
+    };
+    let mut response = Response::builder()
+        .status(StatusCode::CREATED)
+        .header("x-upstream", "fake")
+        .header("content-type", "text/plain");
+    if close {
+        response = response.header("connection", "close");
+    }
+    response.body(Full::new(answer)).unwrap()
 }
 
 async fn proxy_to(upstream: SocketAddr, copy: CopyModel) -> Proxy {
@@ -296,59 +279,4 @@ async fn the_binary_prints_its_url_first_and_forwards() {
     let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
     assert_eq!(stats["requests"], 1);
     assert_eq!(seen.lock().unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn the_runtime_api_hands_out_events_and_collects_answers() {
-    let api = RuntimeApi::start().await.unwrap();
-    let base = format!("http://{}/2018-06-01/runtime", api.address());
-    let function = tokio::spawn(async move {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        for _ in 0..2 {
-            let next = client
-                .request(
-                    Request::get(format!("{base}/invocation/next"))
-                        .body(Full::default())
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
-            let id = next.headers()["lambda-runtime-aws-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            assert!(next.headers().contains_key("lambda-runtime-deadline-ms"));
-            let event = next.into_body().collect().await.unwrap().to_bytes();
-            let kind = if event.as_ref() == b"fail" {
-                "error"
-            } else {
-                "response"
-            };
-            let answer = client
-                .request(
-                    Request::post(format!("{base}/invocation/{id}/{kind}"))
-                        .body(Full::new(Bytes::from(format!("echo {event:?}"))))
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), StatusCode::ACCEPTED);
-        }
-    });
-    let timeout = Duration::from_secs(30);
-    let ok = api
-        .invoke(Bytes::from_static(b"hello"), timeout)
-        .await
-        .unwrap();
-    assert!(!ok.is_error);
-    assert_eq!(ok.body, Bytes::from_static(b"echo b\"hello\""));
-    assert!(ok.delivered <= ok.answered);
-    let failed = api
-        .invoke(Bytes::from_static(b"fail"), timeout)
-        .await
-        .unwrap();
-    assert!(failed.is_error);
-    api.first_poll().await;
-    assert_eq!(api.init_error(), None);
-    function.await.unwrap();
 }

@@ -1,19 +1,30 @@
-//! The integration-test harness: a real AWS emulator (moto server) on a free port, and SDK
-//! configuration pointed at it.
+//! The project's test tools, shared by the integration tests (in `tests/`), the benchmarks, the
+//! smoke test and the local stack:
+//!
+//! - [`Emulator`]: a real AWS emulator (moto server) on a free port, and [`sdk_config`] for it;
+//! - [`runtime_api::RuntimeApi`]: a stand-in for the Lambda Runtime API that drives a real
+//!   function binary, times its invocations and keeps its init error; [`serve`], the HTTP/1.1
+//!   loop under it and under the benchmark's latency proxy;
+//! - [`ports`]: a free local port, and a wait until a server listens on it;
+//! - fixtures: [`create_table`] and [`create_unique_table`], [`words`] (the words table and its
+//!   counts, topics and probe queues), [`copy`] (buckets, objects, the runs table, a failing
+//!   part);
+//! - [`iam`]: the SDK operations a client sends, as the IAM actions they need.
 //!
 //! moto is installed by `make test` into the project's `.venv`. When it is missing the tests fail
 //! with a message that says how to install it; they never skip.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -55,7 +66,7 @@ impl Emulator {
             "moto server not found at {}: run `make test` (it installs the pinned moto[server] into .venv), or set MOTO_SERVER to a moto_server executable",
             moto.display()
         );
-        let port = free_port();
+        let port = ports::free_port().expect("a free local port");
         // The shell kills moto when our end of its stdin closes, even if this process is killed.
         let script = format!(
             "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; echo started; cat >/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null"
@@ -74,7 +85,9 @@ impl Emulator {
             .read_line(&mut line)
             .expect("the moto watchdog starts");
         let endpoint = format!("http://127.0.0.1:{port}");
-        wait_until_ready(port);
+        if ports::wait_for_port(port, Duration::from_secs(60)).is_err() {
+            panic!("moto server did not start listening on port {port} within 60 s");
+        }
         Emulator {
             endpoint,
             _child: child,
@@ -98,40 +111,25 @@ impl Emulator {
 
     /// SDK configuration for the emulator: fixed test credentials, us-east-1.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "fanout-tests",
-            ))
-            .load()
-            .await
+        sdk_config(&self.endpoint).await
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free local port")
-}
-
-fn wait_until_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto server did not start listening on port {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// SDK configuration for an emulator at `endpoint`, or for a proxy in front of one: fixed test
+/// credentials, us-east-1.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "fanout-tests",
+        ))
+        .load()
+        .await
 }
 
 /// A name no other test in this process uses.
@@ -144,16 +142,18 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Creates an on-demand DynamoDB table with a String partition key `key`, named after
-/// `prefix`, and returns its name.
-pub async fn create_table(sdk: &SdkConfig, prefix: &str, key: &str) -> String {
+/// Creates an on-demand DynamoDB table `name` with a String partition key `key`.
+pub async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    key: &str,
+) -> Result<(), SdkError<CreateTableError>> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let name = unique(prefix);
-    aws_sdk_dynamodb::Client::new(sdk)
+    dynamodb
         .create_table()
-        .table_name(&name)
+        .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
@@ -170,6 +170,15 @@ pub async fn create_table(sdk: &SdkConfig, prefix: &str, key: &str) -> String {
                 .expect("a complete key schema"),
         )
         .send()
+        .await?;
+    Ok(())
+}
+
+/// Creates a table as [`create_table`] does, named after `prefix` and unique in this process,
+/// and returns its name.
+pub async fn create_unique_table(sdk: &SdkConfig, prefix: &str, key: &str) -> String {
+    let name = unique(prefix);
+    create_table(&aws_sdk_dynamodb::Client::new(sdk), &name, key)
         .await
         .unwrap_or_else(|e| {
             panic!(
@@ -182,4 +191,7 @@ pub async fn create_table(sdk: &SdkConfig, prefix: &str, key: &str) -> String {
 
 pub mod copy;
 pub mod iam;
+pub mod ports;
+pub mod runtime_api;
+pub mod serve;
 pub mod words;

@@ -1,31 +1,28 @@
-//! Word-count fixtures: the words table, topics and queues, as the template defines them.
+//! Word-count fixtures: the words table and the counts in it, topics and queues, as the template
+//! defines them.
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::AttributeValue;
+use fanout_words_core::store::{StoreError, WordCountStore};
+use fanout_words_dynamodb::WordStore;
 
 use crate::unique;
 
 /// Creates a words table (partition key `word`, String) and returns its name.
 pub async fn create_words_table(sdk: &SdkConfig) -> String {
-    crate::create_table(sdk, "words", "word").await
+    crate::create_unique_table(sdk, "words", "word").await
 }
 
-/// The stored count of `word`, if any.
-pub async fn count_of(sdk: &SdkConfig, table: &str, word: &str) -> Option<i64> {
-    let item = aws_sdk_dynamodb::Client::new(sdk)
-        .get_item()
-        .table_name(table)
-        .key("word", AttributeValue::S(word.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read a count")
-        .item;
-    item.and_then(|item| {
-        item.get("count")
-            .and_then(|n| n.as_n().ok())
-            .and_then(|n| n.parse().ok())
-    })
+/// The count of `word` in the words table `table`, read as the functions read counts (the word
+/// store's strongly consistent `counts`); `None` when the word was never counted.
+pub async fn count_of(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    word: &str,
+) -> Result<Option<i64>, StoreError> {
+    let counts = WordStore::new(dynamodb.clone(), table)
+        .counts(&[word.to_owned()])
+        .await?;
+    Ok(counts.get(word).copied())
 }
 
 /// Creates a topic with an SQS queue subscribed to it (raw delivery off, as SNS to SQS

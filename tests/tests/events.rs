@@ -110,7 +110,7 @@ async fn sns_multiplier_events_are_handled() {
             "events/{name}: {answer}"
         );
         let count = fanout_tests::words::count_of(
-            &sdk,
+            &aws_sdk_dynamodb::Client::new(&sdk),
             &table,
             if name.contains("sqs") {
                 "hello"
@@ -118,7 +118,8 @@ async fn sns_multiplier_events_are_handled() {
                 "awsadvent"
             },
         )
-        .await;
+        .await
+        .expect("read a count");
         assert_eq!(count, Some(10), "events/{name}");
     }
 }

@@ -1,18 +1,113 @@
 //! The SAM template (infra/template.yaml) against the code, so that the two cannot drift:
-//! - every function crate under functions/ has a template function building its binary, and back;
+//! - every binary of a function crate under functions/ (as its Cargo.toml names it) has a
+//!   template function building it, and back;
 //! - each function's environment is exactly what its config reads (`ENV_VARS` in its lib.rs);
 //! - each function's role grants exactly the IAM actions its code calls (`IAM_ACTIONS`), plus the
 //!   few the platform needs for the function's configuration, and no wildcard;
 //! - every function is deployed the same safe way, and every asynchronous invocation has
-//!   somewhere to fail to.
+//!   somewhere to fail to;
+//! - and, beneath the template, each function's config reads exactly its `ENV_VARS`.
 //!
-//! The lists are read from the source text of each lib.rs, so functions need not be linked here.
+//! The lists are the function crates' own constants, linked here through [`DECLARED`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use fanout_common::{ConfigError, Vars};
+use fanout_tests::workspace_root;
+use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
+
+/// A function's `Config::from_vars`, without the configuration it returns.
+type ReadConfig = fn(&Vars) -> Result<(), ConfigError>;
+
+/// What a function crate declares beside its code.
+struct Declared {
+    /// The environment variables its configuration reads.
+    env_vars: &'static [&'static str],
+    /// The IAM actions its code calls.
+    iam_actions: &'static [&'static str],
+    /// Reads its configuration (its `Config::from_vars`); `None` for a function without one.
+    config: Option<ReadConfig>,
+    /// A valid configuration, so that the reading goes through every variable.
+    valid_env: &'static [(&'static str, &'static str)],
+}
+
+/// Every function, by the binary it builds, with its declarations. A new function crate is
+/// added here; the tests below say so when it is missing.
+const DECLARED: &[(&str, Declared)] = &[
+    (
+        "slack-counter",
+        Declared {
+            env_vars: slack_counter::ENV_VARS,
+            iam_actions: slack_counter::IAM_ACTIONS,
+            config: Some(|vars| slack_counter::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("WORDS_TABLE", "words"),
+                (
+                    "WORDS_TOPIC_ARN",
+                    "arn:aws:sns:us-east-1:123456789012:words",
+                ),
+                ("SLACK_SIGNING_SECRET", "secret"),
+                (
+                    "SLACK_VERIFICATION_TOKEN_PARAM",
+                    "/fanout/slack/verification-token",
+                ),
+            ],
+        },
+    ),
+    (
+        "sns-multiplier",
+        Declared {
+            env_vars: sns_multiplier::ENV_VARS,
+            iam_actions: sns_multiplier::IAM_ACTIONS,
+            config: Some(|vars| sns_multiplier::Config::from_vars(vars).map(drop)),
+            valid_env: &[("WORDS_TABLE", "words"), ("MULTIPLIER", "10")],
+        },
+    ),
+    (
+        "sns-logger",
+        Declared {
+            env_vars: sns_logger::ENV_VARS,
+            iam_actions: sns_logger::IAM_ACTIONS,
+            config: None,
+            valid_env: &[],
+        },
+    ),
+    (
+        "s3-fanout",
+        Declared {
+            env_vars: s3_fanout::ENV_VARS,
+            iam_actions: s3_fanout::IAM_ACTIONS,
+            config: Some(|vars| s3_fanout::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("SOURCE_BUCKET", "photos"),
+                ("SOURCE_PREFIX", "2024/"),
+                ("DEST_BUCKET", "photos-backup"),
+                ("DEST_PREFIX", "nightly/"),
+                ("COPY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:copy"),
+                ("COPY_RUNS_TABLE", "runs"),
+            ],
+        },
+    ),
+    (
+        "s3-copier",
+        Declared {
+            env_vars: s3_copier::ENV_VARS,
+            iam_actions: s3_copier::IAM_ACTIONS,
+            config: Some(|vars| s3_copier::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("COPY_RUNS_TABLE", "runs"),
+                ("COPY_MULTIPART_THRESHOLD", "64MiB"),
+                ("COPY_PART_SIZE", "16MiB"),
+                ("COPY_CONCURRENCY", "32"),
+                ("COPY_STORAGE_CLASS", "STANDARD_IA"),
+                ("COPY_KMS_KEY_ID", "alias/backup"),
+            ],
+        },
+    ),
+];
 
 /// Variables a function reads only in local runs; a deployment must never set them, because
 /// their values are the Slack secrets themselves. The template passes the names of SSM
@@ -66,13 +161,6 @@ const ASYNC_EVENT_TYPES: &[&str] = &[
     "EventBridgeRule",
     "CloudWatchEvent",
 ];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives in the workspace")
-        .to_path_buf()
-}
 
 /// The template, with CloudFormation's short tags (`!Ref X`, `!GetAtt A.B`, `!Sub s`, ...)
 /// rewritten to their long forms (`{Ref: X}`, `{Fn::GetAtt: A.B}`, `{Fn::Sub: s}`).
@@ -257,73 +345,80 @@ fn referenced_id(value: &Value) -> Option<String> {
     }
 }
 
-/// The function crates under functions/: each folder with a Cargo.toml builds a binary named
-/// after the folder.
-fn function_crates() -> BTreeSet<String> {
+/// The parts of a Cargo.toml that say which binaries a crate builds.
+#[derive(Deserialize)]
+struct Manifest {
+    package: Package,
+    #[serde(default)]
+    bin: Vec<Target>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+}
+
+/// The binaries of the function crates under functions/, each with its crate's folder: the
+/// `[[bin]]` targets of its Cargo.toml, or, without any, the package's own binary
+/// (src/main.rs), as Cargo builds them.
+fn function_binaries() -> BTreeMap<String, String> {
     let dir = workspace_root().join("functions");
-    std::fs::read_dir(&dir)
+    let mut binaries = BTreeMap::new();
+    let folders = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.expect("a readable directory entry").path())
-        .filter(|path| path.join("Cargo.toml").is_file())
-        .map(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .expect("UTF-8 folder names")
-                .to_owned()
-        })
-        .collect()
+        .filter(|path| path.join("Cargo.toml").is_file());
+    for folder in folders {
+        let path = folder.join("Cargo.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let manifest: Manifest = toml::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not a crate manifest: {e}", path.display()));
+        let mut names: Vec<String> = manifest.bin.into_iter().map(|bin| bin.name).collect();
+        if names.is_empty() && folder.join("src/main.rs").is_file() {
+            names.push(manifest.package.name);
+        }
+        let name = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 folder names");
+        for binary in names {
+            binaries.insert(binary, format!("functions/{name}"));
+        }
+    }
+    binaries
 }
 
-/// The string literals of `pub const <NAME>: &[&str] = &[...];` in functions/<crate>/src/lib.rs.
-fn declared_list(crate_name: &str, name: &str) -> Result<BTreeSet<String>, String> {
-    let path = workspace_root().join(format!("functions/{crate_name}/src/lib.rs"));
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{crate_name}: cannot read {}: {e}", path.display()))?;
-    parse_str_list(&source, name).ok_or_else(|| {
-        format!(
-            "{crate_name}: {} declares no `pub const {name}: &[&str] = &[...];`",
-            path.display()
-        )
-    })
-}
-
-/// The template's functions, each with the list `name` its lib.rs declares; a list that cannot
-/// be read is a problem.
+/// The template's functions, each with the list `list` picks from its declarations; a function
+/// missing from [`DECLARED`] is a problem.
 fn with_declared_list<'t>(
     template: &'t Template,
-    name: &str,
+    list: fn(&Declared) -> &'static [&'static str],
     problems: &mut Vec<String>,
 ) -> Vec<(String, Function<'t>, BTreeSet<String>)> {
     template
         .functions()
         .into_iter()
-        .filter_map(|(binary, function)| match declared_list(&binary, name) {
-            Ok(list) => Some((binary, function, list)),
-            Err(problem) => {
-                problems.push(problem);
-                None
+        .filter_map(|(binary, function)| {
+            match DECLARED.iter().find(|(name, _)| *name == binary) {
+                Some((_, declared)) => {
+                    let items = list(declared).iter().map(|s| s.to_string()).collect();
+                    Some((binary, function, items))
+                }
+                None => {
+                    problems.push(format!(
+                        "{binary}: not in DECLARED (tests/tests/template.rs); add its ENV_VARS and IAM_ACTIONS there"
+                    ));
+                    None
+                }
             }
         })
         .collect()
-}
-
-fn parse_str_list(source: &str, name: &str) -> Option<BTreeSet<String>> {
-    let declaration = format!("pub const {name}: &[&str] = &[");
-    let start = source.find(&declaration)? + declaration.len();
-    let body = &source[start..];
-    let body = &body[..body.find("];")?];
-    let mut items = BTreeSet::new();
-    for line in body.lines() {
-        let code = line.split("//").next().unwrap_or_default();
-        let mut rest = code;
-        while let Some(open) = rest.find('"') {
-            let after = &rest[open + 1..];
-            let close = after.find('"')?;
-            items.insert(after[..close].to_owned());
-            rest = &after[close + 1..];
-        }
-    }
-    Some(items)
 }
 
 /// The Allow statements of a role: its inline policies, and AWS::IAM::Policy resources attached
@@ -462,21 +557,30 @@ fn listed(items: &BTreeSet<String>) -> String {
 fn every_function_crate_has_a_template_function_and_back() {
     let template = Template::load();
     let in_template: BTreeSet<String> = template.functions().into_keys().collect();
-    let crates = function_crates();
+    let binaries = function_binaries();
     assert!(
-        !crates.is_empty(),
+        !binaries.is_empty(),
         "no function crates found under functions/"
     );
     let mut problems = Vec::new();
-    for missing in crates.difference(&in_template) {
+    for (binary, folder) in &binaries {
+        if !in_template.contains(binary) {
+            problems.push(format!(
+                "{folder} builds binary {binary}, but no template function has Metadata.BuildProperties.Binary: {binary}"
+            ));
+        }
+    }
+    for extra in in_template.iter().filter(|b| !binaries.contains_key(*b)) {
         problems.push(format!(
-            "functions/{missing} has no template function with Metadata.BuildProperties.Binary: {missing}"
+            "the template builds binary {extra}, but no crate under functions/ builds it"
         ));
     }
-    for extra in in_template.difference(&crates) {
-        problems.push(format!(
-            "the template builds binary {extra}, but there is no crate functions/{extra}"
-        ));
+    for (declared, _) in DECLARED {
+        if !binaries.contains_key(*declared) {
+            problems.push(format!(
+                "DECLARED (tests/tests/template.rs) lists {declared}, but no crate under functions/ builds it"
+            ));
+        }
     }
     report(problems);
 }
@@ -485,7 +589,7 @@ fn every_function_crate_has_a_template_function_and_back() {
 fn each_function_gets_exactly_the_environment_its_config_reads() {
     let template = Template::load();
     let mut problems = Vec::new();
-    for (binary, function, reads) in with_declared_list(&template, "ENV_VARS", &mut problems) {
+    for (binary, function, reads) in with_declared_list(&template, |d| d.env_vars, &mut problems) {
         let sets = function.environment();
         let expected: BTreeSet<String> = reads
             .iter()
@@ -529,7 +633,7 @@ fn each_function_role_grants_exactly_the_actions_its_code_calls() {
     let template = Template::load();
     let mut problems = Vec::new();
     for (binary, function, code_actions) in
-        with_declared_list(&template, "IAM_ACTIONS", &mut problems)
+        with_declared_list(&template, |d| d.iam_actions, &mut problems)
     {
         let statements = match function
             .role_id()
@@ -753,25 +857,60 @@ fn every_asynchronous_invocation_and_queue_has_somewhere_to_fail_to() {
     report(problems);
 }
 
+/// The variables `config` looks up when it reads `env`, set or not, and how the reading ended.
+fn variables_read(
+    config: ReadConfig,
+    env: &[(&'static str, &'static str)],
+) -> (BTreeSet<String>, Result<(), ConfigError>) {
+    let read = Arc::new(Mutex::new(BTreeSet::new()));
+    let log = read.clone();
+    let vars = Vars::from_pairs(env.iter().copied()).observed(move |name| {
+        log.lock().unwrap().insert(name.to_owned());
+    });
+    let outcome = config(&vars);
+    let read = read.lock().unwrap().clone();
+    (read, outcome)
+}
+
 #[test]
-fn lists_are_read_from_source_text() {
-    let source = r#"
-/// Doc.
-pub const ENV_VARS: &[&str] = &[
-    "A", // "not this"
-    "B",
-];
-pub const IAM_ACTIONS: &[&str] = &["s3:GetObject", "sns:Publish"];
-pub const EMPTY: &[&str] = &[];
-"#;
-    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(parse_str_list(source, "ENV_VARS"), Some(set(&["A", "B"])));
-    assert_eq!(
-        parse_str_list(source, "IAM_ACTIONS"),
-        Some(set(&["s3:GetObject", "sns:Publish"]))
+fn each_function_config_reads_exactly_its_env_vars() {
+    let mut problems = Vec::new();
+    for (binary, declared) in DECLARED {
+        let env_vars: BTreeSet<String> = declared.env_vars.iter().map(|v| v.to_string()).collect();
+        let mut read = BTreeSet::new();
+        if let Some(config) = declared.config {
+            // Unset, a configuration stops at the first variable it requires; the valid one
+            // goes through every variable.
+            let (unset, _) = variables_read(config, &[]);
+            let (valid, outcome) = variables_read(config, declared.valid_env);
+            if let Err(err) = outcome {
+                problems.push(format!(
+                    "{binary}: its valid_env in DECLARED is not a valid configuration ({err})"
+                ));
+            }
+            read.extend(unset);
+            read.extend(valid);
+        }
+        let undeclared: BTreeSet<String> = read.difference(&env_vars).cloned().collect();
+        let unread: BTreeSet<String> = env_vars.difference(&read).cloned().collect();
+        if !undeclared.is_empty() {
+            problems.push(format!(
+                "{binary}: its config reads {}, which its ENV_VARS does not list",
+                listed(&undeclared)
+            ));
+        }
+        if !unread.is_empty() {
+            problems.push(format!(
+                "{binary}: its ENV_VARS lists {}, which its config does not read",
+                listed(&unread)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "ENV_VARS does not match what the config reads:\n  - {}",
+        problems.join("\n  - ")
     );
-    assert_eq!(parse_str_list(source, "EMPTY"), Some(set(&[])));
-    assert_eq!(parse_str_list(source, "MISSING"), None);
 }
 
 #[test]

@@ -66,7 +66,10 @@ impl Fixture {
     }
 
     async fn count(&self, word: &str) -> Option<i64> {
-        count_of(&self.sdk, &self.table, word).await
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        count_of(&dynamodb, &self.table, word)
+            .await
+            .expect("read a count")
     }
 
     /// Every item in the table whose key is a word (not an "applied once" record).

@@ -10,18 +10,17 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use clap::Parser;
 use fanout_bench::proxy::{Exchange, Proxy, ProxyConfig};
-use fanout_bench::runtime_api::RuntimeApi;
 use fanout_bench::stats::{ms, sequential_round_trips, Summary};
-use fanout_tests::{words::create_words_table, workspace_root, Emulator};
+use fanout_tests::runtime_api::RuntimeApi;
+use fanout_tests::{sdk_config, words::create_words_table, workspace_root, Emulator};
 
 /// 26 distinct words, as the benchmark asks.
 const WORDS: [&str; 26] = [
@@ -212,15 +211,6 @@ async fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "bench"))
-        .load()
-        .await
-}
-
 /// How to start the function under test.
 struct Function {
     bin: PathBuf,
@@ -240,20 +230,9 @@ impl Function {
             }
             None => (Stdio::null(), Stdio::null()),
         };
-        let mut command = Command::new(&self.bin);
         // Only what Lambda would set, plus the emulator's endpoint and test credentials.
+        let mut command = api.function_command(&self.bin, "slack-counter");
         command
-            .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "slack-counter")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/slack-counter")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("WORDS_TABLE", &self.table)
             .env("WORDS_TOPIC_ARN", &self.topic_arn)

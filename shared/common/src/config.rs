@@ -67,6 +67,18 @@ impl Vars {
         }
     }
 
+    /// These variables, telling `observe` the name of every variable looked up, set or not: tests
+    /// check with it that a configuration reads only the variables its function declares.
+    pub fn observed(self, observe: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        let lookup = self.lookup;
+        Vars {
+            lookup: Box::new(move |name| {
+                observe(name);
+                lookup(name)
+            }),
+        }
+    }
+
     /// The variable's value, if it is set and not blank.
     pub fn optional(&self, var: &str) -> Option<String> {
         (self.lookup)(var).filter(|value| !value.trim().is_empty())
@@ -145,6 +157,17 @@ mod tests {
             vars.required("BLANK", "x").is_err(),
             "blank counts as unset"
         );
+    }
+
+    #[test]
+    fn observed_vars_tell_every_lookup_and_answer_as_before() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let vars = Vars::from_pairs([("SET", "x")])
+            .observed(move |name| log.lock().unwrap().push(name.to_owned()));
+        assert_eq!(vars.optional("SET").as_deref(), Some("x"));
+        assert!(vars.required("UNSET", "y").is_err());
+        assert_eq!(*seen.lock().unwrap(), ["SET", "UNSET"]);
     }
 
     #[test]

@@ -261,25 +261,14 @@ pub async fn table_count(
     table: &str,
     word: &str,
 ) -> Result<i64, SmokeError> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let item = client
-        .get_item()
-        .table_name(table)
-        .key("word", AttributeValue::S(word.to_owned()))
-        .consistent_read(true)
-        .send()
+    let count = fanout_tests::words::count_of(client, table, word)
         .await
         .map_err(|e| SmokeError::Table {
             table: table.to_owned(),
             word: word.to_owned(),
-            reason: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+            reason: e.to_string(),
         })?;
-    Ok(item
-        .item()
-        .and_then(|i| i.get("count"))
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+    Ok(count.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Serving HTTP/1.1 on a listener, one task per connection, for the benchmark's local servers.
+//! Serving HTTP/1.1 on a listener, one task per connection: the loop under the Lambda Runtime
+//! API stand-in and the benchmark's latency proxy.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 
 /// Answers every request on `listener` with `handle(state, request)`; calls `accepted` for each
 /// connection.
-pub(crate) async fn serve_http1<S, H, F, B>(
+pub async fn serve_http1<S, H, F, B>(
     listener: TcpListener,
     state: Arc<S>,
     handle: H,

@@ -1,10 +1,14 @@
-//! A minimal Lambda Runtime API (the `2018-06-01` HTTP interface a function's runtime polls),
-//! so a real function binary can be driven and timed outside Lambda: events are handed out on
-//! `GET /runtime/invocation/next` and answers collected from `POST …/{id}/response` or `…/error`.
-//! Times are taken here, at the API, which is where Lambda itself measures an invocation.
+//! A stand-in for the Lambda Runtime API (the `2018-06-01` HTTP interface a function's runtime
+//! polls), so that a real function binary can be driven and timed outside Lambda: events are
+//! handed out on `GET /runtime/invocation/next`, answers collected from `POST …/{id}/response` or
+//! `…/error`, and an init failure from `POST /runtime/init/error`. Times are taken here, at the
+//! API, which is where Lambda itself measures an invocation. The benchmarks time functions with
+//! it; the tests check what a function reports when its init fails.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::serve::serve_http1;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
-const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:bench";
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:under-test";
 
 /// How one invocation went, timed at the API.
 #[derive(Debug, Clone)]
@@ -61,6 +65,7 @@ struct Shared {
     waiting: Mutex<HashMap<String, Pending>>,
     first_poll: watch::Sender<Option<Instant>>,
     init_error: watch::Sender<Option<String>>,
+    requests: Mutex<Vec<String>>,
 }
 
 /// A running fake Runtime API for one function process; it stops when dropped.
@@ -83,6 +88,7 @@ impl RuntimeApi {
             waiting: Mutex::new(HashMap::new()),
             first_poll: watch::channel(None).0,
             init_error: watch::channel(None).0,
+            requests: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(serve_http1(
             listener,
@@ -119,9 +125,38 @@ impl RuntimeApi {
         self.shared.init_error.borrow().clone()
     }
 
+    /// The request line of every request received so far, in order: `METHOD /path HTTP/1.1`.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.requests.lock().expect("requests lock").clone()
+    }
+
+    /// A command that runs the function `binary` under this API with only the environment
+    /// Lambda gives a function named `name` (region, the Runtime API's address, its name,
+    /// version, memory and log group), plus test credentials. The caller adds the AWS endpoint
+    /// and the function's own configuration.
+    pub fn function_command(&self, binary: &Path, name: &str) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", self.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+        command
+    }
+
     /// Hands `event` to the function and waits for its answer.
     pub async fn invoke(&self, event: Bytes, timeout: Duration) -> Result<Outcome, InvokeError> {
-        let id = format!("bench-{:08}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "request-{:08}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
         let (answer, outcome) = oneshot::channel();
         self.shared.waiting.lock().expect("waiting lock").insert(
             id.clone(),
@@ -156,6 +191,12 @@ impl Drop for RuntimeApi {
 
 impl Shared {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        self.requests.lock().expect("requests lock").push(format!(
+            "{} {} {:?}",
+            request.method(),
+            request.uri(),
+            request.version()
+        ));
         let path = request.uri().path().to_owned();
         let Some(route) = path.strip_prefix(PREFIX) else {
             return reply(StatusCode::NOT_FOUND, "not a Runtime API path");
@@ -252,4 +293,107 @@ fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    use super::*;
+
+    fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+        Client::builder(TokioExecutor::new()).build_http()
+    }
+
+    #[tokio::test]
+    async fn the_runtime_api_hands_out_events_and_collects_answers() {
+        let api = RuntimeApi::start().await.unwrap();
+        let base = format!("http://{}/2018-06-01/runtime", api.address());
+        let function = tokio::spawn(async move {
+            let client = client();
+            for _ in 0..2 {
+                let next = client
+                    .request(
+                        Request::get(format!("{base}/invocation/next"))
+                            .body(Full::default())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let id = next.headers()["lambda-runtime-aws-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                assert!(next.headers().contains_key("lambda-runtime-deadline-ms"));
+                let event = next.into_body().collect().await.unwrap().to_bytes();
+                let kind = if event.as_ref() == b"fail" {
+                    "error"
+                } else {
+                    "response"
+                };
+                let answer = client
+                    .request(
+                        Request::post(format!("{base}/invocation/{id}/{kind}"))
+                            .body(Full::new(Bytes::from(format!("echo {event:?}"))))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), StatusCode::ACCEPTED);
+            }
+        });
+        let timeout = Duration::from_secs(30);
+        let ok = api
+            .invoke(Bytes::from_static(b"hello"), timeout)
+            .await
+            .unwrap();
+        assert!(!ok.is_error);
+        assert_eq!(ok.body, Bytes::from_static(b"echo b\"hello\""));
+        assert!(ok.delivered <= ok.answered);
+        let failed = api
+            .invoke(Bytes::from_static(b"fail"), timeout)
+            .await
+            .unwrap();
+        assert!(failed.is_error);
+        api.first_poll().await;
+        assert_eq!(api.init_error(), None);
+        function.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_init_error_is_kept_and_every_request_line_is_logged() {
+        let api = RuntimeApi::start().await.unwrap();
+        let base = format!("http://{}/2018-06-01/runtime", api.address());
+        let answer = client()
+            .request(
+                Request::post(format!("{base}/init/error"))
+                    .body(Full::new(Bytes::from_static(b"{\"errorMessage\":\"X\"}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        let unknown = client()
+            .request(
+                Request::get(format!("{base}/nothing?here"))
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            api.init_error().as_deref(),
+            Some("{\"errorMessage\":\"X\"}")
+        );
+        assert_eq!(
+            api.requests(),
+            [
+                "POST /2018-06-01/runtime/init/error HTTP/1.1",
+                "GET /2018-06-01/runtime/nothing?here HTTP/1.1",
+            ]
+        );
+    }
 }

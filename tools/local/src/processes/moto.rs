@@ -4,13 +4,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use tokio::process::Command;
 
 use super::{free_port, wait_for_port, ProcessError, Supervisor};
 use crate::project::moto_server_path;
-use crate::template::REGION;
 
 /// How long moto server may take to listen.
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -34,20 +32,10 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// SDK configuration for the emulator: fixed test credentials, the local region.
+    /// SDK configuration for the emulator: fixed test credentials, the local region (the
+    /// test tools' one, us-east-1).
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "fanout-local",
-            ))
-            .load()
-            .await
+        fanout_tests::sdk_config(&self.endpoint).await
     }
 }
 

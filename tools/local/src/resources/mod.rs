@@ -111,38 +111,17 @@ async fn create_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &Table,
 ) -> Result<(), ResourceError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
-    };
-    let shape = |source| ResourceError::TableShape {
-        table: table.name.clone(),
-        source,
-    };
-    dynamodb
-        .create_table()
-        .table_name(&table.name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&table.key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(shape)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&table.key)
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(shape)?,
-        )
-        .send()
+    use aws_sdk_dynamodb::types::TimeToLiveSpecification;
+    fanout_tests::create_table(dynamodb, &table.name, &table.key)
         .await
         .map_err(|source| ResourceError::Table {
             table: table.name.clone(),
             source: source.into(),
         })?;
+    let shape = |source| ResourceError::TableShape {
+        table: table.name.clone(),
+        source,
+    };
     let Some(attribute) = &table.ttl_attribute else {
         return Ok(());
     };

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::put_object::PutObjectError;
 use serde_json::{json, Value};
@@ -52,16 +51,11 @@ impl Demo<'_> {
     }
 
     pub(super) async fn count(&self, word: &str) -> Option<i64> {
-        let item = aws_sdk_dynamodb::Client::new(&self.stack.sdk)
-            .get_item()
-            .table_name(&self.words_table)
-            .key("word", AttributeValue::S(word.into()))
-            .consistent_read(true)
-            .send()
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.stack.sdk);
+        fanout_tests::words::count_of(&dynamodb, &self.words_table, word)
             .await
-            .ok()?
-            .item?;
-        item.get("count")?.as_n().ok()?.parse().ok()
+            .ok()
+            .flatten()
     }
 
     pub(super) async fn wait_for_counts(

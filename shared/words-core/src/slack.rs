@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use crate::message::Source;
 
 /// How far a request's timestamp may be from now, in seconds (Slack's recommendation).
-pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
+pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
 
 /// Why a request was refused as unauthenticated (HTTP 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,7 +111,8 @@ impl Verifier {
             .trim()
             .parse()
             .map_err(|_| AuthError::BadTimestamp)?;
-        if (now - ts).abs() > MAX_CLOCK_SKEW_SECS {
+        // abs_diff cannot overflow, whatever the two times (`now - ts` can: i64::MIN).
+        if now.abs_diff(ts) > MAX_CLOCK_SKEW_SECS {
             return Err(AuthError::StaleTimestamp);
         }
         let expected = signature
@@ -423,6 +424,42 @@ mod tests {
             v.check_signature(Some("soon"), Some(EXAMPLE_SIGNATURE), body, EXAMPLE_NOW),
             Err(AuthError::BadTimestamp)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let v = signed();
+        let body = EXAMPLE_BODY.as_bytes();
+        let check = |timestamp: &str, now: i64| {
+            v.check_signature(Some(timestamp), Some(EXAMPLE_SIGNATURE), body, now)
+        };
+        let (min, max) = ("-9223372036854775808", "9223372036854775807");
+        for now in [i64::MIN, -1, 0, EXAMPLE_NOW, i64::MAX] {
+            for far in [min, max] {
+                let near = far.parse::<i64>().unwrap().abs_diff(now) <= MAX_CLOCK_SKEW_SECS;
+                let expected = if near {
+                    AuthError::BadSignature
+                } else {
+                    AuthError::StaleTimestamp
+                };
+                assert_eq!(check(far, now), Err(expected), "{far} at {now}");
+            }
+            let huge = "9".repeat(10_000);
+            for garbage in [
+                "9223372036854775808",
+                "-9223372036854775809",
+                huge.as_str(),
+                "",
+                "1531420618.5",
+                "١٥٣١٤٢٠٦١٨",
+            ] {
+                assert_eq!(
+                    check(garbage, now),
+                    Err(AuthError::BadTimestamp),
+                    "{garbage} at {now}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -176,7 +176,7 @@ async fn the_originals_story_1_then_11_then_12() {
     assert_eq!(published.len(), 1, "one message per Slack message");
     let message: Value = serde_json::from_str(published[0]["Message"].as_str().unwrap()).unwrap();
     assert_eq!(message["schema_version"], 1);
-    assert_eq!(message["message_id"], "C2147483705:1481660433.000004");
+    assert_eq!(message["message_id"], "T0001:C2147483705:1481660433.000004");
     assert_eq!(
         message["words"],
         json!({"awsadvent": 1, "some": 1, "words": 1})
@@ -204,7 +204,7 @@ async fn the_originals_story_1_then_11_then_12() {
         id: Some("m".into()),
     })
     .unwrap();
-    assert_eq!(line.message_id, "C2147483705:1481660433.000004");
+    assert_eq!(line.message_id, "T0001:C2147483705:1481660433.000004");
     assert_eq!(line.text_length, 20);
 }
 

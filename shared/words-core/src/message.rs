@@ -9,6 +9,10 @@ use crate::tokenize::tokenize;
 /// The schema version this code writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The longest message id accepted, in bytes. Slack's are a few dozen; the bound keeps each
+/// consumer's record key (`#multiply#<message_id>`) within DynamoDB's 2,048-byte key limit.
+pub const MAX_MESSAGE_ID_BYTES: usize = 1024;
+
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,7 +40,8 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WordsMessage {
     pub schema_version: u32,
-    /// Unique per Slack message: `event_id`, else `channel_id:timestamp`, else `trigger_id`.
+    /// The Slack message itself: `team:channel:ts` (see [`crate::slack::message_id`]), the
+    /// same for every way the message reached the counter; a slash command's `trigger_id`.
     pub message_id: String,
     pub source: Source,
     pub team_id: Option<String>,
@@ -126,7 +131,7 @@ mod tests {
     fn sample() -> WordsMessage {
         WordsMessage {
             schema_version: SCHEMA_VERSION,
-            message_id: "C1:1.2".into(),
+            message_id: "T1:C1:1.2".into(),
             source: Source::OutgoingWebhook,
             team_id: Some("T1".into()),
             channel_id: Some("C1".into()),

@@ -163,7 +163,7 @@ impl<'a> Demo<'a> {
             format!("{status} {text:?}"),
         );
 
-        let message_id = format!("C0DEMO:{first_ts}");
+        let message_id = format!("T0DEMO:C0DEMO:{first_ts}");
         let line = self.wait_for_log_line(&message_id).await;
         t.check(
             "sns-logger wrote one JSON line for the message",

@@ -169,6 +169,16 @@ pub struct ParsedRequest {
     pub kind: RequestKind,
 }
 
+impl ParsedRequest {
+    /// The id of the message it carries, if it carries one to count.
+    pub fn message_id(&self) -> Option<&str> {
+        match &self.kind {
+            RequestKind::Message(message) => Some(&message.message_id),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestKind {
     /// The Events API's handshake: answer with the challenge.

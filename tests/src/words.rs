@@ -2,6 +2,7 @@
 //! defines them.
 
 use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use fanout_words_core::store::{StoreError, WordCountStore};
 use fanout_words_dynamodb::WordStore;
 
@@ -28,9 +29,7 @@ pub async fn count_of(
 /// Creates a topic with an SQS queue subscribed to it (raw delivery off, as SNS to SQS
 /// normally is), so tests can see what was published. Returns (topic ARN, queue URL).
 pub async fn topic_with_probe_queue(sdk: &SdkConfig) -> (String, String) {
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let topic_arn = sns
+    let topic_arn = aws_sdk_sns::Client::new(sdk)
         .create_topic()
         .name(unique("topic"))
         .send()
@@ -38,6 +37,14 @@ pub async fn topic_with_probe_queue(sdk: &SdkConfig) -> (String, String) {
         .unwrap()
         .topic_arn
         .unwrap();
+    let queue_url = subscribed_queue(sdk, &topic_arn, false).await;
+    (topic_arn, queue_url)
+}
+
+/// Creates an SQS queue subscribed to the topic, with raw message delivery (the message itself
+/// as the body) or without (the SNS notification as the body). Returns the queue URL.
+pub async fn subscribed_queue(sdk: &SdkConfig, topic_arn: &str, raw: bool) -> String {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
     let queue_url = sqs
         .create_queue()
         .queue_name(unique("probe"))
@@ -56,41 +63,55 @@ pub async fn topic_with_probe_queue(sdk: &SdkConfig) -> (String, String) {
         .attributes
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
         .protocol("sqs")
         .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", raw.to_string())
         .send()
         .await
         .unwrap();
-    (topic_arn, queue_url)
+    queue_url
 }
 
 /// Receives every message waiting in a queue (bodies), draining it.
 pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Vec<String> {
+    receive_all(sdk, queue_url)
+        .await
+        .into_iter()
+        .map(|message| message.body.unwrap_or_default())
+        .collect()
+}
+
+/// Receives every message waiting in a queue, with its attributes and message attributes,
+/// draining it.
+pub async fn receive_all(sdk: &SdkConfig, queue_url: &str) -> Vec<Message> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let mut bodies = Vec::new();
+    let mut all = Vec::new();
     loop {
         let received = sqs
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
             .unwrap();
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
-            return bodies;
+            return all;
         }
-        for message in messages {
-            bodies.push(message.body.clone().unwrap_or_default());
+        for message in &messages {
             sqs.delete_message()
                 .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle.unwrap_or_default())
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
                 .send()
                 .await
                 .unwrap();
         }
+        all.extend(messages);
     }
 }

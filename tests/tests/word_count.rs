@@ -179,7 +179,7 @@ async fn the_originals_story_1_then_11_then_12() {
     assert_eq!(published.len(), 1, "one message per Slack message");
     let message: Value = serde_json::from_str(published[0]["Message"].as_str().unwrap()).unwrap();
     assert_eq!(message["schema_version"], 1);
-    assert_eq!(message["message_id"], "C2147483705:1481660433.000004");
+    assert_eq!(message["message_id"], "T0001:C2147483705:1481660433.000004");
     assert_eq!(
         message["words"],
         json!({"awsadvent": 1, "some": 1, "words": 1})
@@ -205,9 +205,10 @@ async fn the_originals_story_1_then_11_then_12() {
     let line = sns_logger::LogLine::from_delivery(&fanout_common::events::Delivery {
         body: published[0]["Message"].as_str().unwrap().to_owned(),
         id: Some("m".into()),
+        sender: None,
     })
     .unwrap();
-    assert_eq!(line.message_id, "C2147483705:1481660433.000004");
+    assert_eq!(line.message_id, "T0001:C2147483705:1481660433.000004");
     assert_eq!(line.text_length, 20);
 }
 
@@ -615,10 +616,45 @@ async fn declared_iam_actions_are_exactly_the_sdk_calls_made() {
     );
     assert_eq!(call(&counter, form_request(body)).await.0, StatusCode::OK);
 
-    let multiplier = Multiplier::new(WordStore::new(dynamodb(&multiplier_calls), &f.table), 10);
+    // The multiplier: a message applied, its redelivery, and a message it can never apply,
+    // which it sends to its dead-letter queue.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&f.sdk)
+            .interceptor(multiplier_calls.clone())
+            .build(),
+    );
+    let dead_letter_queue = aws_sdk_sqs::Client::new(&f.sdk)
+        .create_queue()
+        .queue_name(fanout_tests::unique("dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let multiplier =
+        sns_multiplier::Multiplier::new(WordStore::new(dynamodb(&multiplier_calls), &f.table), 10)
+            .with_dead_letters(fanout_sqs::SqsDeadLetters::new(sqs, dead_letter_queue));
     let published = f.published().await;
-    deliver_via_sqs(&multiplier, &published).await;
-    deliver_via_sqs(&multiplier, &published).await;
+    let mut invalid =
+        serde_json::from_str::<Value>(published[0]["Message"].as_str().unwrap()).unwrap();
+    invalid["words"] = json!({"#count#x": 1});
+    for messages in [
+        published.clone(),
+        published,
+        vec![
+            json!({"Type": "Notification", "MessageId": "m-invalid", "Message": invalid.to_string()}),
+        ],
+    ] {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|n| json!({"messageId": "q", "body": n.to_string(), "eventSource": "aws:sqs"}))
+            .collect();
+        let answer = multiplier
+            .handle(batch(json!({ "Records": records })))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
 
     let declared = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(

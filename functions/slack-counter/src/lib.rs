@@ -9,13 +9,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
+use fanout_words_core::count::CountError;
 use fanout_words_core::count::{count_message, CountOutcome};
-use fanout_words_core::slack::{self, AuthError, RequestKind, SlackMessage, Verifier};
+use fanout_words_core::failure::FailureClass;
+use fanout_words_core::slack::{self, AuthError, ParseError, RequestKind, SlackMessage, Verifier};
 use fanout_words_core::store::{Publish, WordCountStore};
 use fanout_words_core::Source;
+use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, IntoResponse, Request, Response};
-use serde_json::json;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
 
 /// The environment variables this function reads (checked against infra/template.yaml).
 pub const ENV_VARS: &[&str] = &[
@@ -124,7 +127,7 @@ pub struct Counter<S, P> {
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }
 
@@ -150,12 +153,16 @@ where
 
     /// Handles one HTTP request. Every outcome is a response; nothing here panics on input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        self.respond(request).await.into_response().await
+        self.respond(request).await.into_response()
     }
 
     async fn respond(&self, request: Request) -> Reply {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let body: &[u8] = request.body().as_ref();
+        // Parsed first only so that a refusal's log names the message it claims to be; nothing
+        // is acted on before the request is verified.
+        let parsed = slack::parse(header("content-type"), body);
+        let claimed = parsed.as_ref().ok().and_then(|p| p.message_id());
         let verified = match self.verifier.check_signature(
             header("x-slack-request-timestamp"),
             header("x-slack-signature"),
@@ -163,25 +170,22 @@ where
             (self.clock)(),
         ) {
             Ok(verified) => verified,
-            Err(err) => return refuse(err),
+            Err(err) => return fail(Failure::Refused(err), claimed),
         };
-        let parsed = match slack::parse(header("content-type"), body) {
+        let parsed = match parsed {
             Ok(parsed) => parsed,
-            Err(err) => {
-                tracing::warn!(error = %err, "bad request");
-                return reply(StatusCode::BAD_REQUEST, json!({ "error": err.to_string() }));
-            }
+            Err(err) => return fail(Failure::BadRequest(err), None),
         };
         if let Err(err) = self.verifier.check_token(verified, parsed.token.as_deref()) {
-            return refuse(err);
+            return fail(Failure::Refused(err), parsed.message_id());
         }
         match parsed.kind {
             RequestKind::UrlVerification { challenge } => {
-                reply(StatusCode::OK, json!({ "challenge": challenge }))
+                Reply::ok(json!({ "challenge": challenge }))
             }
             RequestKind::Ignored { reason } => {
                 tracing::info!(%reason, "acknowledged, not counted");
-                reply(StatusCode::OK, json!({ "ok": true }))
+                Reply::ok(json!({ "ok": true }))
             }
             RequestKind::Message(message) => self.count(message).await,
         }
@@ -205,51 +209,120 @@ where
                 tracing::info!(
                     %message_id,
                     words = counted.message.words.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "counted"
                 );
                 answer(source, counted.reply_text())
             }
-            Err(err) => {
-                tracing::error!(%message_id, error = %err, class = "transient", "counting failed; Slack will retry");
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "error": format!("the message could not be fully handled and will be retried: {err}") }),
-                )
-            }
+            Err(err) => fail(Failure::NotCounted(err), Some(&message_id)),
         }
     }
 }
 
-/// A status and a JSON body: lambda_http turns it into a response.
-type Reply = (StatusCode, serde_json::Value);
+/// Why a request was not handled.
+#[derive(Debug)]
+enum Failure {
+    /// Unauthenticated: 401.
+    Refused(AuthError),
+    /// Not a Slack request this counter can read: 400.
+    BadRequest(ParseError),
+    /// Counting or publishing failed after the adapters' retries. What was counted stays
+    /// counted, once: Slack's retry finishes the job (503), unless it never can (422).
+    NotCounted(CountError),
+}
+
+impl Failure {
+    fn class(&self) -> FailureClass {
+        match self {
+            // The same request fails the same way every time.
+            Failure::Refused(_) | Failure::BadRequest(_) => FailureClass::Permanent,
+            Failure::NotCounted(err) if err.transient() => FailureClass::Transient,
+            Failure::NotCounted(_) => FailureClass::Permanent,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Failure::Refused(_) => StatusCode::UNAUTHORIZED,
+            Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::NotCounted(err) if err.transient() => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NotCounted(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    fn answer(&self) -> String {
+        match self {
+            Failure::Refused(err) => err.to_string(),
+            Failure::BadRequest(err) => err.to_string(),
+            Failure::NotCounted(err) if err.transient() => {
+                format!("the message could not be fully handled and will be retried: {err}")
+            }
+            Failure::NotCounted(err) => format!("the message can never be counted: {err}"),
+        }
+    }
+}
+
+/// Answers a failure: a permanent one so that Slack does not retry it (a 4xx with
+/// `X-Slack-No-Retry: 1`), a transient one with 503, which Slack retries. One log event each,
+/// with the message id (empty when the request names none) and the class.
+fn fail(failure: Failure, message_id: Option<&str>) -> Reply {
+    let (class, status) = (failure.class(), failure.status());
+    let message_id = message_id.unwrap_or_default();
+    let error = failure.answer();
+    match failure {
+        Failure::Refused(AuthError::NotConfigured) | Failure::NotCounted(_) => {
+            tracing::error!(message_id, class = class.as_str(), status = status.as_u16(), %error, "not handled")
+        }
+        Failure::Refused(_) | Failure::BadRequest(_) => {
+            tracing::warn!(message_id, class = class.as_str(), status = status.as_u16(), %error, "not handled")
+        }
+    }
+    Reply {
+        status,
+        body: json!({ "error": error }),
+        no_retry: class == FailureClass::Permanent,
+    }
+}
+
+/// A status and a JSON body, and whether Slack is asked not to retry.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    no_retry: bool,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body,
+            no_retry: false,
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut response = Response::builder()
+            .status(self.status)
+            .header(CONTENT_TYPE, "application/json");
+        if self.no_retry {
+            response = response.header(NO_RETRY_HEADER, "1");
+        }
+        response
+            .body(Body::Text(self.body.to_string()))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+/// The header that tells Slack not to retry a request.
+pub const NO_RETRY_HEADER: &str = "x-slack-no-retry";
 
 fn answer(source: Source, text: String) -> Reply {
-    match source {
-        Source::SlashCommand => reply(
-            StatusCode::OK,
-            json!({ "response_type": "in_channel", "text": text }),
-        ),
-        Source::EventsApi => reply(StatusCode::OK, json!({ "ok": true, "text": text })),
-        Source::OutgoingWebhook | Source::PlainText => {
-            reply(StatusCode::OK, json!({ "text": text }))
-        }
-    }
-}
-
-fn refuse(err: AuthError) -> Reply {
-    match err {
-        AuthError::NotConfigured => tracing::error!(error = %err, "refused"),
-        _ => tracing::warn!(error = %err, "refused"),
-    }
-    reply(
-        StatusCode::UNAUTHORIZED,
-        json!({ "error": err.to_string() }),
-    )
-}
-
-fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
-    (status, body)
+    Reply::ok(match source {
+        Source::SlashCommand => json!({ "response_type": "in_channel", "text": text }),
+        Source::EventsApi => json!({ "ok": true, "text": text }),
+        Source::OutgoingWebhook | Source::PlainText => json!({ "text": text }),
+    })
 }
 
 #[cfg(test)]
@@ -273,6 +346,86 @@ mod tests {
             Secret::Parameter("/fanout/slack/signing-secret".into())
         );
         assert_eq!(config.verification_token, Secret::Unset);
+    }
+
+    use fanout_words_core::memory::{Fault, MemoryPublisher, MemoryWords};
+    use fanout_words_core::store::StoreError;
+
+    fn counter() -> Counter<MemoryWords, MemoryPublisher> {
+        Counter::new(
+            Verifier::new(None, Some("tok".into())),
+            MemoryWords::new(),
+            MemoryPublisher::new(),
+        )
+    }
+
+    fn form(body: &str) -> Request {
+        lambda_http::http::Request::builder()
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    const WEBHOOK: &str =
+        "token=tok&team_id=T1&channel_id=C1&timestamp=1.0&text=hello+there&trigger_word=hello";
+
+    #[tokio::test]
+    async fn permanent_failures_ask_slack_not_to_retry() {
+        let counter = counter();
+        for (request, status) in [
+            (form(&WEBHOOK.replace("tok", "forged")), 401),
+            (form("hello=world"), 400),
+            (form("token=tok&command=%2Fcount&text=hi"), 400),
+        ] {
+            let response = counter.handle(request).await;
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[NO_RETRY_HEADER], "1");
+            assert_eq!(response.headers()["content-type"], "application/json");
+        }
+        assert!(counter.store.calls().is_empty(), "nothing was touched");
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_503_and_retried() {
+        let counter = counter();
+        counter.store.fail("apply_chunk", 1, Fault::Before);
+        let response = counter.handle(form(WEBHOOK)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(NO_RETRY_HEADER).is_none());
+        let retry = counter.handle(form(WEBHOOK)).await;
+        assert_eq!(retry.status(), StatusCode::OK);
+        assert!(retry.headers().get(NO_RETRY_HEADER).is_none());
+        assert_eq!(counter.store.count("hello"), Some(1));
+    }
+
+    #[test]
+    fn every_failure_has_a_class_and_a_status() {
+        let refused = Failure::Refused(AuthError::BadSignature);
+        let bad = Failure::BadRequest(ParseError::NoMessageId);
+        let store_error = |transient| StoreError {
+            operation: "DynamoDB TransactWriteItems",
+            store: "table words".into(),
+            transient,
+            detail: "x".into(),
+        };
+        let failed = Failure::NotCounted(CountError::Read(store_error(true)));
+        let never = Failure::NotCounted(CountError::Read(store_error(false)));
+        assert_eq!(
+            (never.class(), never.status()),
+            (FailureClass::Permanent, StatusCode::UNPROCESSABLE_ENTITY)
+        );
+        assert_eq!(
+            (refused.class(), refused.status()),
+            (FailureClass::Permanent, StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            (bad.class(), bad.status()),
+            (FailureClass::Permanent, StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            (failed.class(), failed.status()),
+            (FailureClass::Transient, StatusCode::SERVICE_UNAVAILABLE)
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub struct LogLine {
 
 impl LogLine {
     pub fn from_delivery(delivery: &Delivery) -> Result<LogLine, MessageError> {
-        let message = WordsMessage::from_delivery(&delivery.body, delivery.id.as_deref())?;
+        let message = WordsMessage::from_delivery(
+            &delivery.body,
+            delivery.id.as_deref(),
+            delivery.sender.as_deref(),
+        )?;
         Ok(LogLine {
             text_length: message.text.chars().count(),
             message_id: message.message_id,
@@ -64,6 +68,7 @@ mod tests {
         let line = LogLine::from_delivery(&Delivery {
             body: body.into(),
             id: Some("sns-1".into()),
+            sender: None,
         })
         .unwrap();
         let json = serde_json::to_value(&line).unwrap();
@@ -78,6 +83,7 @@ mod tests {
         let delivery = Delivery {
             body: "{broken".into(),
             id: Some("sns-1".into()),
+            sender: None,
         };
         assert!(LogLine::from_delivery(&delivery).is_err());
     }

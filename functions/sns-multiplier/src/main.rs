@@ -1,5 +1,6 @@
 use fanout_common::events::Batch;
 use fanout_common::{init::init_or_report, telemetry, ConfigError, Vars};
+use fanout_sqs::SqsDeadLetters;
 use fanout_words_dynamodb::WordStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use sns_multiplier::{Config, Multiplier};
@@ -11,7 +12,11 @@ async fn main() -> Result<(), Error> {
         let config = Config::from_vars(&Vars::process())?;
         let sdk = fanout_aws::sdk_config().await;
         let store = WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
-        Ok::<_, ConfigError>(Multiplier::new(store, config.multiplier))
+        let dead_letters = (config.dead_letter_queue_url.as_ref())
+            .map(|url| SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), url));
+        Ok::<_, ConfigError>(
+            Multiplier::new(store, config.multiplier).with_dead_letters(dead_letters),
+        )
     })
     .await?;
     let multiplier = &multiplier;

@@ -22,8 +22,13 @@ pub const RECORD_CONCURRENCY: usize = 10;
 pub struct Delivery {
     /// The message as published.
     pub body: String,
-    /// The SNS MessageId when the message came through SNS, else the SQS message id.
+    /// The SNS MessageId when the message came through SNS (an SNS event, or an SQS record
+    /// holding the SNS notification): the same on every redelivery of the message. `None` for
+    /// a raw SQS record, which carries no SNS metadata; its SQS message id is new for each
+    /// copy SNS delivers, so it is no id of the message.
     pub id: Option<String>,
+    /// Who sent a raw SQS record (its `SenderId` attribute).
+    pub sender: Option<String>,
 }
 
 /// An event that carries messages: from an SNS subscription or an SQS event source mapping.
@@ -91,6 +96,7 @@ impl Batch {
                 let deliveries = event.records.into_iter().map(|record| Delivery {
                     body: record.sns.message,
                     id: Some(record.sns.message_id),
+                    sender: None,
                 });
                 let failures: Vec<String> = stream::iter(deliveries)
                     .map(|delivery| {
@@ -112,7 +118,8 @@ impl Batch {
                 let failures: Vec<BatchItemFailure> = stream::iter(event.records)
                     .map(|record| {
                         let record_id = record.message_id.clone().unwrap_or_default();
-                        let delivery = from_sqs_body(record.body.unwrap_or_default(), record.message_id);
+                        let sender = record.attributes.get("SenderId").cloned();
+                        let delivery = from_sqs_body(record.body.unwrap_or_default(), sender);
                         let outcome = handler(delivery);
                         async move {
                             match outcome.await {
@@ -158,16 +165,19 @@ struct SnsNotification {
     message: String,
 }
 
-/// Reads an SQS record body: an SNS notification is unwrapped; anything else is the message.
-pub fn from_sqs_body(body: String, sqs_message_id: Option<String>) -> Delivery {
+/// Reads an SQS record body: an SNS notification is unwrapped; anything else is the message,
+/// delivered raw by `sender` (the record's `SenderId`).
+pub fn from_sqs_body(body: String, sender: Option<String>) -> Delivery {
     match serde_json::from_str::<SnsNotification>(&body) {
         Ok(notification) if notification.kind == "Notification" => Delivery {
             body: notification.message,
             id: Some(notification.message_id),
+            sender: None,
         },
         _ => Delivery {
             body,
-            id: sqs_message_id,
+            id: None,
+            sender,
         },
     }
 }
@@ -180,18 +190,20 @@ mod tests {
     fn unwraps_sns_notifications_and_keeps_raw_bodies() {
         let wrapped = r#"{"Type":"Notification","MessageId":"m-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"hello there","Timestamp":"2016-12-13T20:20:33.000Z"}"#;
         assert_eq!(
-            from_sqs_body(wrapped.into(), Some("q-1".into())),
+            from_sqs_body(wrapped.into(), Some("AIDASNS".into())),
             Delivery {
                 body: "hello there".into(),
-                id: Some("m-1".into())
+                id: Some("m-1".into()),
+                sender: None,
             }
         );
         let raw = r#"{"schema_version":1}"#;
         assert_eq!(
-            from_sqs_body(raw.into(), Some("q-2".into())),
+            from_sqs_body(raw.into(), Some("AIDASNS".into())),
             Delivery {
                 body: raw.into(),
-                id: Some("q-2".into())
+                id: None,
+                sender: Some("AIDASNS".into()),
             }
         );
     }

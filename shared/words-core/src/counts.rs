@@ -16,10 +16,11 @@ pub struct WordCounts {
 }
 
 impl WordCounts {
-    /// Adds `n` occurrences of `word`.
+    /// Adds `n` occurrences of `word`. A multiplicity saturates at `u64::MAX` (a message read
+    /// from JSON may repeat a key), where a reader's validation refuses it.
     pub fn add(&mut self, word: String, n: u64) {
         match self.index.get(&word) {
-            Some(&at) => self.entries[at].1 += n,
+            Some(&at) => self.entries[at].1 = self.entries[at].1.saturating_add(n),
             None => {
                 self.index.insert(word.clone(), self.entries.len());
                 self.entries.push((word, n));
@@ -46,9 +47,11 @@ impl WordCounts {
         self.entries.is_empty()
     }
 
-    /// The number of word occurrences.
+    /// The number of word occurrences (saturating, like the multiplicities).
     pub fn total(&self) -> u64 {
-        self.entries.iter().map(|(_, n)| n).sum()
+        self.entries
+            .iter()
+            .fold(0, |total: u64, (_, n)| total.saturating_add(*n))
     }
 }
 
@@ -124,5 +127,13 @@ mod tests {
         let back: WordCounts = serde_json::from_str(&json).unwrap();
         assert_eq!(back, counts);
         assert!(serde_json::from_str::<WordCounts>(r#"{"a":-1}"#).is_err());
+    }
+
+    #[test]
+    fn repeated_keys_saturate_instead_of_overflowing() {
+        let counts: WordCounts =
+            serde_json::from_str(r#"{"a":18446744073709551615,"a":1,"b":5}"#).unwrap();
+        assert_eq!(counts.get("a"), Some(u64::MAX));
+        assert_eq!(counts.total(), u64::MAX);
     }
 }

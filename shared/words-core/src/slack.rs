@@ -6,10 +6,10 @@ use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::message::Source;
+use crate::message::{Source, MAX_MESSAGE_ID_BYTES};
 
 /// How far a request's timestamp may be from now, in seconds (Slack's recommendation).
-pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
+pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
 
 /// Why a request was refused as unauthenticated (HTTP 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,8 +43,10 @@ pub enum ParseError {
     BadJson(String),
     #[error("the request body is not a Slack outgoing webhook, slash command or Events API payload: {0}")]
     Unrecognized(String),
-    #[error("the request does not identify its message: it needs event_id, channel_id with timestamp, or trigger_id")]
+    #[error("the request does not identify its message: it needs a channel and the message's ts (`event.channel` and `event.ts`, or `channel_id` and `timestamp`), or a slash command's `trigger_id`")]
     NoMessageId,
+    #[error("the request's message id (team, channel and ts, or trigger_id) is {0} bytes long; Slack's are far shorter, and at most {MAX_MESSAGE_ID_BYTES} are accepted")]
+    MessageIdTooLong(usize),
 }
 
 /// What a verified request proves, before or after parsing.
@@ -111,7 +113,8 @@ impl Verifier {
             .trim()
             .parse()
             .map_err(|_| AuthError::BadTimestamp)?;
-        if (now - ts).abs() > MAX_CLOCK_SKEW_SECS {
+        // abs_diff cannot overflow, whatever the two times (`now - ts` can: i64::MIN).
+        if now.abs_diff(ts) > MAX_CLOCK_SKEW_SECS {
             return Err(AuthError::StaleTimestamp);
         }
         let expected = signature
@@ -166,6 +169,16 @@ pub struct ParsedRequest {
     pub kind: RequestKind,
 }
 
+impl ParsedRequest {
+    /// The id of the message it carries, if it carries one to count.
+    pub fn message_id(&self) -> Option<&str> {
+        match &self.kind {
+            RequestKind::Message(message) => Some(&message.message_id),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestKind {
     /// The Events API's handshake: answer with the challenge.
@@ -176,11 +189,31 @@ pub enum RequestKind {
     Ignored { reason: String },
 }
 
+/// The message subtypes that carry someone's words, beside the plain message (no subtype): a
+/// file shared with a comment, a thread reply also sent to the channel, a `/me` message. Every
+/// other subtype (edits, deletions, joins, bot messages…) is acknowledged and not counted.
+pub const COUNTED_SUBTYPES: &[&str] = &["file_share", "thread_broadcast", "me_message"];
+
+/// A Slack message's identity: `team:channel:ts`, the same whichever way the message reached
+/// us (an Events API `message` or `app_mention`, an outgoing webhook). Without a team the
+/// segment stays empty (`:C456:1481660433.000004`): nothing is guessed.
+pub fn message_id(team_id: Option<&str>, channel_id: &str, ts: &str) -> String {
+    format!("{}:{channel_id}:{ts}", team_id.unwrap_or_default())
+}
+
+/// Refuses an id no store could key on; Slack's ids are a few dozen bytes.
+fn bounded(message_id: String) -> Result<String, ParseError> {
+    if message_id.len() > MAX_MESSAGE_ID_BYTES {
+        return Err(ParseError::MessageIdTooLong(message_id.len()));
+    }
+    Ok(message_id)
+}
+
 /// A Slack message to count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlackMessage {
     pub source: Source,
-    /// `event_id`, else `channel_id:timestamp`, else `trigger_id`.
+    /// The message itself, `team:channel:ts` ([`message_id`]); a slash command's `trigger_id`.
     pub message_id: String,
     pub team_id: Option<String>,
     pub channel_id: Option<String>,
@@ -223,18 +256,28 @@ fn parse_form(body: &str) -> Result<ParsedRequest, ParseError> {
             "a form needs `command` (slash command) or `timestamp`/`trigger_word` (outgoing webhook)".into(),
         ));
     };
+    // A bot's post, such as this app's own reply, would otherwise trigger the webhook again.
+    if field("bot_id").is_some() {
+        return Ok(ParsedRequest {
+            token: field("token"),
+            kind: RequestKind::Ignored {
+                reason: "message from a bot".into(),
+            },
+        });
+    }
     let text = fields
         .iter()
         .find(|(key, _)| key == "text")
         .map(|(_, value)| value.clone())
         .ok_or_else(|| ParseError::Unrecognized("the form has no `text` field".into()))?;
-    let message_id = match (field("channel_id"), field("timestamp"), field("trigger_id")) {
-        (Some(channel), Some(ts), _) if source == Source::OutgoingWebhook => {
-            format!("{channel}:{ts}")
+    let message_id = match (source, field("channel_id"), field("timestamp")) {
+        (Source::OutgoingWebhook, Some(channel), Some(ts)) => {
+            message_id(field("team_id").as_deref(), &channel, &ts)
         }
-        (_, _, Some(trigger)) => trigger,
+        (Source::SlashCommand, _, _) => field("trigger_id").ok_or(ParseError::NoMessageId)?,
         _ => return Err(ParseError::NoMessageId),
     };
+    let message_id = bounded(message_id)?;
     Ok(ParsedRequest {
         token: field("token"),
         kind: RequestKind::Message(SlackMessage {
@@ -255,8 +298,17 @@ struct Envelope {
     token: Option<String>,
     challenge: Option<String>,
     team_id: Option<String>,
-    event_id: Option<String>,
     event: Option<Event>,
+    /// Who the app is in the workspace: its bot user is among these.
+    #[serde(default)]
+    authorizations: Vec<Authorization>,
+}
+
+#[derive(Deserialize)]
+struct Authorization {
+    user_id: Option<String>,
+    #[serde(default)]
+    is_bot: bool,
 }
 
 #[derive(Deserialize)]
@@ -286,7 +338,7 @@ fn parse_events_api(body: &str) -> Result<ParsedRequest, ParseError> {
             let event = envelope.event.ok_or_else(|| {
                 ParseError::Unrecognized("event_callback without an `event`".into())
             })?;
-            event_request(event, envelope.event_id, envelope.team_id)?
+            event_request(event, envelope.team_id, &envelope.authorizations)?
         }
         other => RequestKind::Ignored {
             reason: format!("Events API payload of type {other:?}"),
@@ -297,33 +349,39 @@ fn parse_events_api(body: &str) -> Result<ParsedRequest, ParseError> {
 
 fn event_request(
     event: Event,
-    event_id: Option<String>,
     team_id: Option<String>,
+    authorizations: &[Authorization],
 ) -> Result<RequestKind, ParseError> {
+    let ignored = |reason: String| Ok(RequestKind::Ignored { reason });
     if event.kind != "message" && event.kind != "app_mention" {
-        return Ok(RequestKind::Ignored {
-            reason: format!("event of type {:?}", event.kind),
-        });
+        return ignored(format!("event of type {:?}", event.kind));
     }
-    if let Some(subtype) = event.subtype {
-        return Ok(RequestKind::Ignored {
-            reason: format!("message with subtype {subtype:?}"),
-        });
+    if let Some(subtype) = event
+        .subtype
+        .as_deref()
+        .filter(|subtype| !COUNTED_SUBTYPES.contains(subtype))
+    {
+        return ignored(format!("message with subtype {subtype:?}"));
     }
     if event.bot_id.is_some() {
-        return Ok(RequestKind::Ignored {
-            reason: "message from a bot".into(),
-        });
+        return ignored("message from a bot".into());
     }
-    let message_id = match (event_id, &event.channel, &event.ts) {
-        (Some(id), _, _) => id,
-        (None, Some(channel), Some(ts)) => format!("{channel}:{ts}"),
-        _ => return Err(ParseError::NoMessageId),
+    let own = authorizations
+        .iter()
+        .any(|a| a.is_bot && a.user_id.is_some() && a.user_id == event.user);
+    if own {
+        return ignored("the app's own message".into());
+    }
+    // The workspace the event was delivered for, as an outgoing webhook's team_id is.
+    let team_id = team_id.or(event.team);
+    let (Some(channel), Some(ts)) = (&event.channel, &event.ts) else {
+        return Err(ParseError::NoMessageId);
     };
+    let message_id = bounded(message_id(team_id.as_deref(), channel, ts))?;
     Ok(RequestKind::Message(SlackMessage {
         source: Source::EventsApi,
         message_id,
-        team_id: team_id.or(event.team),
+        team_id,
         channel_id: event.channel,
         user_id: event.user,
         text: event.text.unwrap_or_default(),
@@ -426,6 +484,42 @@ mod tests {
     }
 
     #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let v = signed();
+        let body = EXAMPLE_BODY.as_bytes();
+        let check = |timestamp: &str, now: i64| {
+            v.check_signature(Some(timestamp), Some(EXAMPLE_SIGNATURE), body, now)
+        };
+        let (min, max) = ("-9223372036854775808", "9223372036854775807");
+        for now in [i64::MIN, -1, 0, EXAMPLE_NOW, i64::MAX] {
+            for far in [min, max] {
+                let near = far.parse::<i64>().unwrap().abs_diff(now) <= MAX_CLOCK_SKEW_SECS;
+                let expected = if near {
+                    AuthError::BadSignature
+                } else {
+                    AuthError::StaleTimestamp
+                };
+                assert_eq!(check(far, now), Err(expected), "{far} at {now}");
+            }
+            let huge = "9".repeat(10_000);
+            for garbage in [
+                "9223372036854775808",
+                "-9223372036854775809",
+                huge.as_str(),
+                "",
+                "1531420618.5",
+                "١٥٣١٤٢٠٦١٨",
+            ] {
+                assert_eq!(
+                    check(garbage, now),
+                    Err(AuthError::BadTimestamp),
+                    "{garbage} at {now}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn token_check_is_exact() {
         let v = Verifier::new(None, Some("xyzz0WbapA4vBCDEFasx0q6G".into()));
         let pending = v.check_signature(None, None, b"", 0).unwrap();
@@ -497,7 +591,7 @@ mod tests {
             panic!("not a message")
         };
         assert_eq!(message.source, Source::OutgoingWebhook);
-        assert_eq!(message.message_id, "C1:1481660433.000004");
+        assert_eq!(message.message_id, "T1:C1:1481660433.000004");
         assert_eq!(message.text, "awsadvent some words");
         assert_eq!(message.user_id.as_deref(), Some("U1"));
     }
@@ -519,19 +613,121 @@ mod tests {
         };
         assert_eq!(
             (m.message_id.as_str(), m.text.as_str(), m.source),
-            ("Ev1", "Hello world", Source::EventsApi)
+            ("T1:C1:1.2", "Hello world", Source::EventsApi)
         );
         let mention = r#"{"type":"event_callback","event":{"type":"app_mention","channel":"C1","user":"U1","text":"<@U0> hi","ts":"9.9"}}"#;
         let RequestKind::Message(m) = parse(None, mention.as_bytes()).unwrap().kind else {
             panic!()
         };
-        assert_eq!(m.message_id, "C1:9.9");
+        assert_eq!(m.message_id, ":C1:9.9", "no team: an empty segment");
+    }
+
+    fn message_of(content_type: Option<&str>, body: &str) -> SlackMessage {
+        match parse(content_type, body.as_bytes()).map(|parsed| parsed.kind) {
+            Ok(RequestKind::Message(message)) => message,
+            other => panic!("not a message: {other:?}: {body}"),
+        }
+    }
+
+    #[test]
+    fn one_slack_message_has_one_id_whichever_way_it_arrives() {
+        let event = |kind: &str, event_id: &str| {
+            format!(
+                r#"{{"team_id":"T123","type":"event_callback","event_id":"{event_id}","event":{{"type":"{kind}","channel":"C456","user":"U1","text":"<@U0> hi","ts":"1481660433.000004","event_ts":"1481660433.000004"}}}}"#
+            )
+        };
+        let webhook = "token=t&team_id=T123&channel_id=C456&timestamp=1481660433.000004&user_id=U1&text=hi&trigger_word=hi";
+        let ids = [
+            message_of(None, &event("message", "Ev1")).message_id,
+            message_of(None, &event("app_mention", "Ev2")).message_id,
+            message_of(None, webhook).message_id,
+        ];
+        assert_eq!(ids, ["T123:C456:1481660433.000004"; 3]);
+        // The event's own team stands in for a missing envelope team_id.
+        let own_team = r#"{"type":"event_callback","event":{"type":"message","team":"T9","channel":"C1","text":"x","ts":"1.0"}}"#;
+        assert_eq!(message_of(None, own_team).message_id, "T9:C1:1.0");
+        let no_team = "token=t&channel_id=C456&timestamp=1.5&text=hi&trigger_word=hi";
+        assert_eq!(message_of(None, no_team).message_id, ":C456:1.5");
+        assert_eq!(message_id(None, "C", "1.0"), ":C:1.0");
+    }
+
+    #[test]
+    fn a_slash_command_is_keyed_on_its_trigger_id() {
+        let body = "token=t&team_id=T1&channel_id=C1&command=%2Fcount&text=hi&trigger_id=13345224609.738474920.8088930838d88f008e0&timestamp=1.0";
+        assert_eq!(
+            message_of(None, body).message_id,
+            "13345224609.738474920.8088930838d88f008e0"
+        );
+    }
+
+    #[test]
+    fn counted_subtypes_are_counted() {
+        for subtype in COUNTED_SUBTYPES {
+            let body = format!(
+                r#"{{"team_id":"T1","type":"event_callback","event":{{"type":"message","subtype":"{subtype}","channel":"C1","user":"U1","text":"words here","ts":"5.0"}}}}"#
+            );
+            let message = message_of(Some("application/json"), &body);
+            assert_eq!(
+                (message.message_id.as_str(), message.text.as_str()),
+                ("T1:C1:5.0", "words here"),
+                "{subtype}"
+            );
+        }
+        assert_eq!(
+            COUNTED_SUBTYPES,
+            ["file_share", "thread_broadcast", "me_message"]
+        );
+    }
+
+    #[test]
+    fn bots_and_the_apps_own_messages_are_never_counted() {
+        for body in [
+            // A bot's message of a counted subtype.
+            r#"{"type":"event_callback","event":{"type":"message","subtype":"file_share","bot_id":"B1","channel":"C","text":"beep","ts":"1"}}"#,
+            r#"{"type":"event_callback","event":{"type":"app_mention","bot_id":"B1","channel":"C","text":"<@U0> beep","ts":"1"}}"#,
+            // The app's own bot user, even without a bot_id.
+            r#"{"type":"event_callback","authorizations":[{"user_id":"UAPP","is_bot":true}],"event":{"type":"message","user":"UAPP","channel":"C","text":"my reply","ts":"1"}}"#,
+            // An outgoing webhook fired by a bot's post (the app's reply, say).
+            "token=t&team_id=T1&channel_id=C1&timestamp=1.0&user_id=USLACKBOT&bot_id=B1&text=awsadvent+reply&trigger_word=awsadvent",
+        ] {
+            assert!(
+                matches!(
+                    parse(None, body.as_bytes()).unwrap().kind,
+                    RequestKind::Ignored { .. }
+                ),
+                "{body}"
+            );
+        }
+        // A person the app is installed for is counted.
+        let person = r#"{"type":"event_callback","authorizations":[{"user_id":"UAPP","is_bot":true}],"event":{"type":"message","user":"U1","channel":"C","text":"hi","ts":"1"}}"#;
+        assert_eq!(message_of(None, person).message_id, ":C:1");
+    }
+
+    #[test]
+    fn an_id_no_store_could_key_on_is_refused() {
+        let long_ts = "1".repeat(MAX_MESSAGE_ID_BYTES);
+        let body = format!(
+            r#"{{"team_id":"T1","type":"event_callback","event":{{"type":"message","channel":"C1","text":"hi","ts":"{long_ts}"}}}}"#
+        );
+        assert_eq!(
+            parse(None, body.as_bytes()),
+            Err(ParseError::MessageIdTooLong(MAX_MESSAGE_ID_BYTES + 6))
+        );
+        let trigger = "x".repeat(MAX_MESSAGE_ID_BYTES + 1);
+        let body = format!("command=%2Fcount&text=hi&trigger_id={trigger}");
+        assert!(matches!(
+            parse(None, body.as_bytes()),
+            Err(ParseError::MessageIdTooLong(_))
+        ));
     }
 
     #[test]
     fn bot_messages_subtypes_and_other_events_are_ignored() {
         for body in [
             r#"{"type":"event_callback","event_id":"E","event":{"type":"message","subtype":"message_changed","channel":"C","ts":"1"}}"#,
+            r#"{"type":"event_callback","event_id":"E","event":{"type":"message","subtype":"message_deleted","channel":"C","ts":"1","deleted_ts":"0.5"}}"#,
+            r#"{"type":"event_callback","event_id":"E","event":{"type":"message","subtype":"channel_join","user":"U1","channel":"C","text":"<@U1> has joined the channel","ts":"1"}}"#,
+            r#"{"type":"event_callback","event_id":"E","event":{"type":"message","subtype":"bot_message","channel":"C","text":"beep","ts":"1"}}"#,
             r#"{"type":"event_callback","event_id":"E","event":{"type":"message","bot_id":"B1","text":"beep","channel":"C","ts":"1"}}"#,
             r#"{"type":"event_callback","event_id":"E","event":{"type":"reaction_added"}}"#,
             r#"{"type":"app_rate_limited","minute_rate_limited":1}"#,

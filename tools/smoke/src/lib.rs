@@ -65,7 +65,7 @@ pub fn slack_request(credentials: &Credentials, text: &str, now: i64, id: &str) 
                     "channel": "CSMOKE",
                     "user": "USMOKE",
                     "text": text,
-                    "ts": format!("{now}.000100"),
+                    "ts": format!("{now}.{id}"),
                 },
             })
             .to_string();
@@ -312,7 +312,7 @@ mod tests {
         match parsed.kind {
             slack::RequestKind::Message(message) => {
                 assert_eq!(message.text, "smokeabc");
-                assert_eq!(message.message_id, "Ev42");
+                assert_eq!(message.message_id, "TSMOKE:CSMOKE:1531420618.42");
             }
             other => panic!("not a message: {other:?}"),
         }

@@ -120,9 +120,23 @@ async fn run(args: &Args) -> Result<(), SmokeError> {
     } else {
         None
     };
-    let (url, table) = match (&args.stack, &args.slack_url) {
+    let (url, table) = target(args, sdk.as_ref()).await?;
+    count_one_word(&credentials, &url, &word).await?;
+    if let Some(table) = table {
+        let sdk = sdk.as_ref().expect("loaded when a table is given");
+        wait_for_multiplier(args, &aws_sdk_dynamodb::Client::new(sdk), table, word).await?;
+    }
+    Ok(())
+}
+
+/// The Slack URL to post to, and the words table to watch (none: the multiplier is not checked).
+async fn target(
+    args: &Args,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<(String, Option<String>), SmokeError> {
+    Ok(match (&args.stack, &args.slack_url) {
         (Some(stack), _) => {
-            let sdk = sdk.as_ref().expect("loaded for --stack");
+            let sdk = sdk.expect("loaded for --stack");
             let outputs = stack_outputs(&aws_sdk_cloudformation::Client::new(sdk), stack).await?;
             let url = output(&outputs, stack, "SlackUrl")?;
             let table = match (&args.words_table, args.skip_multiplier) {
@@ -135,13 +149,20 @@ async fn run(args: &Args) -> Result<(), SmokeError> {
         }
         (None, Some(url)) => (url.clone(), args.words_table.clone()),
         (None, None) => unreachable!("clap requires --stack or --slack-url"),
-    };
+    })
+}
 
+/// Posts one Slack request for `word` and checks that the reply counts it once.
+async fn count_one_word(
+    credentials: &Credentials,
+    url: &str,
+    word: &str,
+) -> Result<(), SmokeError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    let request = slack_request(&credentials, &word, now, &word);
+    let request = slack_request(credentials, word, now, word);
     let kind = match credentials {
         Credentials::SigningSecret(_) => "signed Events API message",
         Credentials::VerificationToken(_) => "outgoing webhook (token)",
@@ -151,7 +172,7 @@ async fn run(args: &Args) -> Result<(), SmokeError> {
         .build()
         .map_err(|e| SmokeError::Setup(format!("cannot build an HTTP client: {e}")))?;
     let started = Instant::now();
-    let (status, body) = send(&http, &url, &request).await?;
+    let (status, body) = send(&http, url, &request).await?;
     let elapsed = started.elapsed().as_millis();
     if status != 200 {
         return Err(SmokeError::Status {
@@ -160,9 +181,9 @@ async fn run(args: &Args) -> Result<(), SmokeError> {
             hint: status_hint(status),
         });
     }
-    if reply_count(&body, &word)? != Some(1) {
+    if reply_count(&body, word)? != Some(1) {
         return Err(SmokeError::WrongCount {
-            word,
+            word: word.to_owned(),
             text: reply_text(&body),
         });
     }
@@ -170,42 +191,46 @@ async fn run(args: &Args) -> Result<(), SmokeError> {
         "POST {url} ({kind} {word:?}) -> 200 in {elapsed} ms: {}",
         reply_text(&body)
     );
-
-    if let Some(table) = table {
-        let sdk = sdk.as_ref().expect("loaded when a table is given");
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let expected = 1 + args.multiplier;
-        let deadline = Instant::now() + Duration::from_secs(args.timeout);
-        let started = Instant::now();
-        loop {
-            let count = table_count(&dynamodb, &table, &word).await?;
-            if count == expected {
-                println!(
-                    "{table}[{word}] = {count} after {:.1} s: sns-multiplier added {}",
-                    started.elapsed().as_secs_f64(),
-                    args.multiplier
-                );
-                break;
-            }
-            if count > expected {
-                return Err(SmokeError::AppliedTwice {
-                    table,
-                    word,
-                    count,
-                    expected,
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(SmokeError::MultiplierTimeout {
-                    table,
-                    word,
-                    count,
-                    expected,
-                    waited_s: started.elapsed().as_secs(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
     Ok(())
+}
+
+/// Polls the words table until the multiplier's addition shows (once), or the timeout.
+async fn wait_for_multiplier(
+    args: &Args,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: String,
+    word: String,
+) -> Result<(), SmokeError> {
+    let expected = 1 + args.multiplier;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let started = Instant::now();
+    loop {
+        let count = table_count(dynamodb, &table, &word).await?;
+        if count == expected {
+            println!(
+                "{table}[{word}] = {count} after {:.1} s: sns-multiplier added {}",
+                started.elapsed().as_secs_f64(),
+                args.multiplier
+            );
+            return Ok(());
+        }
+        if count > expected {
+            return Err(SmokeError::AppliedTwice {
+                table,
+                word,
+                count,
+                expected,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(SmokeError::MultiplierTimeout {
+                table,
+                word,
+                count,
+                expected,
+                waited_s: started.elapsed().as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -190,6 +190,7 @@ pub async fn create_unique_table(sdk: &SdkConfig, prefix: &str, key: &str) -> St
 }
 
 pub mod copy;
+pub mod gate;
 pub mod iam;
 pub mod ports;
 pub mod runtime_api;

@@ -1,0 +1,176 @@
+//! Exactly once through a kill -9: the real slack-counter binary, under the Runtime API
+//! stand-in, is killed while one of its requests is held at a gate in front of the emulator
+//! (before the write reached DynamoDB, or after it was done but before its answer came back),
+//! and the same Slack request is then delivered to a fresh process. Every word must end with
+//! exactly its count, the message must have been published, and the multiplier (fed what was
+//! published, twice) must add its share exactly once.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fanout_common::events::Batch;
+use fanout_tests::gate::{Gate, Hold};
+use fanout_tests::runtime_api::RuntimeApi;
+use fanout_tests::words::{count_of, create_words_table, drain, topic_with_probe_queue};
+use fanout_tests::Emulator;
+use fanout_words_dynamodb::WordStore;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "crash-token";
+/// Distinct words in the message: three chunks of at most 99.
+const WORDS: usize = 250;
+
+/// The directory of the binaries built with these tests (target/<profile>).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// An HTTP API event carrying an outgoing-webhook post of `text`.
+fn event(text: &str, timestamp: &str) -> Bytes {
+    let body = serde_urlencoded::to_string([
+        ("token", TOKEN),
+        ("team_id", "T0CRASH"),
+        ("channel_id", "C0CRASH"),
+        ("timestamp", timestamp),
+        ("user_id", "U0CRASH"),
+        ("text", text),
+    ])
+    .unwrap();
+    let event = json!({
+        "version": "2.0", "routeKey": "POST /slack", "rawPath": "/slack", "rawQueryString": "",
+        "headers": {"content-type": "application/x-www-form-urlencoded"},
+        "requestContext": {"accountId": "123456789012", "apiId": "crash", "domainName": "crash.example",
+            "domainPrefix": "crash", "http": {"method": "POST", "path": "/slack", "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.7", "userAgent": "Slackbot 1.0"}, "requestId": timestamp,
+            "routeKey": "POST /slack", "stage": "$default", "time": "14/Nov/2023:22:13:20 +0000",
+            "timeEpoch": 1700000000000u64},
+        "body": body, "isBase64Encoded": false
+    });
+    Bytes::from(event.to_string())
+}
+
+/// slack-counter under `api`, talking to AWS at `endpoint`.
+fn start_counter(api: &RuntimeApi, endpoint: &str, table: &str, topic_arn: &str) -> Child {
+    let binary = bin_dir().join("slack-counter");
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
+        binary.display()
+    );
+    api.function_command(&binary, "slack-counter")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("WORDS_TABLE", table)
+        .env("WORDS_TOPIC_ARN", topic_arn)
+        .env("SLACK_VERIFICATION_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("slack-counter starts")
+}
+
+async fn crash_then_redeliver(operation: &'static str, nth: usize, hold: Hold, timestamp: &str) {
+    let emulator = Emulator::shared();
+    let sdk = emulator.sdk_config().await;
+    let table = create_words_table(&sdk).await;
+    let (topic_arn, queue) = topic_with_probe_queue(&sdk).await;
+    let words: Vec<String> = (0..WORDS).map(|i| format!("k{i}")).collect();
+    // Every word twice, so that a double count or a lost one both show.
+    let text = format!("{} {}", words.join(" "), words.join(" "));
+    let event = event(&text, timestamp);
+
+    // The first process is killed with the gate holding its request.
+    let gate = Gate::start(&emulator.endpoint, operation, nth, hold)
+        .await
+        .unwrap();
+    let api = Arc::new(RuntimeApi::start().await.unwrap());
+    let mut doomed = start_counter(&api, &gate.url(), &table, &topic_arn);
+    let invocation = {
+        let (api, event) = (api.clone(), event.clone());
+        tokio::spawn(async move { api.invoke(event, Duration::from_secs(60)).await })
+    };
+    tokio::time::timeout(Duration::from_secs(30), gate.held())
+        .await
+        .unwrap_or_else(|_| panic!("{operation} #{nth} was never held"));
+    doomed.kill().expect("kill -9");
+    doomed.wait().unwrap();
+    invocation.abort();
+
+    // Slack's retry (or the next delivery) reaches a fresh process.
+    let api = RuntimeApi::start().await.unwrap();
+    let mut fresh = start_counter(&api, &emulator.endpoint, &table, &topic_arn);
+    let outcome = api.invoke(event, Duration::from_secs(60)).await;
+    let _ = fresh.kill();
+    fresh.wait().unwrap();
+    let outcome = outcome.expect("the retry is answered");
+    let answer: Value = serde_json::from_slice(&outcome.body).unwrap();
+    assert_eq!(
+        answer["statusCode"], 200,
+        "{operation} #{nth} {hold:?}: {answer}"
+    );
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    for word in &words {
+        let count = count_of(&dynamodb, &table, word).await.unwrap();
+        assert_eq!(
+            count,
+            Some(2),
+            "{word} after a kill at {operation} #{nth} {hold:?}"
+        );
+    }
+    let published = drain(&sdk, &queue).await;
+    assert!(
+        !published.is_empty(),
+        "never published ({operation} #{nth} {hold:?})"
+    );
+
+    // The multiplier applies what was published exactly once, even delivered twice.
+    let multiplier = sns_multiplier::Multiplier::new(WordStore::new(dynamodb.clone(), &table), 10);
+    for _ in 0..2 {
+        let records: Vec<Value> = published
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"messageId": format!("sqs-{i}"), "body": n, "eventSource": "aws:sqs"}))
+            .collect();
+        let batch: Batch = serde_json::from_value(json!({ "Records": records })).unwrap();
+        let answer = multiplier.handle(batch).await.unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    for word in &words {
+        let count = count_of(&dynamodb, &table, word).await.unwrap();
+        assert_eq!(count, Some(22), "{word}: 2 + 2 x 10, once");
+    }
+}
+
+#[tokio::test]
+async fn killed_before_its_second_chunk_reached_dynamodb() {
+    crash_then_redeliver(
+        "TransactWriteItems",
+        2,
+        Hold::BeforeForwarding,
+        "1700000100.000001",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn killed_after_its_second_chunk_was_committed_but_before_the_answer() {
+    crash_then_redeliver(
+        "TransactWriteItems",
+        2,
+        Hold::AfterAnswer,
+        "1700000100.000002",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn killed_after_counting_while_publishing() {
+    crash_then_redeliver("Publish", 1, Hold::BeforeForwarding, "1700000100.000003").await;
+}

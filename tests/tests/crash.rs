@@ -174,3 +174,75 @@ async fn killed_after_its_second_chunk_was_committed_but_before_the_answer() {
 async fn killed_after_counting_while_publishing() {
     crash_then_redeliver("Publish", 1, Hold::BeforeForwarding, "1700000100.000003").await;
 }
+
+/// sns-multiplier killed mid-batch: a batch of five words messages (through SQS, as the stack
+/// delivers them), the third message's write committed and its answer held when the process
+/// dies; the whole batch is delivered again to a fresh process.
+#[tokio::test]
+async fn the_multiplier_killed_mid_batch_applies_each_message_once() {
+    let emulator = Emulator::shared();
+    let sdk = emulator.sdk_config().await;
+    let table = create_words_table(&sdk).await;
+    let records: Vec<Value> = (0..5)
+        .map(|i| {
+            let message = json!({"schema_version": 1, "message_id": format!("T0:C0:17000002.{i:06}"),
+                "source": "outgoing_webhook", "team_id": "T0", "channel_id": "C0", "user_id": "U0",
+                "text": format!("batch m{i}"), "words": {"batch": 1, format!("m{i}"): 1}});
+            json!({"messageId": format!("sqs-{i}"), "body": message.to_string(), "eventSource": "aws:sqs"})
+        })
+        .collect();
+    let event = Bytes::from(json!({ "Records": records }).to_string());
+    let binary = bin_dir().join("sns-multiplier");
+    assert!(binary.exists(), "{} is not built", binary.display());
+    let start = |api: &RuntimeApi, endpoint: &str| {
+        api.function_command(&binary, "sns-multiplier")
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("WORDS_TABLE", &table)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sns-multiplier starts")
+    };
+
+    let gate = Gate::start(
+        &emulator.endpoint,
+        "TransactWriteItems",
+        3,
+        Hold::AfterAnswer,
+    )
+    .await
+    .unwrap();
+    let api = Arc::new(RuntimeApi::start().await.unwrap());
+    let mut doomed = start(&api, &gate.url());
+    let invocation = {
+        let (api, event) = (api.clone(), event.clone());
+        tokio::spawn(async move { api.invoke(event, Duration::from_secs(60)).await })
+    };
+    tokio::time::timeout(Duration::from_secs(30), gate.held())
+        .await
+        .expect("the third write was never held");
+    doomed.kill().expect("kill -9");
+    doomed.wait().unwrap();
+    invocation.abort();
+
+    let api = RuntimeApi::start().await.unwrap();
+    let mut fresh = start(&api, &emulator.endpoint);
+    let outcome = api.invoke(event, Duration::from_secs(60)).await;
+    let _ = fresh.kill();
+    fresh.wait().unwrap();
+    let answer: Value = serde_json::from_slice(&outcome.expect("answered").body).unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    assert_eq!(
+        count_of(&dynamodb, &table, "batch").await.unwrap(),
+        Some(50)
+    );
+    for i in 0..5 {
+        let word = format!("m{i}");
+        assert_eq!(
+            count_of(&dynamodb, &table, &word).await.unwrap(),
+            Some(10),
+            "{word}"
+        );
+    }
+}

@@ -132,6 +132,23 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// A function binary built beside this test binary (target/<profile>/<name>); a clear failure
+/// when it is not built.
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
+        binary.display()
+    );
+    binary
+}
+
 /// A name no other test in this process uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -5,7 +5,6 @@
 //! exactly its count, the message must have been published, and the multiplier (fed what was
 //! published, twice) must add its share exactly once.
 
-use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,22 +14,13 @@ use fanout_common::events::Batch;
 use fanout_tests::gate::{Gate, Hold};
 use fanout_tests::runtime_api::RuntimeApi;
 use fanout_tests::words::{count_of, create_words_table, drain, topic_with_probe_queue};
-use fanout_tests::Emulator;
+use fanout_tests::{built_binary, Emulator};
 use fanout_words_dynamodb::WordStore;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "crash-token";
 /// Distinct words in the message: three chunks of at most 99.
 const WORDS: usize = 250;
-
-/// The directory of the binaries built with these tests (target/<profile>).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps")
-        .to_path_buf()
-}
 
 /// An HTTP API event carrying an outgoing-webhook post of `text`.
 fn event(text: &str, timestamp: &str) -> Bytes {
@@ -58,12 +48,7 @@ fn event(text: &str, timestamp: &str) -> Bytes {
 
 /// slack-counter under `api`, talking to AWS at `endpoint`.
 fn start_counter(api: &RuntimeApi, endpoint: &str, table: &str, topic_arn: &str) -> Child {
-    let binary = bin_dir().join("slack-counter");
-    assert!(
-        binary.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
-        binary.display()
-    );
+    let binary = built_binary("slack-counter");
     api.function_command(&binary, "slack-counter")
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("WORDS_TABLE", table)
@@ -192,8 +177,7 @@ async fn the_multiplier_killed_mid_batch_applies_each_message_once() {
         })
         .collect();
     let event = Bytes::from(json!({ "Records": records }).to_string());
-    let binary = bin_dir().join("sns-multiplier");
-    assert!(binary.exists(), "{} is not built", binary.display());
+    let binary = built_binary("sns-multiplier");
     let start = |api: &RuntimeApi, endpoint: &str| {
         api.function_command(&binary, "sns-multiplier")
             .env("AWS_ENDPOINT_URL", endpoint)

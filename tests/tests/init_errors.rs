@@ -2,34 +2,20 @@
 //! init error endpoint, naming the variable, and exits: it never waits for an invocation to
 //! fail. The real binaries run under the test tools' Runtime API stand-in.
 
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use fanout_tests::built_binary;
 use fanout_tests::runtime_api::RuntimeApi;
 
 /// How long a function may take to report its init error and exit.
 const EXIT_LIMIT: Duration = Duration::from_secs(30);
 
-/// The directory of the binaries built with these tests (target/<profile>).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps")
-        .to_path_buf()
-}
-
 /// Runs `binary` with `env` under a Runtime API until it exits (or is killed after
 /// [`EXIT_LIMIT`]); returns the request line of the first request it made, the init error it
 /// reported, and the process's exit status.
 async fn first_runtime_request(binary: &str, env: &[(&str, &str)]) -> (String, String, ExitStatus) {
-    let path = bin_dir().join(binary);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
-        path.display()
-    );
+    let path = built_binary(binary);
     let api = RuntimeApi::start().await.unwrap();
     let mut command = api.function_command(&path, binary);
     command

@@ -603,8 +603,8 @@ async fn declared_iam_actions_are_exactly_the_sdk_calls_made() {
     );
     let counter = Counter::new(verifier, store, Some(Publisher::new(sns, &f.topic_arn)));
 
-    // Every path: a failed publish (progress saved), the retry (resumed, marked done), a repeat
-    // (duplicate, counts read back).
+    // Every path: a failed publish (the words committed), the retry (nothing added, published),
+    // a repeat (nothing added, counts read back).
     let body = webhook_body("every path", "1481660433.000321");
     assert_eq!(
         call(&failing, form_request(body.clone())).await.0,

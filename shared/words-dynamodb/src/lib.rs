@@ -1,5 +1,5 @@
 //! The word-count store: DynamoDB table `WORDS_TABLE`, partition key `word` (S), count `count`
-//! (N): fanout-words-core's [`WordCountStore`] and [`ClaimStore`] over DynamoDB.
+//! (N): fanout-words-core's [`WordCountStore`] over DynamoDB.
 //!
 //! Counts only ever change by atomic `ADD`s carrying each word's multiplicity, committed in one
 //! TransactWriteItems per chunk of at most 99 words together with the chunk's claim. Claims

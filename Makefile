@@ -69,13 +69,15 @@ sam-build: dev-tools infra-tools
 	rustup target add aarch64-unknown-linux-gnu
 	cd infra && $(INFRA_ENV) $(SAM) build --beta-features --template template.yaml
 
-## bench-words: the word-count benchmark (release slack-counter under a fake Lambda Runtime API,
-## moto behind a proxy adding 5 ms per request); method and results in docs/performance.md
+## bench-words: the word-count benchmarks (release functions under a fake Lambda Runtime API,
+## moto behind a proxy adding 5 ms per request): one message at a time, then the load run (50
+## Slack messages a second for 60 s, the multiplier consuming; WORDS_LOAD_ARGS to change it);
+## method and results in docs/performance.md
 .PHONY: bench-words
 bench-words: dev-tools
-	cargo build --release -p slack-counter
-	cargo build --release -p fanout-bench
+	cargo build --release -p slack-counter -p sns-multiplier -p fanout-bench
 	target/release/counter-bench --counter-bin target/release/slack-counter
+	target/release/words-load $(WORDS_LOAD_ARGS)
 
 ## bench-copy: the S3 bulk-copy benchmark: s3-copy against `aws s3 cp` (AWS CLI from PyPI, in
 ## .venv-bench) and rclone (Debian) through the latency proxy's S3 copy model; docs/performance.md

@@ -9,6 +9,7 @@ pub struct Summary {
     pub min: Duration,
     pub median: Duration,
     pub p95: Duration,
+    pub p99: Duration,
     pub max: Duration,
 }
 
@@ -22,6 +23,7 @@ impl Summary {
             min: *sorted.first()?,
             median: percentile(&sorted, 50),
             p95: percentile(&sorted, 95),
+            p99: percentile(&sorted, 99),
             max: *sorted.last()?,
         })
     }
@@ -72,6 +74,7 @@ mod tests {
         assert_eq!(summary.min, Duration::from_millis(1));
         assert_eq!(summary.median, Duration::from_millis(50));
         assert_eq!(summary.p95, Duration::from_millis(95));
+        assert_eq!(summary.p99, Duration::from_millis(99));
         assert_eq!(summary.max, Duration::from_millis(100));
     }
 

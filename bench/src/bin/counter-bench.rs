@@ -8,19 +8,20 @@
 //! - init: process start to the first request for an invocation;
 //! - the process's peak resident memory (VmHWM).
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use bytes::Bytes;
 use clap::Parser;
-use fanout_bench::proxy::{Exchange, Proxy, ProxyConfig};
+use fanout_bench::function::{cpu_time, load_average, memory, stop, Function, Memory};
+use fanout_bench::proxy::{Exchange, Proxy};
+use fanout_bench::slack::{reply, webhook_event, TOKEN};
 use fanout_bench::stats::{ms, sequential_round_trips, Summary};
+use fanout_bench::words::WordsEmulator;
 use fanout_tests::runtime_api::RuntimeApi;
-use fanout_tests::{sdk_config, words::create_words_table, workspace_root, Emulator};
+use fanout_tests::{sdk_config, workspace_root};
 
 /// 26 distinct words, as the benchmark asks.
 const WORDS: [&str; 26] = [
@@ -28,9 +29,7 @@ const WORDS: [&str; 26] = [
     "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
     "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
 ];
-const TOKEN: &str = "bench-verification-token";
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
-const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 // The targets.
 const TARGET_ROUND_TRIPS: usize = 2;
@@ -87,7 +86,7 @@ struct Messages {
     last_count: i64,
 }
 
-type Failure = Box<dyn std::error::Error>;
+type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
@@ -101,16 +100,9 @@ async fn main() -> Result<(), Failure> {
         .counter_bin
         .clone()
         .unwrap_or_else(|| workspace_root().join("target/release/slack-counter"));
-    if !counter_bin.exists() {
-        return Err(format!(
-            "{} not found: build it first with `cargo build --release -p slack-counter` (or run `make bench-words`)",
-            counter_bin.display()
-        )
-        .into());
-    }
+    let counter = Function::new(counter_bin, "slack-counter")?;
 
-    let (_emulator, proxy, function) = set_up(&args, latency, counter_bin).await?;
-    let table = function.table.clone();
+    let (_emulator, proxy, table, function) = set_up(&args, latency, counter).await?;
     let load_before = load_average();
     let mut inits = time_inits(&function, args.init_runs).await?;
 
@@ -151,40 +143,23 @@ async fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-/// moto behind the latency proxy, the words table and topic, and how to start the counter.
+/// moto behind the latency proxy, the words table and topic, and the counter configured for
+/// them. Returns the emulator, the proxy, the table's name and the counter.
 async fn set_up(
     args: &Args,
     latency: Duration,
-    counter_bin: PathBuf,
-) -> Result<(Emulator, Proxy, Function), Failure> {
-    eprintln!("starting moto server…");
-    let emulator = Emulator::start();
-    let direct = sdk_config(&emulator.endpoint).await;
-    let table = create_words_table(&direct).await;
-    let topic_arn = aws_sdk_sns::Client::new(&direct)
-        .create_topic()
-        .name(format!("bench-words-{}", std::process::id()))
-        .send()
-        .await?
-        .topic_arn
-        .ok_or("moto created a topic without an ARN")?;
-    let proxy = Proxy::start(ProxyConfig {
-        listen: "127.0.0.1:0".parse()?,
-        upstream: emulator.endpoint.parse()?,
-        latency,
-        copy: Default::default(),
-        overlap: false,
-        record: true,
-    })
-    .await?;
-    let function = Function {
-        bin: counter_bin,
-        endpoint: proxy.url(),
-        table,
-        topic_arn,
-        log: args.counter_log.clone(),
-    };
-    Ok((emulator, proxy, function))
+    counter: Function,
+) -> Result<(WordsEmulator, Proxy, String, Function), Failure> {
+    let words = WordsEmulator::start("bench-words").await?;
+    let proxy = words.recording_proxy(latency).await?;
+    let mut function = counter
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env("WORDS_TABLE", &words.table)
+        .env("WORDS_TOPIC_ARN", &words.topic_arn)
+        .env("SLACK_VERIFICATION_TOKEN", TOKEN);
+    function.log = args.counter_log.clone();
+    let table = words.table.clone();
+    Ok((words, proxy, table, function))
 }
 
 /// Init times over `runs` process starts.
@@ -238,113 +213,6 @@ async fn run_phases(
     Ok((phases, first_invocation))
 }
 
-/// How to start the function under test.
-struct Function {
-    bin: PathBuf,
-    endpoint: String,
-    table: String,
-    topic_arn: String,
-    log: Option<PathBuf>,
-}
-
-impl Function {
-    /// Starts a process under `api` and waits for its first poll: returns the init time.
-    async fn start(&self, api: &RuntimeApi) -> Result<(Duration, Child), Failure> {
-        let (stdout, stderr) = match &self.log {
-            Some(path) => {
-                let file = File::options().create(true).append(true).open(path)?;
-                (Stdio::from(file.try_clone()?), Stdio::from(file))
-            }
-            None => (Stdio::null(), Stdio::null()),
-        };
-        // Only what Lambda would set, plus the emulator's endpoint and test credentials.
-        let mut command = api.function_command(&self.bin, "slack-counter");
-        command
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("WORDS_TABLE", &self.table)
-            .env("WORDS_TOPIC_ARN", &self.topic_arn)
-            .env("SLACK_VERIFICATION_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("could not start {}: {e}", self.bin.display()))?;
-        let first_poll = tokio::time::timeout(INIT_TIMEOUT, api.first_poll()).await;
-        match first_poll {
-            Ok(at) => Ok((at - started, child)),
-            Err(_) => {
-                let status = child.try_wait()?;
-                stop(&mut child);
-                Err(format!(
-                    "{} did not ask for an invocation within {INIT_TIMEOUT:?} (exit: {status:?}, init error: {:?})",
-                    self.bin.display(),
-                    api.init_error()
-                )
-                .into())
-            }
-        }
-    }
-}
-
-fn stop(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// An API Gateway HTTP API (v2) event carrying an outgoing-webhook post of the 26 words, with a
-/// message id of its own so that every invocation counts.
-fn event(serial: usize) -> Bytes {
-    let text = WORDS.join(" ");
-    let timestamp = format!("1700000000.{serial:06}");
-    let body = serde_urlencoded::to_string([
-        ("token", TOKEN),
-        ("team_id", "T0BENCH"),
-        ("team_domain", "bench"),
-        ("channel_id", "C0BENCH"),
-        ("channel_name", "bench"),
-        ("timestamp", timestamp.as_str()),
-        ("user_id", "U0BENCH"),
-        ("user_name", "bench"),
-        ("text", text.as_str()),
-        ("trigger_word", WORDS[0]),
-    ])
-    .expect("a form encodes");
-    let event = serde_json::json!({
-        "version": "2.0",
-        "routeKey": "POST /slack",
-        "rawPath": "/slack",
-        "rawQueryString": "",
-        "headers": {
-            "content-type": "application/x-www-form-urlencoded",
-            "host": "bench.execute-api.us-east-1.amazonaws.com",
-            "user-agent": "Slackbot 1.0 (+https://api.slack.com/robots)"
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "bench",
-            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "bench",
-            "http": {
-                "method": "POST",
-                "path": "/slack",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "Slackbot 1.0"
-            },
-            "requestId": format!("bench-{serial}"),
-            "routeKey": "POST /slack",
-            "stage": "$default",
-            "time": "14/Nov/2023:22:13:20 +0000",
-            "timeEpoch": 1700000000000u64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
-    Bytes::from(event.to_string())
-}
-
 /// Invokes the function once with a new message and checks that all 26 words were counted,
 /// each once more than before.
 async fn invoke(
@@ -353,7 +221,7 @@ async fn invoke(
     messages: &mut Messages,
 ) -> Result<Invocation, Failure> {
     messages.sent += 1;
-    let event = event(messages.sent);
+    let event = webhook_event(messages.sent, &WORDS.join(" "), 0);
     proxy.take_log();
     let outcome = api.invoke(event, INVOKE_TIMEOUT).await?;
     let exchanges = proxy.take_log();
@@ -361,12 +229,7 @@ async fn invoke(
     if outcome.is_error {
         return Err(format!("the function reported an error: {answer}").into());
     }
-    let response: serde_json::Value = serde_json::from_str(&answer)?;
-    let text = response["body"]
-        .as_str()
-        .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
-        .and_then(|body| body["text"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let (status, text) = reply(&outcome.body);
     let counts: Vec<(&str, i64)> = text
         .split(", ")
         .filter_map(|pair| pair.split_once(": "))
@@ -374,7 +237,7 @@ async fn invoke(
         .collect();
     let words: Vec<&str> = counts.iter().map(|&(word, _)| word).collect();
     let first_count = counts.first().map(|&(_, n)| n).unwrap_or_default();
-    if response["statusCode"] != 200 || words != WORDS || first_count != messages.last_count + 1 {
+    if status != Some(200) || words != WORDS || first_count != messages.last_count + 1 {
         return Err(format!(
             "unexpected answer (wanted 200 and the 26 words, {:?} at {}): {answer}",
             WORDS[0],
@@ -429,52 +292,6 @@ async fn original_loop(
         });
     }
     Ok(runs)
-}
-
-/// VmHWM and VmRSS of a process, in KiB.
-#[derive(Debug, Clone, Copy, Default)]
-struct Memory {
-    peak_kib: u64,
-    current_kib: u64,
-}
-
-fn memory(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Memory {
-        peak_kib: field("VmHWM:"),
-        current_kib: field("VmRSS:"),
-    }
-}
-
-/// User plus system CPU time of a process (from /proc/<pid>/stat, in USER_HZ = 100 ticks/s).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |at: usize| {
-        fields
-            .get(at)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line: indices 11 and 12 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 struct Report<'a> {

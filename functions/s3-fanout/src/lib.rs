@@ -47,12 +47,23 @@ pub const IAM_ACTIONS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// What a scheduled event backs up.
-    pub source: Location,
-    pub destination: Location,
+    /// What a scheduled event backs up; `None` when the environment names no backup (manual
+    /// events name their own source and destination).
+    pub backup: Option<Backup>,
     pub topic_arn: String,
     pub runs_table: Option<String>,
 }
+
+/// The backup a scheduled event runs: `SOURCE_BUCKET`/`SOURCE_PREFIX` to
+/// `DEST_BUCKET`/`DEST_PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub source: Location,
+    pub destination: Location,
+}
+
+/// Why a scheduled event cannot run when the environment names no backup.
+pub const NO_BACKUP: &str = "a scheduled event backs up SOURCE_BUCKET (and SOURCE_PREFIX) to DEST_BUCKET (and DEST_PREFIX), and neither bucket is set in this function's environment: set both, or send a manual event that names its source and destination";
 
 fn location(
     vars: &Vars,
@@ -77,18 +88,28 @@ fn location(
 }
 
 impl Config {
+    /// The backup is optional as a whole: neither bucket set is no backup, one without the
+    /// other is an error naming the missing one.
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
-        let source = location(vars, "SOURCE_BUCKET", "SOURCE_PREFIX")?;
-        let destination = location(vars, "DEST_BUCKET", "DEST_PREFIX")?;
-        check_pair(&source, &destination).map_err(|e| ConfigError::Invalid {
-            var: "DEST_BUCKET",
-            value: destination.to_string(),
-            reason: e.to_string(),
-            expected: "a destination that does not overlap the source",
-        })?;
+        let named = ["SOURCE_BUCKET", "DEST_BUCKET"].map(|var| vars.optional(var).is_some());
+        let backup = if named == [false, false] {
+            None
+        } else {
+            let source = location(vars, "SOURCE_BUCKET", "SOURCE_PREFIX")?;
+            let destination = location(vars, "DEST_BUCKET", "DEST_PREFIX")?;
+            check_pair(&source, &destination).map_err(|e| ConfigError::Invalid {
+                var: "DEST_BUCKET",
+                value: destination.to_string(),
+                reason: e.to_string(),
+                expected: "a destination that does not overlap the source",
+            })?;
+            Some(Backup {
+                source,
+                destination,
+            })
+        };
         Ok(Config {
-            source,
-            destination,
+            backup,
             topic_arn: vars.required("COPY_TOPIC_ARN", "the ARN of the SNS topic of copy jobs")?,
             runs_table: vars.optional("COPY_RUNS_TABLE"),
         })
@@ -153,17 +174,23 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
     }
 
     /// The run an event asks for: a scheduled event backs up what the configuration says.
-    pub fn request(&self, event: FanoutEvent, context: &Context) -> RunRequest {
+    pub fn request(
+        &self,
+        event: FanoutEvent,
+        context: &Context,
+    ) -> Result<RunRequest, FanoutError> {
         let mut request = match event {
             FanoutEvent::Scheduled(scheduled) => {
+                let backup = (self.config.backup.as_ref())
+                    .ok_or_else(|| FanoutError::NotConfigured(NO_BACKUP.into()))?;
                 let when = scheduled
                     .time
                     .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
                     .unwrap_or_default();
                 let id = scheduled.id.unwrap_or_else(|| context.request_id.clone());
                 RunRequest {
-                    source: self.config.source.clone(),
-                    destination: self.config.destination.clone(),
+                    source: backup.source.clone(),
+                    destination: backup.destination.clone(),
                     modified_since: None,
                     dry_run: false,
                     run_id: Some(format!("scheduled-{when}-{id}")),
@@ -175,12 +202,12 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
         if request.run_id.is_none() {
             request.run_id = Some(format!("manual-{}", context.request_id));
         }
-        request
+        Ok(request)
     }
 
     /// Handles one invocation.
     pub async fn handle(&self, event: LambdaEvent<FanoutEvent>) -> Result<Answer, FanoutError> {
-        let request = self.request(event.payload, &event.context);
+        let request = self.request(event.payload, &event.context)?;
         let continuation = (self.invoker.as_ref())
             .map(|invoker| invoker.for_function(&event.context.invoked_function_arn));
         let deadline = event.context.deadline();
@@ -210,6 +237,7 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fanout_copy_core::memory::{MemoryLedger, MemorySink, MemoryStore};
 
     fn vars<'a>(extra: &[(&'a str, &'a str)]) -> Vars {
         let mut pairs = vec![
@@ -224,8 +252,9 @@ mod tests {
     #[test]
     fn config_reads_the_backup_and_names_bad_variables() {
         let config = Config::from_vars(&vars(&[("SOURCE_PREFIX", "photos/")])).unwrap();
-        assert_eq!(config.source, Location::new("src-bucket", "photos/"));
-        assert_eq!(config.destination, Location::new("dst-bucket", ""));
+        let backup = config.backup.unwrap();
+        assert_eq!(backup.source, Location::new("src-bucket", "photos/"));
+        assert_eq!(backup.destination, Location::new("dst-bucket", ""));
         assert_eq!(config.runs_table, None);
         let err = Config::from_vars(&vars(&[("DEST_BUCKET", "Bad_Bucket")])).unwrap_err();
         assert_eq!(err.var(), Some("DEST_BUCKET"));
@@ -235,5 +264,37 @@ mod tests {
         assert_eq!(err.var(), Some("SOURCE_BUCKET"));
         let err = Config::from_vars(&vars(&[("DEST_BUCKET", "src-bucket")])).unwrap_err();
         assert!(err.to_string().contains("overlap"), "{err}");
+        let err = Config::from_vars(&Vars::from_pairs([("SOURCE_BUCKET", "s-b")])).unwrap_err();
+        assert_eq!(err.var(), Some("DEST_BUCKET"));
+    }
+
+    #[test]
+    fn no_backup_in_the_environment_is_fine_for_manual_events_only() {
+        let config = Config::from_vars(&Vars::from_pairs([(
+            "COPY_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:1:copy",
+        )]))
+        .unwrap();
+        assert_eq!(config.backup, None);
+        let fanout: Fanout<MemoryStore, MemorySink, MemoryLedger> = Fanout::new(
+            config,
+            MemoryStore::new(),
+            MemorySink::default(),
+            None,
+            None,
+            Budget::default(),
+        );
+        let context = Context::default();
+        let scheduled: FanoutEvent =
+            serde_json::from_str(include_str!("../../../events/s3-fanout-scheduled.json")).unwrap();
+        let err = fanout.request(scheduled, &context).unwrap_err().to_string();
+        assert!(
+            err.contains("SOURCE_BUCKET") && err.contains("DEST_BUCKET"),
+            "{err}"
+        );
+        let manual: FanoutEvent =
+            serde_json::from_str(include_str!("../../../events/s3-fanout-manual.json")).unwrap();
+        let request = fanout.request(manual, &context).unwrap();
+        assert!(request.run_id.is_some());
     }
 }

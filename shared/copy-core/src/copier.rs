@@ -10,6 +10,14 @@ use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::decide::{same_etag, unchanged, SOURCE_ETAG_METADATA};
+
+/// How many times one part is tried before the object is given up, and the first pause between
+/// tries (it grows fourfold).
+pub const PART_ATTEMPTS: u32 = 3;
+const PART_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// S3's limit on an object's user metadata: the UTF-8 bytes of every key and value together.
+pub const USER_METADATA_LIMIT: usize = 2048;
 use crate::job::CopyJob;
 use crate::plan::{self, Method, Part, Thresholds, TooLarge};
 use crate::store::{CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError};
@@ -153,7 +161,8 @@ impl<S: ObjectCopier> Copier<S> {
                 self.store.copy_object(&request).await?;
             }
             Method::Multipart(parts) => {
-                if source.tag_count != Some(0) {
+                // S3 leaves the tag count out when there are no tags.
+                if source.tag_count.is_some_and(|count| count > 0) {
                     request.tags = self.store.tags(&src.bucket, &src.key).await?;
                 }
                 self.multipart(&request, parts, planned).await?;
@@ -200,7 +209,12 @@ impl<S: ObjectCopier> Copier<S> {
 
     fn request(&self, job: &CopyJob, source: &ObjectHead) -> CopyRequest {
         let mut metadata = source.metadata.clone();
-        metadata.insert(SOURCE_ETAG_METADATA.to_owned(), job.source.etag.clone());
+        // The record is only added where it fits in S3's 2 KB of user metadata: without it, a
+        // later run compares the destination by checksum, or copies it again.
+        let used: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if used + SOURCE_ETAG_METADATA.len() + job.source.etag.len() <= USER_METADATA_LIMIT {
+            metadata.insert(SOURCE_ETAG_METADATA.to_owned(), job.source.etag.clone());
+        }
         CopyRequest {
             source_bucket: job.source.bucket.clone(),
             source_key: job.source.key.clone(),
@@ -222,6 +236,29 @@ impl<S: ObjectCopier> Copier<S> {
             .expect("the copier never closes its semaphore")
     }
 
+    /// Copies one part; a transient failure (after the store's own retries) is tried again,
+    /// alone, after a pause, before the object is given up.
+    async fn copy_part(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+        part: Part,
+    ) -> Result<crate::store::CompletedPart, StoreError> {
+        let mut pause = PART_RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            match self.store.copy_part(request, upload_id, part).await {
+                Err(err) if err.transient() && attempt < PART_ATTEMPTS => {
+                    tracing::warn!(key = %request.key, part = part.number, attempt, error = %err, "a part failed; trying it again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Copies the parts in parallel and completes the upload; on any failure, lets the parts
     /// in flight finish, starts no more, and aborts the upload so that no parts are left behind.
     async fn multipart(
@@ -241,7 +278,7 @@ impl<S: ObjectCopier> Copier<S> {
                     if failed.load(Ordering::Relaxed) {
                         return Ok(None);
                     }
-                    let outcome = self.store.copy_part(request, upload_id, part).await;
+                    let outcome = self.copy_part(request, upload_id, part).await;
                     if outcome.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -407,10 +444,39 @@ mod tests {
         assert!(store.open_uploads().is_empty());
     }
 
-    #[tokio::test]
-    async fn a_failed_part_aborts_the_upload() {
+    #[tokio::test(start_paused = true)]
+    async fn a_part_that_fails_is_tried_again_alone() {
         let (store, job) = store_with("big.bin", 11 * MIB as usize);
-        store.fail("UploadPartCopy", 1, ErrorKind::Transient);
+        store.fail(
+            "UploadPartCopy",
+            PART_ATTEMPTS as usize - 1,
+            ErrorKind::Transient,
+        );
+        let copier = Copier::new(store, five_mib_parts(), 1);
+        assert!(copier.copy(&job).await.is_ok());
+        let store = copier.store();
+        let parts: Vec<_> = store
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("UploadPartCopy"))
+            .collect();
+        // Part 1 three times (two failures), then parts 2 and 3 once each.
+        assert_eq!(parts.len(), 3 + PART_ATTEMPTS as usize - 1, "{parts:?}");
+        assert_eq!(
+            store.object("dst", "backup/big.bin").unwrap().data,
+            store.object("src", "big.bin").unwrap().data
+        );
+        assert!(store.open_uploads().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_part_that_keeps_failing_aborts_the_upload() {
+        let (store, job) = store_with("big.bin", 11 * MIB as usize);
+        store.fail(
+            "UploadPartCopy",
+            PART_ATTEMPTS as usize,
+            ErrorKind::Transient,
+        );
         let copier = Copier::new(store, five_mib_parts(), 1);
         let err = copier.copy(&job).await.unwrap_err();
         assert!(err.transient(), "{err}");
@@ -436,6 +502,48 @@ mod tests {
                 assert_eq!(copier.store().open_uploads(), vec![upload_id]);
             }
             other => panic!("not a NotAborted: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_untagged_multipart_source_costs_no_tagging_request() {
+        let (store, job) = store_with("big.bin", 11 * MIB as usize);
+        let mut untagged = store.object("src", "big.bin").unwrap();
+        untagged.tags.clear();
+        store.put("src", "big.bin", untagged);
+        let copier = Copier::new(store, five_mib_parts(), 4);
+        copier.copy(&job).await.unwrap();
+        let calls = copier.store().calls();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("GetObjectTagging")),
+            "{calls:?}"
+        );
+        assert!(copier
+            .store()
+            .object("dst", "backup/big.bin")
+            .unwrap()
+            .tags
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn metadata_near_the_limit_is_copied_without_the_etag_record() {
+        for len in [1000, 11 * MIB as usize] {
+            let (store, job) = store_with("full.bin", len);
+            let mut full = store.object("src", "full.bin").unwrap();
+            // 2,040 bytes of the 2,048 S3 allows: no room left for the record.
+            full.metadata
+                .insert("notes".into(), "n".repeat(2040 - 8 - 5));
+            store.put("src", "full.bin", full);
+            let copier = Copier::new(store, five_mib_parts(), 4);
+            assert_eq!(
+                copier.copy(&job).await,
+                Ok(Copied::Copied { bytes: len as u64 }),
+                "{len} bytes"
+            );
+            let copy = copier.store().object("dst", "backup/full.bin").unwrap();
+            assert_eq!(copy.metadata.get("notes").map(String::len), Some(2027));
+            assert!(!copy.metadata.contains_key(SOURCE_ETAG_METADATA));
         }
     }
 

@@ -54,11 +54,14 @@ pub fn same_etag(a: &str, b: &str) -> bool {
     a.trim_matches('"') == b.trim_matches('"')
 }
 
-/// Decides from the listings alone.
+/// Decides from the listings alone. A source modified after its copy was written is copied
+/// again even with the same size and ETag: a copy in place that edits only metadata keeps the
+/// ETag.
 pub fn decide(source: &Listed, destination: Option<&Listed>) -> Decision {
+    let newer = |dest: &Listed| matches!((source.last_modified, dest.last_modified), (Some(s), Some(d)) if s > d);
     match destination {
         None => Decision::Copy,
-        Some(dest) if dest.size != source.size => Decision::Copy,
+        Some(dest) if dest.size != source.size || newer(dest) => Decision::Copy,
         Some(dest) if same_etag(&dest.etag, &source.etag) => Decision::Skip,
         Some(_) => Decision::Check,
     }
@@ -165,6 +168,37 @@ mod tests {
         assert_eq!(
             decide(&src, Some(&listed("k", 10, "\"def-2\""))),
             Decision::Check
+        );
+    }
+
+    #[test]
+    fn a_source_modified_after_its_copy_is_copied_again() {
+        let at = |size, etag: &str, when| Listed {
+            last_modified: Some(when),
+            ..listed("k", size, etag)
+        };
+        // A copy in place that changed only metadata: same size and ETag, a later time.
+        assert_eq!(
+            decide(&at(10, "\"abc\"", 2_000), Some(&at(10, "\"abc\"", 1_000))),
+            Decision::Copy
+        );
+        // The copy was written after the source: unchanged.
+        assert_eq!(
+            decide(&at(10, "\"abc\"", 1_000), Some(&at(10, "\"abc\"", 1_500))),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(&at(10, "\"abc\"", 1_000), Some(&at(10, "\"m-2\"", 1_500))),
+            Decision::Check
+        );
+        assert_eq!(
+            decide(&at(10, "\"abc\"", 2_000), Some(&at(10, "\"m-2\"", 1_500))),
+            Decision::Copy
+        );
+        // Without times (an old listing), size and ETag decide.
+        assert_eq!(
+            decide(&listed("k", 10, "\"abc\""), Some(&at(10, "\"abc\"", 1_000))),
+            Decision::Skip
         );
     }
 

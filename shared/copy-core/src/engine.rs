@@ -192,6 +192,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_folder_marker_at_the_source_prefix_is_copied_or_skipped() {
+        let store = MemoryStore::new();
+        store.create_bucket("dst");
+        store.put("src", "photos/", Object::new(Vec::new()));
+        store.put("src", "photos/a.jpg", Object::new(vec![1; 10]));
+        let copier = Copier::new(store, CopyOptions::default(), 2);
+        let at = |source: &str, destination: &str| RunSpec {
+            source: source.parse().unwrap(),
+            destination: destination.parse().unwrap(),
+            ..spec()
+        };
+        // (destination, copied, skipped): into a prefix the marker is the prefix's
+        // own marker; into a whole bucket it has no key to go to: skipped, not failed.
+        for (destination, copied, skipped) in [("s3://dst/backup/", 2, 0), ("s3://dst", 1, 1)] {
+            let summary = run(
+                &copier,
+                at("s3://src/photos/", destination),
+                false,
+                None,
+                &Quiet,
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                (
+                    summary.listed,
+                    summary.copied,
+                    summary.skipped,
+                    summary.failed
+                ),
+                (2, copied, skipped, 0),
+                "{destination}"
+            );
+        }
+        assert!(copier.store().object("dst", "backup/").is_some());
+        assert!(copier.store().object("dst", "a.jpg").is_some());
+        assert!(copier.store().object("dst", "").is_none());
+    }
+
+    #[tokio::test]
     async fn failures_are_kept_and_a_broken_listing_stops_the_run() {
         let copier = Copier::new(store(5), CopyOptions::default(), 2);
         copier.store().fail("CopyObject", 2, ErrorKind::Permanent);

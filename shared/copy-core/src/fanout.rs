@@ -101,6 +101,9 @@ pub trait Continuation: Send + Sync {
 pub enum FanoutError {
     #[error("{0}; a manual event looks like {MANUAL_EVENT_EXAMPLE}")]
     BadEvent(String),
+    /// The event needs configuration the function does not have.
+    #[error("{0}")]
+    NotConfigured(String),
     #[error(transparent)]
     Listing(#[from] StoreError),
     #[error(transparent)]

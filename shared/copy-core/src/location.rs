@@ -68,11 +68,18 @@ pub fn check_pair(source: &Location, destination: &Location) -> Result<(), Overl
 }
 
 /// The destination key of `key`: `destination.prefix` + `key` without `source.prefix`; `None`
-/// when `key` is not under the source prefix.
+/// when `key` is not under the source prefix. A "folder" marker at the source prefix itself
+/// (`photos/`, as the S3 console's "Create folder" makes) maps to the destination prefix, which
+/// is the empty string, no key at all, when the destination is a whole bucket: see
+/// [`FOLDER_MARKER_SKIPPED`].
 pub fn destination_key(source: &Location, destination: &Location, key: &str) -> Option<String> {
     key.strip_prefix(source.prefix.as_str())
         .map(|rest| format!("{}{rest}", destination.prefix))
 }
+
+/// Why a folder marker at the source prefix is not copied to a whole-bucket destination.
+pub const FOLDER_MARKER_SKIPPED: &str =
+    "a folder marker at the source prefix maps to an empty key in a whole-bucket destination, which no object can have: skipped";
 
 impl FromStr for Location {
     type Err = LocationError;
@@ -180,6 +187,16 @@ mod tests {
         assert_eq!(
             destination_key(&whole, &dst, "x").as_deref(),
             Some("backup/2016/x")
+        );
+        // The folder marker at the source prefix: the destination prefix, or an empty key.
+        assert_eq!(
+            destination_key(&src, &dst, "photos/").as_deref(),
+            Some("backup/2016/")
+        );
+        let bucket = Location::new("dst", "");
+        assert_eq!(
+            destination_key(&src, &bucket, "photos/").as_deref(),
+            Some("")
         );
     }
 

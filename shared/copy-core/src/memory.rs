@@ -145,6 +145,21 @@ impl MemoryStore {
         Ok(state)
     }
 
+    /// S3's refusal of user metadata over 2 KB (`MetadataTooLarge`).
+    fn check_metadata(request: &CopyRequest, operation: &'static str) -> Result<(), StoreError> {
+        let size: usize = (request.metadata.iter())
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
+        if size > crate::copier::USER_METADATA_LIMIT {
+            return Err(request.error(
+                operation,
+                ErrorKind::Permanent,
+                format!("MetadataTooLarge: {size} bytes of user metadata"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The request's source object, as long as it still has the listed ETag.
     fn source(
         state: &State,
@@ -225,6 +240,7 @@ impl ObjectCopier for MemoryStore {
     async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
         let mut state = self.enter("CopyObject", &request.bucket, &request.key)?;
         let source = Self::source(&state, request, "CopyObject")?;
+        Self::check_metadata(request, "CopyObject")?;
         let copy = Object {
             etag: content_etag(&[&source.data], None),
             headers: request.headers.clone(),
@@ -238,6 +254,7 @@ impl ObjectCopier for MemoryStore {
 
     async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
         let mut state = self.enter("CreateMultipartUpload", &request.bucket, &request.key)?;
+        Self::check_metadata(request, "CreateMultipartUpload")?;
         state.next_upload += 1;
         let id = format!("upload-{}", state.next_upload);
         let upload = Upload {

@@ -6,7 +6,7 @@
 
 use crate::decide::{decide, Decision, DestinationCursor, Listed, Seek};
 use crate::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
-use crate::location::{destination_key, Location};
+use crate::location::{destination_key, Location, FOLDER_MARKER_SKIPPED};
 use crate::store::{ErrorKind, ObjectLister, StoreError};
 
 /// What to copy, where, and which objects.
@@ -122,6 +122,11 @@ impl<L: ObjectLister> Planner<L> {
                 continue;
             }
             planned.listed += 1;
+            if key.is_empty() {
+                tracing::info!(run_id = %self.spec.run_id, key = %object.key, reason = FOLDER_MARKER_SKIPPED, "skipped");
+                planned.skipped += 1;
+                continue;
+            }
             let existing = self.find_destination(&key).await?;
             let decision = decide(&object, existing.as_ref());
             if decision == Decision::Skip {

@@ -244,6 +244,15 @@ impl<'t> Function<'t> {
             .or_else(|| self.template.globals.get(name))
     }
 
+    /// The value of one of its own environment variables.
+    fn variable(&self, name: &str) -> Option<&'t Value> {
+        self.resource
+            .get("Properties")
+            .and_then(|p| p.get("Environment"))
+            .and_then(|env| env.get("Variables"))
+            .and_then(|vars| vars.get(name))
+    }
+
     /// The environment variables it sets, its own and those in Globals.
     fn environment(&self) -> BTreeSet<String> {
         let own = self
@@ -825,13 +834,21 @@ fn every_asynchronous_invocation_and_queue_has_somewhere_to_fail_to() {
                     .and_then(|id| template.resource(&id).map(|q| (id, q)));
                 match queue {
                     Some((id, queue)) => {
-                        if queue
-                            .get("Properties")
-                            .and_then(|p| p.get("RedrivePolicy"))
-                            .is_none()
-                        {
+                        let redrive = queue.get("Properties").and_then(|p| p.get("RedrivePolicy"));
+                        if redrive.is_none() {
                             problems.push(format!(
                                 "{binary}: its queue {id} has no RedrivePolicy (dead-letter queue)"
+                            ));
+                        }
+                        // A function told its queue's maxReceiveCount must be told the truth.
+                        let told = function.variable("COPY_MAX_RECEIVES");
+                        let max = redrive.and_then(|r| r.get("maxReceiveCount"));
+                        let number = |v: Option<&Value>| {
+                            v.and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                        };
+                        if told.is_some() && number(told) != number(max) {
+                            problems.push(format!(
+                                "{binary}: COPY_MAX_RECEIVES is {told:?} but its queue {id} has maxReceiveCount {max:?}"
                             ));
                         }
                     }

@@ -206,6 +206,7 @@ async fn the_originals_story_1_then_11_then_12() {
         body: published[0]["Message"].as_str().unwrap().to_owned(),
         id: Some("m".into()),
         sender: None,
+        receive_count: None,
     })
     .unwrap();
     assert_eq!(line.message_id, "T0001:C2147483705:1481660433.000004");

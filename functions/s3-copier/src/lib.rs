@@ -27,6 +27,7 @@ pub const ENV_VARS: &[&str] = &[
     "COPY_CONCURRENCY",
     "COPY_STORAGE_CLASS",
     "COPY_KMS_KEY_ID",
+    "COPY_MAX_RECEIVES",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml): HEAD and
@@ -57,6 +58,9 @@ pub struct Config {
     pub runs_table: Option<String>,
     pub options: CopyOptions,
     pub concurrency: usize,
+    /// The copy queue's `maxReceiveCount`: a job that fails on this receive goes to the
+    /// dead-letter queue, so its failure is recorded with its run first. `None`: unknown.
+    pub max_receives: Option<u32>,
 }
 
 const SIZE: &str = "a size in bytes, or a whole number with KiB, MiB or GiB";
@@ -100,7 +104,16 @@ impl Config {
                 expected: "a whole number of copy requests in flight at once, 1 or more",
             });
         }
+        let max_receives = vars.parsed_with(
+            "COPY_MAX_RECEIVES",
+            "the copy queue's maxReceiveCount, a whole number 1 or more",
+            |text| {
+                (text.parse::<u32>().ok().filter(|&n| n > 0))
+                    .ok_or("it is not a whole number of 1 or more")
+            },
+        )?;
         Ok(Config {
+            max_receives,
             runs_table: vars.optional("COPY_RUNS_TABLE"),
             options: CopyOptions {
                 thresholds,
@@ -120,18 +133,34 @@ impl Config {
 pub struct CopyHandler<S, R> {
     copier: Copier<S>,
     ledger: Option<R>,
+    max_receives: Option<u32>,
 }
 
 impl<S: ObjectCopier, R: RunLedger> CopyHandler<S, R> {
     pub fn new(copier: Copier<S>, ledger: Option<R>) -> Self {
-        CopyHandler { copier, ledger }
+        CopyHandler {
+            copier,
+            ledger,
+            max_receives: None,
+        }
+    }
+
+    /// With the copy queue's `maxReceiveCount`: a job failing on its last receive is recorded
+    /// with its run as it goes to the dead-letter queue.
+    pub fn with_max_receives(mut self, max_receives: Option<u32>) -> Self {
+        self.max_receives = max_receives;
+        self
     }
 
     /// Handles an SNS or SQS event: each job copied and counted in its run.
     pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
         batch
             .handle(|delivery| async move {
-                copy_and_record(&self.copier, self.ledger.as_ref(), &delivery.body).await
+                let last = matches!(
+                    (delivery.receive_count, self.max_receives),
+                    (Some(count), Some(max)) if count >= max
+                );
+                copy_and_record(&self.copier, self.ledger.as_ref(), &delivery.body, last).await
             })
             .await
     }
@@ -151,6 +180,7 @@ mod tests {
         );
         assert_eq!(config.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(config.runs_table, None);
+        assert_eq!(config.max_receives, None);
         let config = Config::from_vars(&Vars::from_pairs([
             ("COPY_MULTIPART_THRESHOLD", "8MiB"),
             ("COPY_PART_SIZE", "5242880"),
@@ -158,8 +188,10 @@ mod tests {
             ("COPY_STORAGE_CLASS", "STANDARD_IA"),
             ("COPY_KMS_KEY_ID", "alias/backup"),
             ("COPY_RUNS_TABLE", "runs"),
+            ("COPY_MAX_RECEIVES", "5"),
         ]))
         .unwrap();
+        assert_eq!(config.max_receives, Some(5));
         assert_eq!(config.options.thresholds.multipart_threshold(), 8 * MIB);
         assert_eq!(
             config.options.thresholds.part_size(),
@@ -169,6 +201,53 @@ mod tests {
         assert_eq!(config.options.kms_key_id.as_deref(), Some("alias/backup"));
         let config = Config::from_vars(&Vars::from_pairs([("COPY_PART_SIZE", "auto")])).unwrap();
         assert_eq!(config.options.thresholds.part_size(), PartSize::Auto);
+    }
+
+    #[tokio::test]
+    async fn a_job_failing_on_its_last_receive_is_recorded_with_its_run() {
+        use fanout_copy_core::ledger::RunLedger;
+        use fanout_copy_core::memory::{MemoryLedger, MemoryStore, Object};
+        use fanout_copy_core::store::ErrorKind;
+        let store = MemoryStore::new();
+        store.create_bucket("dst");
+        let object = Object::new(b"data".to_vec());
+        let job = serde_json::json!({
+            "schema_version": 1, "run_id": "run-1",
+            "source": {"bucket": "src", "key": "a.txt", "size": 4, "etag": object.etag},
+            "destination": {"bucket": "dst", "key": "a.txt"}
+        });
+        store.put("src", "a.txt", object);
+        let handler = CopyHandler::new(
+            Copier::new(store, CopyOptions::default(), 2),
+            Some(MemoryLedger::new()),
+        )
+        .with_max_receives(Some(5));
+        let event = |count: u32| {
+            serde_json::from_value::<Batch>(serde_json::json!({"Records": [{
+                "messageId": format!("m-{count}"), "body": job.to_string(), "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": count.to_string()}
+            }]}))
+            .unwrap()
+        };
+        let ledger = handler.ledger.as_ref().unwrap();
+        for count in [4, 5] {
+            handler
+                .copier
+                .store()
+                .fail("HeadObject", 1, ErrorKind::Transient);
+            let answer = handler.handle(event(count)).await.unwrap();
+            assert_eq!(
+                answer["batchItemFailures"][0]["itemIdentifier"],
+                format!("m-{count}"),
+                "the record fails either way, so SQS retries or dead-letters it"
+            );
+            let failed = ledger
+                .get("run-1")
+                .await
+                .unwrap()
+                .map_or(0, |run| run.failed);
+            assert_eq!(failed, u64::from(count == 5), "receive {count}");
+        }
     }
 
     #[test]
@@ -181,6 +260,8 @@ mod tests {
             ("COPY_CONCURRENCY", "0"),
             ("COPY_CONCURRENCY", "many"),
             ("COPY_STORAGE_CLASS", "cheap"),
+            ("COPY_MAX_RECEIVES", "0"),
+            ("COPY_MAX_RECEIVES", "five"),
         ] {
             let err = Config::from_vars(&Vars::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(err.var(), Some(var), "{var}={value}: {err}");

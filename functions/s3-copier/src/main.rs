@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
         let copier = Copier::new(S3Store::from_sdk(&sdk), config.options, config.concurrency);
         let ledger = (config.runs_table.as_ref())
             .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
-        Ok::<_, ConfigError>(CopyHandler::new(copier, ledger))
+        Ok::<_, ConfigError>(
+            CopyHandler::new(copier, ledger).with_max_receives(config.max_receives),
+        )
     })
     .await?;
     let handler = &handler;

@@ -68,7 +68,7 @@ mod tests {
         let line = LogLine::from_delivery(&Delivery {
             body: body.into(),
             id: Some("sns-1".into()),
-            sender: None,
+            ..Delivery::default()
         })
         .unwrap();
         let json = serde_json::to_value(&line).unwrap();
@@ -83,7 +83,7 @@ mod tests {
         let delivery = Delivery {
             body: "{broken".into(),
             id: Some("sns-1".into()),
-            sender: None,
+            ..Delivery::default()
         };
         assert!(LogLine::from_delivery(&delivery).is_err());
     }

@@ -226,6 +226,7 @@ mod tests {
             body: body.into(),
             id: None,
             sender: Some("AIDASNS".into()),
+            receive_count: None,
         }
     }
 

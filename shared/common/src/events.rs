@@ -18,7 +18,7 @@ use serde_json::Value;
 pub const RECORD_CONCURRENCY: usize = 10;
 
 /// One delivered message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Delivery {
     /// The message as published.
     pub body: String,
@@ -29,6 +29,10 @@ pub struct Delivery {
     pub id: Option<String>,
     /// Who sent a raw SQS record (its `SenderId` attribute).
     pub sender: Option<String>,
+    /// How many times SQS has handed this record out, this time included (its
+    /// `ApproximateReceiveCount`); `None` for SNS. Past the queue's `maxReceiveCount`, a record
+    /// that fails again goes to the dead-letter queue.
+    pub receive_count: Option<u32>,
 }
 
 /// An event that carries messages: from an SNS subscription or an SQS event source mapping.
@@ -97,6 +101,7 @@ impl Batch {
                     body: record.sns.message,
                     id: Some(record.sns.message_id),
                     sender: None,
+                    receive_count: None,
                 });
                 let failures: Vec<String> = stream::iter(deliveries)
                     .map(|delivery| {
@@ -119,7 +124,9 @@ impl Batch {
                     .map(|record| {
                         let record_id = record.message_id.clone().unwrap_or_default();
                         let sender = record.attributes.get("SenderId").cloned();
-                        let delivery = from_sqs_body(record.body.unwrap_or_default(), sender);
+                        let mut delivery = from_sqs_body(record.body.unwrap_or_default(), sender);
+                        delivery.receive_count = (record.attributes.get("ApproximateReceiveCount"))
+                            .and_then(|count| count.parse().ok());
                         let outcome = handler(delivery);
                         async move {
                             match outcome.await {
@@ -173,11 +180,13 @@ pub fn from_sqs_body(body: String, sender: Option<String>) -> Delivery {
             body: notification.message,
             id: Some(notification.message_id),
             sender: None,
+            receive_count: None,
         },
         _ => Delivery {
             body,
             id: None,
             sender,
+            receive_count: None,
         },
     }
 }
@@ -195,6 +204,7 @@ mod tests {
                 body: "hello there".into(),
                 id: Some("m-1".into()),
                 sender: None,
+                receive_count: None,
             }
         );
         let raw = r#"{"schema_version":1}"#;
@@ -204,6 +214,7 @@ mod tests {
                 body: raw.into(),
                 id: None,
                 sender: Some("AIDASNS".into()),
+                receive_count: None,
             }
         );
     }
@@ -250,5 +261,25 @@ mod tests {
             answer,
             serde_json::json!({"batchItemFailures":[{"itemIdentifier":"bad-1"}]})
         );
+    }
+
+    #[tokio::test]
+    async fn sqs_records_carry_their_receive_count() {
+        let event = serde_json::json!({"Records":[
+            {"messageId":"a","body":"x","eventSource":"aws:sqs","attributes":{"ApproximateReceiveCount":"5"}},
+            {"messageId":"b","body":"y","eventSource":"aws:sqs"}
+        ]});
+        let seen = std::sync::Mutex::new(Vec::new());
+        batch(event)
+            .unwrap()
+            .handle(|d: Delivery| {
+                seen.lock().unwrap().push((d.body, d.receive_count));
+                async { Ok::<(), &str>(()) }
+            })
+            .await
+            .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, vec![("x".into(), Some(5)), ("y".into(), None)]);
     }
 }

@@ -1,5 +1,6 @@
 //! Whether an object needs copying: compared by content (size and ETag, the source ETag recorded
-//! in the destination's metadata, or a full-object checksum), never by timestamp.
+//! in the destination's metadata, or a full-object checksum); time only to copy again a source
+//! modified after its copy was written.
 //!
 //! The destination is listed beside the source; both listings come in key order and the key
 //! mapping keeps that order, so one pass over both ([`DestinationCursor`]) pairs each source

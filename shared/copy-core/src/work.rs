@@ -1,7 +1,9 @@
 //! The copier's protocol for one delivered job: copy the object, then count the outcome in its
 //! run. A failure that can never succeed is recorded with the run and not retried; any other
 //! failure, or any failure when there is no ledger to record it in, is returned so that the
-//! delivery is retried and, in the end, dead-lettered.
+//! delivery is retried and, in the end, dead-lettered. On the job's last delivery before the
+//! dead-letter queue, a failure is recorded with the run as well, with its reason, so that the
+//! run learns what it lost.
 
 use std::time::Instant;
 
@@ -24,10 +26,12 @@ pub enum JobFailure {
 }
 
 /// Copies the object the job (a JSON message) names and counts the outcome in its run.
+/// `last_delivery`: a failure now sends the job to the dead-letter queue.
 pub async fn copy_and_record<S, R>(
     copier: &Copier<S>,
     ledger: Option<&R>,
     message: &str,
+    last_delivery: bool,
 ) -> Result<(), JobFailure>
 where
     S: ObjectCopier,
@@ -63,6 +67,18 @@ where
                         error: err.to_string(),
                         ledger,
                     })
+            }
+            Some(ledger) if last_delivery => {
+                tracing::error!(%run_id, %key, elapsed_ms, error = %err, class = "transient", "failed on its last delivery; recorded with the run, the job goes to the dead-letter queue");
+                let reason =
+                    format!("{err} (on its last delivery: the job is in the dead-letter queue)");
+                match ledger.record_failure(run_id, key, &reason).await {
+                    Ok(()) => Err(err.into()),
+                    Err(ledger) => Err(JobFailure::NotRecorded {
+                        error: err.to_string(),
+                        ledger,
+                    }),
+                }
             }
             _ => {
                 let class = if err.transient() {
@@ -112,8 +128,12 @@ mod tests {
     async fn copies_and_skips_are_counted_in_the_run() {
         let (copier, job) = setup();
         let ledger = MemoryLedger::new();
-        copy_and_record(&copier, Some(&ledger), &job).await.unwrap();
-        copy_and_record(&copier, Some(&ledger), &job).await.unwrap();
+        copy_and_record(&copier, Some(&ledger), &job, false)
+            .await
+            .unwrap();
+        copy_and_record(&copier, Some(&ledger), &job, false)
+            .await
+            .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
         assert_eq!((run.copied, run.bytes_copied, run.skipped), (1, 5, 1));
     }
@@ -123,11 +143,13 @@ mod tests {
         let (copier, job) = setup();
         let job = job.replace("a.txt\",\"size", "gone.txt\",\"size");
         let ledger = MemoryLedger::new();
-        copy_and_record(&copier, Some(&ledger), &job).await.unwrap();
+        copy_and_record(&copier, Some(&ledger), &job, false)
+            .await
+            .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
         assert_eq!(run.failed, 1);
         assert_eq!(run.failures[0].0, "gone.txt");
-        let unrecorded = copy_and_record(&copier, None::<&MemoryLedger>, &job).await;
+        let unrecorded = copy_and_record(&copier, None::<&MemoryLedger>, &job, false).await;
         assert!(
             matches!(unrecorded, Err(JobFailure::Copy(_))),
             "{unrecorded:?}"
@@ -139,7 +161,7 @@ mod tests {
         let (copier, job) = setup();
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
         let ledger = MemoryLedger::new();
-        let err = copy_and_record(&copier, Some(&ledger), &job)
+        let err = copy_and_record(&copier, Some(&ledger), &job, false)
             .await
             .unwrap_err();
         assert!(
@@ -147,7 +169,34 @@ mod tests {
             "{err}"
         );
         assert_eq!(ledger.get("run-1").await.unwrap(), None, "nothing counted");
-        let bad = copy_and_record(&copier, Some(&ledger), "{\"schema_version\": 1}").await;
+        let bad = copy_and_record(&copier, Some(&ledger), "{\"schema_version\": 1}", false).await;
         assert!(matches!(bad, Err(JobFailure::Job(_))), "{bad:?}");
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_on_the_last_delivery_is_recorded_and_still_dead_lettered() {
+        let (copier, job) = setup();
+        copier.store().fail("HeadObject", 1, ErrorKind::Transient);
+        let ledger = MemoryLedger::new();
+        let err = copy_and_record(&copier, Some(&ledger), &job, true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, JobFailure::Copy(ref e) if e.transient()),
+            "{err}"
+        );
+        let run = ledger.get("run-1").await.unwrap().unwrap();
+        assert_eq!((run.failed, run.copied), (1, 0));
+        assert_eq!(run.failures[0].0, "a.txt");
+        assert!(
+            run.failures[0].1.contains("dead-letter queue"),
+            "{:?}",
+            run.failures
+        );
+        // Without a ledger there is nowhere to record it: it is only dead-lettered.
+        copier.store().fail("HeadObject", 1, ErrorKind::Transient);
+        assert!(copy_and_record(&copier, None::<&MemoryLedger>, &job, true)
+            .await
+            .is_err());
     }
 }

@@ -14,8 +14,10 @@ use fanout_tests::copy::{
     body, bytes, carried, create_bucket, keys, open_uploads, put_object, s3, s3_with, Carried,
     FailPart,
 };
+use fanout_tests::iam::CallRecorder;
 use fanout_tests::Emulator;
 use futures::stream::{self, StreamExt};
+use std::collections::BTreeMap;
 
 /// Objects above 5 MiB are copied in 5 MiB parts: an 11 MiB object takes three.
 fn tiny_thresholds() -> CopyOptions {
@@ -389,4 +391,113 @@ async fn a_dry_run_copies_nothing_and_modified_since_filters() {
     .unwrap();
     assert_eq!((summary.listed, summary.copied), (0, 0));
     assert!(keys(&f.client, &f.destination).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_folder_marker_at_the_prefix_root_goes_to_the_destination_prefix_or_is_skipped() {
+    let f = Fixture::new().await;
+    let plain = Carried::default();
+    f.put("photos/", 0, 0, &plain).await;
+    f.put("photos/a.jpg", 100, 1, &plain).await;
+    let copier = f.copier(tiny_thresholds());
+    let into_prefix = engine::run(&copier, f.spec("photos/", "backup/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (into_prefix.copied, into_prefix.skipped, into_prefix.failed),
+        (2, 0, 0),
+        "{into_prefix:?}"
+    );
+    let whole = create_bucket(&f.sdk, "whole").await;
+    let spec = RunSpec {
+        destination: Location::new(&whole, ""),
+        ..f.spec("photos/", "")
+    };
+    let into_bucket = engine::run(&copier, spec, false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (into_bucket.copied, into_bucket.skipped, into_bucket.failed),
+        (1, 1, 0),
+        "the marker would have an empty key: skipped, not failed: {into_bucket:?}"
+    );
+    assert_eq!(keys(&f.client, &whole).await, vec!["a.jpg".to_owned()]);
+    let mut copied = keys(&f.client, &f.destination).await;
+    copied.sort();
+    assert_eq!(
+        copied,
+        vec!["backup/".to_owned(), "backup/a.jpg".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn a_metadata_edit_in_place_is_copied_again() {
+    let f = Fixture::new().await;
+    let etag = f.put("doc.txt", 300, 4, &Carried::sample()).await;
+    let copier = f.copier(tiny_thresholds());
+    let first = engine::run(&copier, f.spec("", "c/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(first.copied, 1);
+    // S3's LastModified has a resolution of one second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let edited = f
+        .client
+        .copy_object()
+        .bucket(&f.source)
+        .key("doc.txt")
+        .copy_source(format!("{}/doc.txt", f.source))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("camera", "edited")
+        .send()
+        .await
+        .unwrap();
+    let new_etag = edited.copy_object_result.and_then(|r| r.e_tag);
+    assert_eq!(
+        new_etag.as_deref(),
+        Some(etag.as_str()),
+        "same content, same ETag"
+    );
+    let again = engine::run(&copier, f.spec("", "c/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!((again.copied, again.skipped), (1, 0), "{again:?}");
+    let metadata = carried(&f.client, &f.destination, "c/doc.txt")
+        .await
+        .metadata;
+    assert_eq!(metadata.get("camera").map(String::as_str), Some("edited"));
+}
+
+#[tokio::test]
+async fn full_metadata_and_untagged_multipart_sources_copy_cleanly() {
+    let f = Fixture::new().await;
+    // 2,040 bytes of user metadata: the source ETag record would pass S3's 2 KB.
+    let full = Carried {
+        metadata: BTreeMap::from([("notes".to_owned(), "n".repeat(2035))]),
+        ..Carried::default()
+    };
+    f.put("full.bin", 1000, 5, &full).await;
+    f.put("plain.bin", 11 * MIB as usize, 6, &Carried::default())
+        .await;
+    let calls = CallRecorder::default();
+    let store = ObjectStore::new(s3_with(&f.sdk, Some(calls.clone())));
+    let copier = Copier::new(store, tiny_thresholds(), 16);
+    let summary = engine::run(&copier, f.spec("", "m/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!((summary.copied, summary.failed), (2, 0), "{summary:?}");
+    let head = f.head("m/full.bin").await;
+    let metadata = head.metadata.unwrap_or_default();
+    let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(
+        size <= 2048,
+        "{size} bytes of user metadata: S3 would refuse it"
+    );
+    assert_eq!(metadata.get("notes").map(String::len), Some(2035));
+    assert!(calls.operations().contains("S3:UploadPartCopy"));
+    assert!(
+        !calls.operations().contains("S3:GetObjectTagging"),
+        "an untagged source's tags are not read: {:?}",
+        calls.operations()
+    );
 }

@@ -267,3 +267,65 @@ impl Intercept for FailPart {
         Ok(())
     }
 }
+
+/// Makes SNS seem to refuse two entries of the first PublishBatch call of ten (the ids are the
+/// entries' places in the call): `for_now` as a throttled entry, `for_good` as a sender fault.
+/// SNS (moto) did publish them; only the answer says otherwise. Records every call's number of
+/// entries.
+#[derive(Debug, Clone, Default)]
+pub struct RefuseEntries {
+    pub for_now: &'static str,
+    pub for_good: &'static str,
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl Intercept for RefuseEntries {
+    fn name(&self) -> &'static str {
+        "RefuseEntries"
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_sns::operation::publish_batch::PublishBatchOutput;
+        use aws_sdk_sns::types::BatchResultErrorEntry;
+        let Some(Ok(output)) = context.output_or_error_mut() else {
+            return Ok(());
+        };
+        let Some(output) = output.downcast_mut::<PublishBatchOutput>() else {
+            return Ok(());
+        };
+        let successful = output.successful.get_or_insert_with(Vec::new);
+        self.calls.lock().unwrap().push(successful.len());
+        if successful.len() < 10 {
+            return Ok(());
+        }
+        let mut failed = Vec::new();
+        successful.retain(|entry| {
+            let fault = match entry.id().unwrap_or_default() {
+                id if id == self.for_now => false,
+                id if id == self.for_good => true,
+                _ => return true,
+            };
+            failed.push(
+                BatchResultErrorEntry::builder()
+                    .id(entry.id().unwrap_or_default())
+                    .code(if fault {
+                        "InvalidParameter"
+                    } else {
+                        "Throttled"
+                    })
+                    .message("refused by the test")
+                    .sender_fault(fault)
+                    .build()
+                    .expect("every field set"),
+            );
+            false
+        });
+        output.failed = Some(failed);
+        Ok(())
+    }
+}

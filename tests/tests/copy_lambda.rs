@@ -16,7 +16,7 @@ use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_sns::JobPublisher;
 use fanout_tests::copy::{
     bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3, Carried,
-    FailPart,
+    FailPart, RefuseEntries,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::words::{drain, topic_with_probe_queue};
@@ -677,4 +677,54 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
             made.difference(&declared).collect::<Vec<_>>()
         );
     }
+}
+
+#[tokio::test]
+async fn a_refused_publish_entry_is_published_again_alone_or_failed_in_its_run() {
+    let f = Fixture::new().await;
+    for i in 0..12 {
+        f.put(&format!("k{i:02}"), 10, i as u8).await;
+    }
+    // The first call carries k00..k09 as entries 0..9: k03 is refused for now, k05 for good.
+    let refuse = RefuseEntries {
+        for_now: "3",
+        for_good: "5",
+        ..RefuseEntries::default()
+    };
+    let sns = aws_sdk_sns::config::Builder::from(&f.sdk)
+        .interceptor(refuse.clone())
+        .build();
+    let fanout = Fanout::new(
+        f.config("", "", true),
+        ObjectStore::from_sdk(&f.sdk),
+        JobPublisher::new(aws_sdk_sns::Client::from_conf(sns), &f.topic_arn),
+        Some(f.ledger()),
+        None,
+        unhurried(),
+    );
+    let event = json!({"source": format!("s3://{}/", f.source), "destination": format!("s3://{}/", f.destination)});
+    let answer = f.run(&fanout, event, "req-refuse").await;
+    assert_eq!(
+        (
+            answer.listed,
+            answer.enqueued,
+            answer.refused,
+            answer.complete
+        ),
+        (12, 11, 1, true),
+        "the page was not failed for one entry: {answer:?}"
+    );
+    let mut calls = refuse.calls.lock().unwrap().clone();
+    calls.sort();
+    assert_eq!(calls, vec![1, 2, 10], "k03 was published again, alone");
+    let run = f.ledger().get("manual-req-refuse").await.unwrap().unwrap();
+    assert_eq!((run.enqueued, run.failed), (11, 1));
+    assert_eq!(run.failures[0].0, "k05");
+    assert!(
+        run.failures[0].1.contains("InvalidParameter"),
+        "{:?}",
+        run.failures
+    );
+    let published = job_keys(&f.published().await);
+    assert_eq!(published.iter().filter(|k| *k == "k03").count(), 2);
 }

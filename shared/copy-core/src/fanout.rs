@@ -55,6 +55,9 @@ pub struct Answer {
     pub skipped: u64,
     /// Jobs that would be or were published, and their bytes.
     pub planned: u64,
+    /// Jobs the sink refused for good: failed, and recorded so in the run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: u64,
     pub planned_bytes: u64,
     /// The whole listing is done.
     pub complete: bool,
@@ -82,10 +85,22 @@ pub struct ContinueError {
     pub detail: String,
 }
 
+/// A job the sink refused for good (SNS's `SenderFault`): handing it on again cannot help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub job: CopyJob,
+    pub reason: String,
+}
+
 /// Where copy jobs go: a topic, a queue.
 pub trait JobSink: Send + Sync {
-    /// Hands on every job; an error when any was not taken.
-    fn publish(&self, jobs: &[CopyJob]) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// Hands on every job, trying again on its own any job the sink refused for now. Returns
+    /// the jobs it refused for good, to be recorded as failed; an error when some could not be
+    /// handed on for now, so that the page is tried again.
+    fn publish(
+        &self,
+        jobs: &[CopyJob],
+    ) -> impl Future<Output = Result<Vec<Refused>, SinkError>> + Send;
 }
 
 /// Starts the rest of a run elsewhere: another invocation of the same function.
@@ -238,11 +253,15 @@ where
         request: &RunRequest,
         answer: &mut Answer,
     ) -> Result<bool, FanoutError> {
+        let refused = if request.dry_run {
+            Vec::new()
+        } else {
+            self.sink.publish(&page.jobs).await?
+        };
         let enqueued = if request.dry_run {
             0
         } else {
-            self.sink.publish(&page.jobs).await?;
-            page.jobs.len() as u64
+            (page.jobs.len() - refused.len()) as u64
         };
         let counts = PageCounts {
             listed: page.listed,
@@ -257,12 +276,27 @@ where
                 return Ok(false);
             }
         }
+        self.record_refused(&answer.run_id, &refused).await?;
         answer.listed += counts.listed;
         answer.enqueued += counts.enqueued;
         answer.skipped += counts.skipped;
         answer.planned += page.jobs.len() as u64;
         answer.planned_bytes += counts.planned_bytes;
+        answer.refused += refused.len() as u64;
         Ok(true)
+    }
+
+    /// Records each job the sink refused for good as failed in its run (with the page, so once).
+    async fn record_refused(&self, run_id: &str, refused: &[Refused]) -> Result<(), FanoutError> {
+        for Refused { job, reason } in refused {
+            let key = &job.source.key;
+            tracing::error!(%run_id, %key, %reason, class = "permanent", "the copy job was refused; recorded as failed");
+            if let Some(ledger) = self.ledger {
+                let error = format!("the copy job could not be published: {reason}");
+                ledger.record_failure(run_id, key, &error).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -277,6 +311,10 @@ fn log(answer: &Answer) {
         continued_after = ?answer.continuation.as_ref().and_then(|c| c.start_after.as_deref()),
         "fanned out"
     );
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Now, as RFC 3339 in UTC.
@@ -427,6 +465,24 @@ mod tests {
         assert_eq!(world.enqueued().len(), 6);
         let run = world.ledger.get("run-3").await.unwrap().unwrap();
         assert_eq!((run.listed, run.enqueued), (6, 6));
+    }
+
+    #[tokio::test]
+    async fn a_job_refused_for_good_is_failed_in_its_run_and_the_page_goes_on() {
+        let world = World::new(6);
+        world.sink.refuse("photos/002.jpg");
+        let answer = world
+            .parts(true)
+            .run(request("run-r"), || Duration::from_secs(900))
+            .await
+            .unwrap();
+        assert!(answer.complete);
+        assert_eq!((answer.enqueued, answer.refused), (5, 1));
+        assert_eq!(world.enqueued().len(), 5);
+        let run = world.ledger.get("run-r").await.unwrap().unwrap();
+        assert_eq!((run.listed, run.enqueued, run.failed), (6, 5, 1));
+        assert_eq!(run.failures[0].0, "photos/002.jpg");
+        assert!(run.failures[0].1.contains("could not be published"));
     }
 
     #[tokio::test]

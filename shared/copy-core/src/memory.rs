@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::decide::{Listed, Observed};
-use crate::fanout::{Continuation, ContinueError, JobSink, RunRequest, SinkError};
+use crate::fanout::{Continuation, ContinueError, JobSink, Refused, RunRequest, SinkError};
 use crate::job::CopyJob;
 use crate::ledger::{LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT};
 use crate::location::Location;
@@ -437,11 +437,12 @@ impl RunLedger for MemoryLedger {
     }
 }
 
-/// Keeps the jobs handed to it; can be told to refuse the next calls.
+/// Keeps the jobs handed to it; can be told to refuse the next calls, or some jobs for good.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     jobs: Mutex<Vec<CopyJob>>,
     failures: Mutex<usize>,
+    refused_keys: Mutex<Vec<String>>,
 }
 
 impl MemorySink {
@@ -456,10 +457,15 @@ impl MemorySink {
     pub fn fail(&self, times: usize) {
         *lock(&self.failures) = times;
     }
+
+    /// Refuses the job of this source key for good, every time.
+    pub fn refuse(&self, key: &str) {
+        lock(&self.refused_keys).push(key.to_owned());
+    }
 }
 
 impl JobSink for MemorySink {
-    async fn publish(&self, jobs: &[CopyJob]) -> Result<(), SinkError> {
+    async fn publish(&self, jobs: &[CopyJob]) -> Result<Vec<Refused>, SinkError> {
         let mut failures = lock(&self.failures);
         if *failures > 0 {
             *failures -= 1;
@@ -469,8 +475,18 @@ impl JobSink for MemorySink {
                 detail: "failed on purpose".into(),
             });
         }
-        lock(&self.jobs).extend_from_slice(jobs);
-        Ok(())
+        let refused_keys = lock(&self.refused_keys);
+        let (refused, taken): (Vec<&CopyJob>, Vec<&CopyJob>) = jobs
+            .iter()
+            .partition(|job| refused_keys.contains(&job.source.key));
+        lock(&self.jobs).extend(taken.into_iter().cloned());
+        Ok(refused
+            .into_iter()
+            .map(|job| Refused {
+                job: job.clone(),
+                reason: "refused on purpose".into(),
+            })
+            .collect())
     }
 }
 

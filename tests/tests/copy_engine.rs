@@ -57,6 +57,7 @@ impl Fixture {
             source: Location::new(&self.source, source_prefix),
             destination: Location::new(&self.destination, destination_prefix),
             modified_since: None,
+            include_archived: false,
         }
     }
 
@@ -499,5 +500,68 @@ async fn full_metadata_and_untagged_multipart_sources_copy_cleanly() {
         !calls.operations().contains("S3:GetObjectTagging"),
         "an untagged source's tags are not read: {:?}",
         calls.operations()
+    );
+}
+
+#[tokio::test]
+async fn archived_objects_are_counted_and_left_alone_or_copied_once_restored() {
+    let f = Fixture::new().await;
+    f.put("live.txt", 100, 1, &Carried::default()).await;
+    for (key, class) in [
+        ("cold.txt", aws_sdk_s3::types::StorageClass::Glacier),
+        ("thawed.txt", aws_sdk_s3::types::StorageClass::DeepArchive),
+    ] {
+        f.client
+            .put_object()
+            .bucket(&f.source)
+            .key(key)
+            .body(bytes(100, 2).into())
+            .storage_class(class)
+            .send()
+            .await
+            .unwrap();
+    }
+    f.client
+        .restore_object()
+        .bucket(&f.source)
+        .key("thawed.txt")
+        .restore_request(aws_sdk_s3::types::RestoreRequest::builder().days(1).build())
+        .send()
+        .await
+        .unwrap();
+    let copier = f.copier(tiny_thresholds());
+    let default = engine::run(&copier, f.spec("", "a/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            default.listed,
+            default.copied,
+            default.archived,
+            default.failed
+        ),
+        (3, 1, 2, 0),
+        "{default:?}"
+    );
+    let included = RunSpec {
+        include_archived: true,
+        ..f.spec("", "a/")
+    };
+    let all = engine::run(&copier, included, false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (all.copied, all.skipped, all.archived, all.failed),
+        (1, 1, 0, 1),
+        "{all:?}"
+    );
+    assert_eq!(all.failures[0].key, "cold.txt");
+    assert!(
+        all.failures[0].error.contains("archived and not restored"),
+        "{all:?}"
+    );
+    assert_eq!(
+        body(&f.client, &f.destination, "a/thawed.txt").await,
+        bytes(100, 2)
     );
 }

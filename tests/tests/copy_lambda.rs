@@ -685,6 +685,16 @@ async fn a_refused_publish_entry_is_published_again_alone_or_failed_in_its_run()
     for i in 0..12 {
         f.put(&format!("k{i:02}"), 10, i as u8).await;
     }
+    // An archived object is listed, counted as archived, and not published.
+    f.client
+        .put_object()
+        .bucket(&f.source)
+        .key("z-cold")
+        .body(bytes(10, 1).into())
+        .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+        .send()
+        .await
+        .unwrap();
     // The first call carries k00..k09 as entries 0..9: k03 is refused for now, k05 for good.
     let refuse = RefuseEntries {
         for_now: "3",
@@ -709,16 +719,17 @@ async fn a_refused_publish_entry_is_published_again_alone_or_failed_in_its_run()
             answer.listed,
             answer.enqueued,
             answer.refused,
+            answer.archived,
             answer.complete
         ),
-        (12, 11, 1, true),
+        (13, 11, 1, 1, true),
         "the page was not failed for one entry: {answer:?}"
     );
     let mut calls = refuse.calls.lock().unwrap().clone();
     calls.sort();
     assert_eq!(calls, vec![1, 2, 10], "k03 was published again, alone");
     let run = f.ledger().get("manual-req-refuse").await.unwrap().unwrap();
-    assert_eq!((run.enqueued, run.failed), (11, 1));
+    assert_eq!((run.enqueued, run.failed, run.archived), (11, 1, 1));
     assert_eq!(run.failures[0].0, "k05");
     assert!(
         run.failures[0].1.contains("InvalidParameter"),

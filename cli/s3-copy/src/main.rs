@@ -53,6 +53,10 @@ struct Args {
     /// List and plan only: copy nothing
     #[arg(long)]
     dry_run: bool,
+    /// Copy objects in GLACIER or DEEP_ARCHIVE too, once restored (the others fail, saying so);
+    /// by default they are counted as archived and left alone
+    #[arg(long)]
+    include_archived: bool,
     /// End the output with the summary as one line of JSON
     #[arg(long)]
     json: bool,
@@ -97,6 +101,7 @@ async fn copy(args: Args, thresholds: Thresholds) -> ExitCode {
         source: args.source,
         destination: args.destination,
         modified_since: args.modified_since,
+        include_archived: args.include_archived,
     };
     let progress = progress::Bar::new(std::io::stderr().is_terminal());
     let result = engine::run(&copier, spec, args.dry_run, None, &progress).await;

@@ -193,6 +193,7 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
                     destination: backup.destination.clone(),
                     modified_since: None,
                     dry_run: false,
+                    include_archived: false,
                     run_id: Some(format!("scheduled-{when}-{id}")),
                     start_after: None,
                 }

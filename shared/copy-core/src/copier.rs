@@ -60,6 +60,8 @@ pub enum CopyError {
         key: String,
         reason: TooLarge,
     },
+    #[error("the source object s3://{bucket}/{key} is archived and not restored: restore it (aws s3api restore-object) and run again with archived objects included")]
+    Archived { bucket: String, key: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{error}; and the multipart upload {upload_id} could not be aborted ({abort}): a lifecycle rule (AbortIncompleteMultipartUpload) removes it")]
@@ -192,6 +194,12 @@ impl<S: ObjectCopier> Copier<S> {
                 key: src.key.clone(),
             }
         })?;
+        if source.unrestored_archive {
+            return Err(CopyError::Archived {
+                bucket: src.bucket.clone(),
+                key: src.key.clone(),
+            });
+        }
         if !same_etag(&source.observed.etag, &src.etag) || source.observed.size != src.size {
             return Err(CopyError::SourceChanged {
                 bucket: src.bucket.clone(),

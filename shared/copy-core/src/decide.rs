@@ -20,6 +20,9 @@ pub struct Listed {
     pub etag: String,
     /// Seconds since the Unix epoch.
     pub last_modified: Option<i64>,
+    /// In an archive storage class (GLACIER, DEEP_ARCHIVE): it can only be copied once
+    /// restored.
+    pub archived: bool,
 }
 
 /// What the listings say about one source object.
@@ -154,6 +157,7 @@ mod tests {
             size,
             etag: etag.into(),
             last_modified: None,
+            archived: false,
         }
     }
 

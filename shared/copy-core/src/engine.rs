@@ -71,6 +71,7 @@ where
     summary.planned = planned.planned;
     summary.planned_bytes = planned.planned_bytes;
     summary.skipped = planned.skipped + copied.skipped;
+    summary.archived = planned.archived;
     summary.copied = copied.copied;
     summary.bytes_copied = copied.bytes_copied;
     summary.failed = copied.failed;
@@ -102,6 +103,7 @@ async fn plan_all<L: ObjectLister>(
         };
         tally.listed += page.listed;
         tally.skipped += page.skipped;
+        tally.archived += page.archived;
         tally.planned += page.jobs.len() as u64;
         tally.planned_bytes += page.planned_bytes;
         progress.skipped(page.skipped);
@@ -167,6 +169,7 @@ mod tests {
             source: "s3://src/".parse().unwrap(),
             destination: "s3://dst/copy/".parse().unwrap(),
             modified_since: None,
+            include_archived: false,
         }
     }
 
@@ -229,6 +232,46 @@ mod tests {
         assert!(copier.store().object("dst", "backup/").is_some());
         assert!(copier.store().object("dst", "a.jpg").is_some());
         assert!(copier.store().object("dst", "").is_none());
+    }
+
+    #[tokio::test]
+    async fn archived_objects_are_left_alone_unless_included_and_restored() {
+        let store = store(2);
+        let archived = |restored| Object {
+            archived: true,
+            restored,
+            ..Object::new(vec![7; 50])
+        };
+        store.put("src", "cold", archived(false));
+        store.put("src", "thawed", archived(true));
+        let copier = Copier::new(store, CopyOptions::default(), 2);
+        let default = run(&copier, spec(), false, None, &Quiet).await.unwrap();
+        assert_eq!(
+            (
+                default.listed,
+                default.copied,
+                default.archived,
+                default.failed
+            ),
+            (4, 2, 2, 0)
+        );
+        assert!(
+            default.to_string().contains("archived: 2 objects"),
+            "{default}"
+        );
+        let included = RunSpec {
+            include_archived: true,
+            ..spec()
+        };
+        let all = run(&copier, included, false, None, &Quiet).await.unwrap();
+        assert_eq!(
+            (all.copied, all.skipped, all.archived, all.failed),
+            (1, 2, 0, 1),
+            "{all:?}"
+        );
+        assert_eq!(all.failures[0].key, "cold");
+        assert!(all.failures[0].error.contains("archived and not restored"));
+        assert!(copier.store().object("dst", "copy/thawed").is_some());
     }
 
     #[tokio::test]

@@ -36,6 +36,10 @@ pub struct RunRequest {
     pub modified_since: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Copy archived objects too (those restored; the others fail, saying so). By default they
+    /// are counted as `archived` and left alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_archived: bool,
     /// Set on continuations (and may be set by hand to resume a run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -53,6 +57,8 @@ pub struct Answer {
     /// Jobs published (none on a dry run).
     pub enqueued: u64,
     pub skipped: u64,
+    /// Archived objects left alone.
+    pub archived: u64,
     /// Jobs that would be or were published, and their bytes.
     pub planned: u64,
     /// Jobs the sink refused for good: failed, and recorded so in the run.
@@ -184,6 +190,7 @@ where
             source: request.source.clone(),
             destination: request.destination.clone(),
             modified_since,
+            include_archived: request.include_archived,
         };
         let mut planner = Planner::new(
             self.lister,
@@ -267,6 +274,7 @@ where
             listed: page.listed,
             enqueued,
             skipped: page.skipped,
+            archived: page.archived,
             planned_bytes: page.planned_bytes,
         };
         if let Some(ledger) = self.ledger {
@@ -280,6 +288,7 @@ where
         answer.listed += counts.listed;
         answer.enqueued += counts.enqueued;
         answer.skipped += counts.skipped;
+        answer.archived += counts.archived;
         answer.planned += page.jobs.len() as u64;
         answer.planned_bytes += counts.planned_bytes;
         answer.refused += refused.len() as u64;
@@ -306,6 +315,7 @@ fn log(answer: &Answer) {
         listed = answer.listed,
         enqueued = answer.enqueued,
         skipped = answer.skipped,
+        archived = answer.archived,
         planned_bytes = answer.planned_bytes,
         complete = answer.complete,
         continued_after = ?answer.continuation.as_ref().and_then(|c| c.start_after.as_deref()),
@@ -389,6 +399,7 @@ mod tests {
             destination: "s3://dst/backup/".parse().unwrap(),
             modified_since: None,
             dry_run: false,
+            include_archived: false,
             run_id: Some(run_id.into()),
             start_after: None,
         }
@@ -483,6 +494,24 @@ mod tests {
         assert_eq!((run.listed, run.enqueued, run.failed), (6, 5, 1));
         assert_eq!(run.failures[0].0, "photos/002.jpg");
         assert!(run.failures[0].1.contains("could not be published"));
+    }
+
+    #[tokio::test]
+    async fn archived_objects_are_counted_in_the_answer_and_the_run() {
+        let world = World::new(3);
+        let cold = Object {
+            archived: true,
+            ..Object::new(vec![1; 10])
+        };
+        world.store.put("src", "photos/cold.jpg", cold);
+        let answer = world
+            .parts(true)
+            .run(request("run-a"), || Duration::from_secs(900))
+            .await
+            .unwrap();
+        assert_eq!((answer.listed, answer.enqueued, answer.archived), (4, 3, 1));
+        let run = world.ledger.get("run-a").await.unwrap().unwrap();
+        assert_eq!((run.listed, run.enqueued, run.archived), (4, 3, 1));
     }
 
     #[tokio::test]

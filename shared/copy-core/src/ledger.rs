@@ -34,6 +34,7 @@ pub struct PageCounts {
     pub listed: u64,
     pub enqueued: u64,
     pub skipped: u64,
+    pub archived: u64,
     pub planned_bytes: u64,
 }
 
@@ -49,6 +50,8 @@ pub struct RunRecord {
     pub copied: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Archived objects left alone.
+    pub archived: u64,
     pub bytes_copied: u64,
     pub planned_bytes: u64,
     pub listing_complete: bool,

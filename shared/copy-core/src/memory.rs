@@ -32,6 +32,9 @@ pub struct Object {
     pub metadata: HashMap<String, String>,
     pub tags: Vec<(String, String)>,
     pub last_modified: Option<i64>,
+    /// In an archive storage class; `restored` once a restore has made it readable.
+    pub archived: bool,
+    pub restored: bool,
 }
 
 impl Object {
@@ -169,6 +172,9 @@ impl MemoryStore {
         let object = (state.buckets.get(&request.source_bucket))
             .and_then(|objects| objects.get(&request.source_key));
         match object {
+            Some(object) if object.archived && !object.restored => {
+                Err(request.error(operation, ErrorKind::Permanent, "InvalidObjectState".into()))
+            }
             Some(object) if object.etag == request.source_etag => Ok(object.clone()),
             Some(_) => {
                 Err(request.error(operation, ErrorKind::Permanent, "PreconditionFailed".into()))
@@ -200,6 +206,7 @@ impl ObjectLister for MemoryStore {
                 size: object.data.len() as u64,
                 etag: object.etag.clone(),
                 last_modified: object.last_modified,
+                archived: object.archived,
             })
             .collect();
         let next = (matching.next().is_some())
@@ -225,6 +232,7 @@ impl ObjectCopier for MemoryStore {
                 headers: object.headers.clone(),
                 metadata,
                 tag_count: (!object.tags.is_empty()).then_some(object.tags.len() as i32),
+                unrestored_archive: object.archived && !object.restored,
             }
         }))
     }
@@ -245,6 +253,8 @@ impl ObjectCopier for MemoryStore {
             etag: content_etag(&[&source.data], None),
             headers: request.headers.clone(),
             metadata: request.metadata.clone(),
+            archived: false,
+            restored: false,
             ..source
         };
         let objects = state.buckets.get_mut(&request.bucket).expect("entered");
@@ -329,7 +339,7 @@ impl ObjectCopier for MemoryStore {
             headers: upload.request.headers.clone(),
             metadata: upload.request.metadata.clone(),
             tags: upload.request.tags.clone(),
-            last_modified: None,
+            ..Object::default()
         };
         let objects = state.buckets.get_mut(&request.bucket).expect("entered");
         objects.insert(request.key.clone(), object);
@@ -401,6 +411,7 @@ impl RunLedger for MemoryLedger {
             run.listed += counts.listed;
             run.enqueued += counts.enqueued;
             run.skipped += counts.skipped;
+            run.archived += counts.archived;
             run.planned_bytes += counts.planned_bytes;
             run.listing_complete = listing_complete;
             true

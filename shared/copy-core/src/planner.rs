@@ -17,6 +17,9 @@ pub struct RunSpec {
     pub destination: Location,
     /// Only objects modified at or after this time (seconds since the Unix epoch).
     pub modified_since: Option<i64>,
+    /// Copy archived objects too (those restored; the others fail, saying so). By default they
+    /// are counted as archived and left alone.
+    pub include_archived: bool,
 }
 
 /// A `modified_since` value that is not an RFC 3339 date-time.
@@ -40,6 +43,8 @@ pub struct PlannedPage {
     pub listed: u64,
     /// Objects whose destination already matches.
     pub skipped: u64,
+    /// Archived objects left alone (see [`RunSpec::include_archived`]).
+    pub archived: u64,
     /// The bytes of the jobs.
     pub planned_bytes: u64,
     /// The last key of the page: the next page starts after it.
@@ -122,6 +127,10 @@ impl<L: ObjectLister> Planner<L> {
                 continue;
             }
             planned.listed += 1;
+            if object.archived && !self.spec.include_archived {
+                planned.archived += 1;
+                continue;
+            }
             if key.is_empty() {
                 tracing::info!(run_id = %self.spec.run_id, key = %object.key, reason = FOLDER_MARKER_SKIPPED, "skipped");
                 planned.skipped += 1;

@@ -68,6 +68,9 @@ pub struct ObjectHead {
     pub headers: ContentHeaders,
     pub metadata: HashMap<String, String>,
     pub tag_count: Option<i32>,
+    /// Archived (GLACIER, DEEP_ARCHIVE, an Intelligent-Tiering archive tier) and not restored,
+    /// or its restore still in progress: S3 refuses to copy it (`InvalidObjectState`).
+    pub unrestored_archive: bool,
 }
 
 /// An S3 storage class, by its API name.

@@ -24,6 +24,8 @@ pub struct RunSummary {
     pub listed: u64,
     pub copied: u64,
     pub skipped: u64,
+    /// Archived objects left alone (not restored, or not asked for).
+    pub archived: u64,
     pub failed: u64,
     pub bytes_copied: u64,
     /// Objects that needed a copy (with `--dry-run`, what would have been copied).
@@ -77,6 +79,13 @@ impl fmt::Display for RunSummary {
                 self.seconds
             )?;
         }
+        if self.archived > 0 {
+            writeln!(
+                f,
+                "archived: {} objects in GLACIER or DEEP_ARCHIVE left alone: restore them and run again with archived objects included",
+                self.archived
+            )?;
+        }
         for failure in &self.failures {
             writeln!(f, "failed: {}: {}", failure.key, failure.error)?;
         }
@@ -106,6 +115,7 @@ mod tests {
             "run_id",
             "copied",
             "skipped",
+            "archived",
             "failed",
             "bytes_copied",
             "seconds",

@@ -122,6 +122,7 @@ impl RunLedger for RunTable {
             .expression_attribute_values(":listed", n(counts.listed))
             .expression_attribute_values(":enqueued", n(counts.enqueued))
             .expression_attribute_values(":skipped", n(counts.skipped))
+            .expression_attribute_values(":archived", n(counts.archived))
             .expression_attribute_values(":planned_bytes", n(counts.planned_bytes))
             .expression_attribute_values(":complete", AttributeValue::Bool(listing_complete));
         if let Some(cursor) = cursor {
@@ -132,7 +133,7 @@ impl RunLedger for RunTable {
                 .condition_expression("attribute_not_exists(#cursor) OR #cursor < :cursor");
         }
         let expression = format!(
-            "ADD listed :listed, enqueued :enqueued, skipped :skipped, planned_bytes :planned_bytes SET {}",
+            "ADD listed :listed, enqueued :enqueued, skipped :skipped, archived :archived, planned_bytes :planned_bytes SET {}",
             set.join(", ")
         );
         match request.update_expression(expression).send().await {
@@ -245,6 +246,7 @@ fn record(run_id: &str, item: &HashMap<String, AttributeValue>) -> RunRecord {
         copied: number("copied"),
         skipped: number("skipped"),
         failed: number("failed"),
+        archived: number("archived"),
         bytes_copied: number("bytes_copied"),
         planned_bytes: number("planned_bytes"),
         listing_complete: flag("listing_complete"),

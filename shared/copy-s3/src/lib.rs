@@ -8,8 +8,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::types::{
-    ChecksumMode, ChecksumType, CompletedMultipartUpload, MetadataDirective, ServerSideEncryption,
-    StorageClass, TaggingDirective,
+    ArchiveStatus, ChecksumMode, ChecksumType, CompletedMultipartUpload, MetadataDirective,
+    ObjectStorageClass, ServerSideEncryption, StorageClass, TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use fanout_aws::DisplayErrorContext;
@@ -215,6 +215,10 @@ impl ObjectLister for S3Store {
                     size: object.size().unwrap_or_default().max(0) as u64,
                     etag: object.e_tag().unwrap_or_default().to_owned(),
                     last_modified: object.last_modified().map(|t| t.secs()),
+                    archived: matches!(
+                        object.storage_class(),
+                        Some(ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)
+                    ),
                 })
             })
             .collect();
@@ -225,6 +229,22 @@ impl ObjectLister for S3Store {
             .flatten();
         Ok(Page { objects, next })
     }
+}
+
+/// Whether a HEAD shows an archived object that S3 will not copy yet: in GLACIER or
+/// DEEP_ARCHIVE, or an Intelligent-Tiering archive tier, without a finished restore
+/// (`x-amz-restore: ongoing-request="false", …`).
+fn unrestored_archive(
+    class: Option<&StorageClass>,
+    tier: Option<&ArchiveStatus>,
+    restore: Option<&str>,
+) -> bool {
+    let archived = matches!(
+        class,
+        Some(StorageClass::Glacier | StorageClass::DeepArchive)
+    ) || tier.is_some();
+    let restored = restore.is_some_and(|r| r.contains("ongoing-request=\"false\""));
+    archived && !restored
 }
 
 impl ObjectCopier for S3Store {
@@ -282,6 +302,11 @@ impl ObjectCopier for S3Store {
             },
             metadata,
             tag_count: output.tag_count(),
+            unrestored_archive: unrestored_archive(
+                output.storage_class(),
+                output.archive_status(),
+                output.restore(),
+            ),
         }))
     }
 

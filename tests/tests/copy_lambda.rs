@@ -143,7 +143,7 @@ impl Fixture {
         if let Some(fault) = fault {
             s3 = s3.interceptor(fault);
         }
-        let copier = Copier::new(
+        let mut copier = Copier::new(
             ObjectStore::new(aws_sdk_s3::Client::from_conf(s3.build())),
             config.options,
             config.concurrency,
@@ -154,6 +154,10 @@ impl Fixture {
                 &self.table,
             )
         });
+        if let Some(ledger) = &ledger {
+            // As s3-copier's main does.
+            copier = copier.with_registry(std::sync::Arc::new(ledger.clone()));
+        }
         CopyHandler::new(copier, ledger)
     }
 
@@ -647,6 +651,31 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
         .unwrap();
     assert_eq!(f.run_record("manual-req-i3").await.failed, 1);
     assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+    // A sweep that finds a registered stale upload and aborts it.
+    let id = f
+        .client
+        .create_multipart_upload()
+        .bucket(&f.destination)
+        .key("left-behind")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    fanout_copy_core::uploads::UploadRegistry::started(
+        &f.ledger(),
+        &f.destination,
+        "left-behind",
+        &id,
+    )
+    .await
+    .unwrap();
+    let swept = respond(
+        &fanout,
+        json!({"sweep": format!("s3://{}/", f.destination), "older_than_hours": 0}),
+    )
+    .await;
+    assert_eq!(swept["aborted"], 1);
 
     // What IAM needs beyond the calls themselves: the continuation's Invoke (not made here);
     // s3:ListBucket so that HEAD of a missing object is a 404, and s3:PutObjectTagging for the
@@ -738,4 +767,76 @@ async fn a_refused_publish_entry_is_published_again_alone_or_failed_in_its_run()
     );
     let published = job_keys(&f.published().await);
     assert_eq!(published.iter().filter(|k| *k == "k03").count(), 2);
+}
+
+#[tokio::test]
+async fn the_sweep_aborts_stale_fanout_uploads_and_leaves_fresh_ones_and_others_alone() {
+    use fanout_copy_core::uploads::UploadRegistry;
+    let f = Fixture::new().await;
+    // A multipart copy that completes leaves nothing open and nothing registered as open.
+    f.put("big.bin", 11 * MIB as usize, 3).await;
+    let fanout = f.fanout();
+    let run = json!({"source": format!("s3://{}/", f.source), "destination": format!("s3://{}/backup/", f.destination)});
+    f.run(&fanout, run, "req-big").await;
+    let jobs = f.published().await;
+    assert_eq!(jobs.len(), 1);
+    let answer = f
+        .copier_with(true, None)
+        .handle(sqs_event(&jobs))
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+    // A copier killed mid-copy leaves its registered upload open; someone else has one too.
+    let upload = |key: &'static str| {
+        let client = f.client.clone();
+        let bucket = f.destination.clone();
+        async move {
+            client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .upload_id
+                .unwrap()
+        }
+    };
+    let ours = upload("backup/killed.bin").await;
+    f.ledger()
+        .started(&f.destination, "backup/killed.bin", &ours)
+        .await
+        .unwrap();
+    let theirs = upload("backup/theirs.bin").await;
+    let sweep = |hours: u64| json!({"sweep": format!("s3://{}/backup/", f.destination), "older_than_hours": hours});
+    // moto dates every upload 2010-11-10: a limit of a million hours makes it fresh.
+    let fresh = respond(&fanout, sweep(1_000_000)).await;
+    assert_eq!(fresh, json!({"aborted": 0, "fresh": 1, "others": 1}));
+    let stale = respond(&fanout, sweep(0)).await;
+    assert_eq!(stale, json!({"aborted": 1, "fresh": 0, "others": 1}));
+    assert_eq!(
+        open_uploads(&f.client, &f.destination).await,
+        vec![format!("backup/theirs.bin:{theirs}")]
+    );
+    assert!(!f
+        .ledger()
+        .is_open(&f.destination, "backup/killed.bin", &ours)
+        .await
+        .unwrap());
+    // Without the runs table, a sweep refuses: it cannot tell fanout's uploads from others'.
+    let bare = f.fanout_with(f.config("", "", false), unhurried(), None);
+    let refused = bare
+        .respond(LambdaEvent::new(
+            serde_json::from_value(sweep(0)).unwrap(),
+            context("req-sweep"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("COPY_RUNS_TABLE"), "{refused}");
+}
+
+async fn respond(fanout: &Fanout, event: Value) -> Value {
+    let event = LambdaEvent::new(serde_json::from_value(event).unwrap(), context("req-sweep"));
+    serde_json::to_value(fanout.respond(event).await.unwrap()).unwrap()
 }

@@ -12,9 +12,13 @@ async fn main() -> Result<(), Error> {
     let handler = init_or_report(async {
         let config = Config::from_vars(&Vars::process())?;
         let sdk = fanout_aws::sdk_config().await;
-        let copier = Copier::new(S3Store::from_sdk(&sdk), config.options, config.concurrency);
+        let mut copier = Copier::new(S3Store::from_sdk(&sdk), config.options, config.concurrency);
         let ledger = (config.runs_table.as_ref())
             .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+        if let Some(ledger) = &ledger {
+            // Every multipart upload is registered until it ends, for the sweep.
+            copier = copier.with_registry(std::sync::Arc::new(ledger.clone()));
+        }
         Ok::<_, ConfigError>(
             CopyHandler::new(copier, ledger).with_max_receives(config.max_receives),
         )

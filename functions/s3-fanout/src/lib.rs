@@ -21,9 +21,10 @@ use fanout_copy_core::fanout::{
 use fanout_copy_core::ledger::RunLedger;
 use fanout_copy_core::location::{check_pair, Location};
 use fanout_copy_core::store::ObjectLister;
+use fanout_copy_core::uploads::{sweep, SweepRequest, Swept, UploadRegistry, UploadStore};
 use fanout_lambda_invoke::Invoker;
 use lambda_runtime::{Context, LambdaEvent};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 /// The environment variables this function reads (checked against infra/template.yaml).
 pub const ENV_VARS: &[&str] = &[
@@ -36,9 +37,12 @@ pub const ENV_VARS: &[&str] = &[
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml):
-/// ListObjectsV2 on both buckets, PublishBatch, the run item, and its own continuation.
+/// ListObjectsV2 on both buckets, PublishBatch, the run item, its own continuation, and the
+/// sweep of stale uploads in the destination.
 pub const IAM_ACTIONS: &[&str] = &[
     "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:AbortMultipartUpload",
     "sns:Publish",
     "dynamodb:UpdateItem",
     "dynamodb:GetItem",
@@ -117,21 +121,38 @@ impl Config {
 }
 
 /// The events s3-fanout takes: an EventBridge scheduled event (the backup the environment
-/// describes) or a run request (manual, or a continuation). Told apart by `detail-type`,
-/// which only the scheduled event has, so that a bad manual event is refused with serde's
-/// exact reason (an untagged enum would only say that no shape matched).
+/// describes), a run request (manual, or a continuation), or a sweep of stale uploads. Told
+/// apart by `detail-type`, which only the scheduled event has, and `sweep`, so that a bad
+/// manual event is refused with serde's exact reason (an untagged enum would only say that no
+/// shape matched).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "Value")]
 pub enum FanoutEvent {
     Scheduled(Box<EventBridgeEvent>),
     Run(RunRequest),
+    Sweep(SweepRequest),
 }
+
+/// What an invocation answers: a run's progress, or what a sweep aborted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Run(Box<Answer>),
+    Sweep(Swept),
+}
+
+/// Why a sweep cannot run without the runs table.
+pub const SWEEP_NEEDS_TABLE: &str = "a sweep aborts only the uploads fanout registered in COPY_RUNS_TABLE, which is not set: set it, or abort stale uploads with a lifecycle rule (docs/deploy.md)";
 
 impl TryFrom<Value> for FanoutEvent {
     type Error = FanoutError;
 
     fn try_from(event: Value) -> Result<Self, FanoutError> {
-        if event.get("detail-type").is_some() {
+        if event.get("sweep").is_some() {
+            serde_json::from_value(event)
+                .map(FanoutEvent::Sweep)
+                .map_err(|e| FanoutError::BadEvent(format!("the sweep event is invalid: {e}; a sweep event looks like {{\"sweep\": \"s3://bucket/prefix/\", \"older_than_hours\": 24}}")))
+        } else if event.get("detail-type").is_some() {
             serde_json::from_value(event)
                 .map(|scheduled| FanoutEvent::Scheduled(Box::new(scheduled)))
                 .map_err(|e| FanoutError::BadEvent(format!("the scheduled event is invalid: {e}")))
@@ -199,6 +220,11 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
                 }
             }
             FanoutEvent::Run(request) => request,
+            FanoutEvent::Sweep(_) => {
+                return Err(FanoutError::BadEvent(
+                    "a sweep event is not a run: send it to the function, which sweeps".into(),
+                ))
+            }
         };
         if request.run_id.is_none() {
             request.run_id = Some(format!("manual-{}", context.request_id));
@@ -219,6 +245,39 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
                     .unwrap_or(Duration::ZERO)
             })
             .await
+    }
+
+    /// Aborts the stale uploads fanout started under the request's location.
+    pub async fn sweep(&self, request: &SweepRequest) -> Result<Swept, FanoutError>
+    where
+        L: UploadStore,
+        R: UploadRegistry,
+    {
+        let registry = (self.ledger.as_ref())
+            .ok_or_else(|| FanoutError::NotConfigured(SWEEP_NEEDS_TABLE.into()))?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let swept = sweep(&self.lister, registry, request, now).await?;
+        tracing::info!(location = %request.sweep, aborted = swept.aborted, fresh = swept.fresh, others = swept.others, "swept");
+        Ok(swept)
+    }
+
+    /// Handles any event: a run (scheduled, manual, continued) or a sweep.
+    pub async fn respond(&self, event: LambdaEvent<FanoutEvent>) -> Result<Reply, FanoutError>
+    where
+        L: UploadStore,
+        R: UploadRegistry,
+    {
+        match event.payload {
+            FanoutEvent::Sweep(request) => self.sweep(&request).await.map(Reply::Sweep),
+            payload => {
+                let event = LambdaEvent::new(payload, event.context);
+                self.handle(event)
+                    .await
+                    .map(|answer| Reply::Run(Box::new(answer)))
+            }
+        }
     }
 
     fn parts<'a, C: Continuation>(

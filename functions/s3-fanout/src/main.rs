@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
     let fanout = &fanout;
     run(service_fn(
         move |event: LambdaEvent<FanoutEvent>| async move {
-            fanout.handle(event).await.map_err(Error::from)
+            fanout.respond(event).await.map_err(Error::from)
         },
     ))
     .await

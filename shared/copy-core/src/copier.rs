@@ -21,6 +21,7 @@ pub const USER_METADATA_LIMIT: usize = 2048;
 use crate::job::CopyJob;
 use crate::plan::{self, Method, Part, Thresholds, TooLarge};
 use crate::store::{CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError};
+use crate::uploads::UploadRegistry;
 
 /// How copies are made.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,6 +65,13 @@ pub enum CopyError {
     Archived { bucket: String, key: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "the multipart upload {upload_id} could not be registered, so it was aborted: {error}"
+    )]
+    NotRegistered {
+        upload_id: String,
+        error: crate::ledger::LedgerError,
+    },
     #[error("{error}; and the multipart upload {upload_id} could not be aborted ({abort}): a lifecycle rule (AbortIncompleteMultipartUpload) removes it")]
     NotAborted {
         error: Box<CopyError>,
@@ -77,6 +85,7 @@ impl CopyError {
     pub fn transient(&self) -> bool {
         match self {
             CopyError::Store(err) => err.transient(),
+            CopyError::NotRegistered { .. } => true,
             CopyError::NotAborted { error, .. } => error.transient(),
             _ => false,
         }
@@ -85,7 +94,7 @@ impl CopyError {
 
 /// Copies objects with at most `concurrency` copy requests (CopyObject or UploadPartCopy) in
 /// flight at once, across every object it copies.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Copier<S> {
     store: S,
     options: CopyOptions,
@@ -94,6 +103,20 @@ pub struct Copier<S> {
     /// Copy requests planned and not yet finished, across every object: what is left of the
     /// concurrency is what the automatic part size may fill.
     planned: Arc<AtomicUsize>,
+    /// Where the multipart uploads it starts are registered until they end, so that a sweep
+    /// can abort those a killed copier left behind.
+    registry: Option<Arc<dyn UploadRegistry>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Copier<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Copier")
+            .field("store", &self.store)
+            .field("options", &self.options)
+            .field("concurrency", &self.concurrency)
+            .field("registry", &self.registry.is_some())
+            .finish()
+    }
 }
 
 /// One planned copy request, counted in [`Copier::planned`] until it is dropped.
@@ -121,7 +144,14 @@ impl<S: ObjectCopier> Copier<S> {
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency,
             planned: Arc::new(AtomicUsize::new(0)),
+            registry: None,
         }
+    }
+
+    /// Registers every multipart upload it starts until the upload ends.
+    pub fn with_registry(mut self, registry: Arc<dyn UploadRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -276,6 +306,26 @@ impl<S: ObjectCopier> Copier<S> {
         planned: Vec<Planned>,
     ) -> Result<(), CopyError> {
         let upload_id = self.store.create_multipart(request).await?;
+        if let Some(registry) = &self.registry {
+            if let Err(error) = registry
+                .started(&request.bucket, &request.key, &upload_id)
+                .await
+            {
+                return Err(
+                    match self.store.abort_multipart(request, &upload_id).await {
+                        Ok(()) => CopyError::NotRegistered { upload_id, error },
+                        Err(abort) => CopyError::NotAborted {
+                            error: Box::new(CopyError::NotRegistered {
+                                upload_id: upload_id.clone(),
+                                error,
+                            }),
+                            upload_id,
+                            abort,
+                        },
+                    },
+                );
+            }
+        }
         let failed = AtomicBool::new(false);
         let results: Vec<Result<_, StoreError>> = stream::iter(parts.into_iter().zip(planned))
             .map(|(part, planned)| {
@@ -305,17 +355,30 @@ impl<S: ObjectCopier> Copier<S> {
             }
             Err(err) => Err(err),
         };
-        match outcome {
+        let ended = match outcome {
             Ok(()) => Ok(()),
             Err(err) => match self.store.abort_multipart(request, &upload_id).await {
                 Ok(()) => Err(err.into()),
-                Err(abort) => Err(CopyError::NotAborted {
-                    error: Box::new(err.into()),
-                    upload_id,
-                    abort,
-                }),
+                Err(abort) => {
+                    // Still open: it stays registered, for the sweep.
+                    return Err(CopyError::NotAborted {
+                        error: Box::new(err.into()),
+                        upload_id,
+                        abort,
+                    });
+                }
             },
+        };
+        if let Some(registry) = &self.registry {
+            if let Err(error) = registry
+                .ended(&request.bucket, &request.key, &upload_id)
+                .await
+            {
+                // The upload is gone either way; the sweep skips what S3 no longer lists.
+                tracing::warn!(key = %request.key, %upload_id, %error, "the ended upload is still registered");
+            }
         }
+        ended
     }
 }
 

@@ -133,6 +133,8 @@ pub enum FanoutError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Continue(#[from] ContinueError),
+    #[error(transparent)]
+    Sweep(#[from] crate::uploads::SweepError),
 }
 
 /// How much one invocation does.

@@ -7,8 +7,8 @@
 //! The protocols, over the narrow traits of [`store`], [`ledger`] and [`fanout`]:
 //! [`planner::Planner`] (listing → jobs), [`copier::Copier`] (one job → one copy),
 //! [`work::copy_and_record`] (a delivered job, counted in its run), [`fanout`] (a listing run
-//! fanned out page by page, with continuations) and [`engine::run`] (a whole run in one
-//! process). [`memory`] implements every trait in memory, for tests; the AWS implementations
+//! fanned out page by page, with continuations), [`engine::run`] (a whole run in one
+//! process) and [`uploads::sweep`] (no orphaned multipart uploads). [`memory`] implements every trait in memory, for tests; the AWS implementations
 //! live in adapter crates.
 
 pub mod copier;
@@ -24,6 +24,7 @@ pub mod planner;
 pub mod size;
 pub mod store;
 pub mod summary;
+pub mod uploads;
 pub mod work;
 
 pub use copier::{Copied, Copier, CopyError, CopyOptions};

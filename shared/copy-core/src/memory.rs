@@ -62,6 +62,7 @@ fn content_etag(chunks: &[&[u8]], parts: Option<usize>) -> String {
 struct Upload {
     request: CopyRequest,
     parts: BTreeMap<i32, Vec<u8>>,
+    initiated: i64,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +70,8 @@ struct State {
     buckets: HashMap<String, BTreeMap<String, Object>>,
     uploads: HashMap<String, Upload>,
     next_upload: u64,
+    /// The store's clock, in seconds since the Unix epoch: when new uploads are initiated.
+    clock: i64,
     /// Calls still to fail, by operation, with the kind of failure.
     failures: HashMap<&'static str, (usize, ErrorKind)>,
     calls: Vec<String>,
@@ -102,6 +105,33 @@ impl MemoryStore {
 
     pub fn object(&self, bucket: &str, key: &str) -> Option<Object> {
         lock(&self.state).buckets.get(bucket)?.get(key).cloned()
+    }
+
+    /// Sets the time new uploads are initiated at (seconds since the Unix epoch).
+    pub fn set_clock(&self, now: i64) {
+        lock(&self.state).clock = now;
+    }
+
+    /// Starts an upload as someone other than a copier would; returns its id.
+    pub fn start_upload(&self, bucket: &str, key: &str) -> String {
+        let mut state = lock(&self.state);
+        state.next_upload += 1;
+        let id = format!("upload-{}", state.next_upload);
+        let request = CopyRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            ..CopyRequest::default()
+        };
+        let initiated = state.clock;
+        state.uploads.insert(
+            id.clone(),
+            Upload {
+                request,
+                parts: BTreeMap::new(),
+                initiated,
+            },
+        );
+        id
     }
 
     /// The ids of the multipart uploads not yet completed or aborted.
@@ -270,6 +300,7 @@ impl ObjectCopier for MemoryStore {
         let upload = Upload {
             request: request.clone(),
             parts: BTreeMap::new(),
+            initiated: state.clock,
         };
         state.uploads.insert(id.clone(), upload);
         Ok(id)
@@ -351,9 +382,9 @@ impl ObjectCopier for MemoryStore {
         request: &CopyRequest,
         upload_id: &str,
     ) -> Result<(), StoreError> {
-        let mut state = self.enter("AbortMultipartUpload", &request.bucket, &request.key)?;
-        state.uploads.remove(upload_id);
-        Ok(())
+        use crate::uploads::UploadStore;
+        self.abort_upload(&request.bucket, &request.key, upload_id)
+            .await
     }
 }
 
@@ -522,5 +553,90 @@ impl Continuation for MemoryContinuation {
     async fn continue_with(&self, next: &RunRequest) -> Result<(), ContinueError> {
         lock(&self.continued).push(next.clone());
         Ok(())
+    }
+}
+
+impl crate::uploads::UploadStore for MemoryStore {
+    async fn open_uploads(
+        &self,
+        location: &Location,
+    ) -> Result<Vec<crate::uploads::OpenUpload>, StoreError> {
+        let state = self.enter("ListMultipartUploads", &location.bucket, &location.prefix)?;
+        let mut open: Vec<_> = (state.uploads.iter())
+            .filter(|(_, u)| {
+                u.request.bucket == location.bucket && location.contains(&u.request.key)
+            })
+            .map(|(id, u)| crate::uploads::OpenUpload {
+                key: u.request.key.clone(),
+                upload_id: id.clone(),
+                initiated: u.initiated,
+            })
+            .collect();
+        open.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+        Ok(open)
+    }
+
+    async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.enter("AbortMultipartUpload", bucket, key)?;
+        state.uploads.remove(upload_id);
+        Ok(())
+    }
+}
+
+/// The uploads registered as fanout's, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryUploads {
+    open: Mutex<std::collections::BTreeSet<(String, String, String)>>,
+}
+
+impl MemoryUploads {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The uploads registered and not ended: `(bucket, key, upload id)`.
+    pub fn open(&self) -> Vec<(String, String, String)> {
+        lock(&self.open).iter().cloned().collect()
+    }
+}
+
+fn entry(bucket: &str, key: &str, upload_id: &str) -> (String, String, String) {
+    (bucket.to_owned(), key.to_owned(), upload_id.to_owned())
+}
+
+impl crate::uploads::UploadRegistry for MemoryUploads {
+    fn started<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> crate::uploads::BoxFuture<'a, Result<(), LedgerError>> {
+        lock(&self.open).insert(entry(bucket, key, upload_id));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn ended<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> crate::uploads::BoxFuture<'a, Result<(), LedgerError>> {
+        lock(&self.open).remove(&entry(bucket, key, upload_id));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn is_open<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> crate::uploads::BoxFuture<'a, Result<bool, LedgerError>> {
+        let open = lock(&self.open).contains(&entry(bucket, key, upload_id));
+        Box::pin(async move { Ok(open) })
     }
 }

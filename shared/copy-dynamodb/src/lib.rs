@@ -11,6 +11,7 @@ use fanout_aws::DisplayErrorContext;
 use fanout_copy_core::ledger::{
     LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT,
 };
+use fanout_copy_core::uploads::{BoxFuture, UploadRegistry};
 
 /// The partition key.
 pub const RUN_ID: &str = "run_id";
@@ -252,5 +253,104 @@ fn record(run_id: &str, item: &HashMap<String, AttributeValue>) -> RunRecord {
         listing_complete: flag("listing_complete"),
         cursor: text("cursor"),
         failures,
+    }
+}
+
+/// How long a registered upload's item is kept when nothing ends it: far longer than any sweep
+/// limit, so that the sweep finds it first.
+const UPLOAD_RECORD_DAYS: u64 = 30;
+
+/// The item of a registered multipart upload, beside the runs: `upload#<bucket>#<upload id>`.
+fn upload_item(bucket: &str, upload_id: &str) -> String {
+    format!("upload#{bucket}#{upload_id}")
+}
+
+impl RunTable {
+    async fn set_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        ended: bool,
+    ) -> Result<(), LedgerError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(upload_item(bucket, upload_id)))
+            .expression_attribute_names("#key", "key")
+            .expression_attribute_names("#bucket", "bucket")
+            .expression_attribute_values(":bucket", s(bucket))
+            .expression_attribute_values(":key", s(key))
+            .expression_attribute_values(":id", s(upload_id))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(now + UPLOAD_RECORD_DAYS * 86_400));
+        request = if ended {
+            request.update_expression(
+                "SET #bucket = :bucket, #key = :key, upload_id = :id, ended_at = :now, expires_at = :expires",
+            )
+        } else {
+            request.update_expression(
+                "SET #bucket = :bucket, #key = :key, upload_id = :id, started_at = :now, expires_at = :expires",
+            )
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+        Ok(())
+    }
+}
+
+impl UploadRegistry for RunTable {
+    /// Writes the upload's item.
+    fn started<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(self.set_upload(bucket, key, upload_id, false))
+    }
+
+    /// Marks the upload's item ended (the copier may only update items).
+    fn ended<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(self.set_upload(bucket, key, upload_id, true))
+    }
+
+    fn is_open<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(RUN_ID, s(upload_item(bucket, upload_id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| self.error("DynamoDB GetItem", e))?;
+            Ok(output.item.is_some_and(|item| {
+                item.get("key")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(key)
+                    && item.contains_key("started_at")
+                    && !item.contains_key("ended_at")
+            }))
+        })
     }
 }

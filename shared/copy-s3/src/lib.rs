@@ -19,6 +19,7 @@ use fanout_copy_core::store::{
     CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
     Page, StoreError,
 };
+use fanout_copy_core::uploads::{OpenUpload, UploadStore};
 use fanout_copy_core::Location;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -429,14 +430,60 @@ impl ObjectCopier for S3Store {
         request: &CopyRequest,
         upload_id: &str,
     ) -> Result<(), StoreError> {
+        self.abort_upload(&request.bucket, &request.key, upload_id)
+            .await
+    }
+}
+
+impl UploadStore for S3Store {
+    /// Every page of ListMultipartUploads under the prefix.
+    async fn open_uploads(&self, location: &Location) -> Result<Vec<OpenUpload>, StoreError> {
+        let (bucket, prefix) = (&location.bucket, &location.prefix);
+        let mut open = Vec::new();
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let output = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await
+                .map_err(|e| store_error("ListMultipartUploads", bucket, prefix, None, e))?;
+            open.extend(output.uploads().iter().filter_map(|upload| {
+                Some(OpenUpload {
+                    key: upload.key()?.to_owned(),
+                    upload_id: upload.upload_id()?.to_owned(),
+                    initiated: upload.initiated().map(|t| t.secs()).unwrap_or_default(),
+                })
+            }));
+            if !output.is_truncated().unwrap_or(false) {
+                return Ok(open);
+            }
+            key_marker = output.next_key_marker().map(str::to_owned);
+            id_marker = output.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(open);
+            }
+        }
+    }
+
+    async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .abort_multipart_upload()
-            .bucket(&request.bucket)
-            .key(&request.key)
+            .bucket(bucket)
+            .key(key)
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| request_error(request, "AbortMultipartUpload", e))?;
+            .map_err(|e| store_error("AbortMultipartUpload", bucket, key, None, e))?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 #[derive(Debug, Clone, Default)]
 pub struct CallRecorder {
     calls: Arc<Mutex<BTreeSet<(String, String)>>>,
+    counts: Arc<Mutex<std::collections::BTreeMap<String, usize>>>,
 }
 
 impl CallRecorder {
@@ -25,6 +26,16 @@ impl CallRecorder {
             .iter()
             .map(|(service, op)| format!("{service}:{op}"))
             .collect()
+    }
+
+    /// How many times `Service:Operation` was called.
+    pub fn count(&self, operation: &str) -> usize {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The IAM actions the recorded operations need.
@@ -50,10 +61,11 @@ impl Intercept for CallRecorder {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
-            self.calls
-                .lock()
-                .unwrap()
-                .insert((metadata.service().to_owned(), metadata.name().to_owned()));
+            let (service, name) = (metadata.service().to_owned(), metadata.name().to_owned());
+            *(self.counts.lock().unwrap())
+                .entry(format!("{service}:{name}"))
+                .or_default() += 1;
+            self.calls.lock().unwrap().insert((service, name));
         }
         Ok(())
     }

@@ -90,6 +90,7 @@ impl Fixture {
                 key: format!("copy/{key}"),
             },
             check_destination: false,
+            resume: None,
         }
     }
 }

@@ -15,8 +15,8 @@ use fanout_copy_dynamodb::RunTable;
 use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_sns::JobPublisher;
 use fanout_tests::copy::{
-    bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3, Carried,
-    FailPart, RefuseEntries,
+    body, bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3,
+    Carried, FailPart, RefuseEntries,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::words::{drain, topic_with_probe_queue};
@@ -25,7 +25,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use s3_fanout::{Config, FanoutEvent};
 
 type Fanout = s3_fanout::Fanout<ObjectStore, JobPublisher, RunTable>;
-type CopyHandler = s3_copier::CopyHandler<ObjectStore, RunTable>;
+type CopyHandler = s3_copier::CopyHandler<ObjectStore, RunTable, JobPublisher>;
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -292,7 +292,7 @@ async fn the_manual_event_fans_out_and_the_copier_copies_through_sqs() {
 
     let reply = f
         .copier_with(true, None)
-        .handle(sqs_event(&published))
+        .handle(sqs_event(&published), None)
         .await
         .unwrap();
     assert_eq!(reply, json!({"batchItemFailures": []}));
@@ -329,7 +329,7 @@ async fn the_manual_event_fans_out_and_the_copier_copies_through_sqs() {
     let published = f.published().await;
     assert_eq!(job_keys(&published), ["photos/2016/panorama.jpg"]);
     f.copier_with(true, None)
-        .handle(sqs_event(&published))
+        .handle(sqs_event(&published), None)
         .await
         .unwrap();
     let run = f.run_record("manual-req-2").await;
@@ -359,7 +359,7 @@ async fn the_scheduled_event_backs_up_what_the_environment_says_through_sns() {
     let published = f.published().await;
     let reply = f
         .copier_with(true, None)
-        .handle(sns_event(&published))
+        .handle(sns_event(&published), None)
         .await
         .unwrap();
     assert_eq!(reply, Value::Null);
@@ -538,7 +538,7 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     // Without a runs table, the failed record is retried by SQS (and then dead-lettered).
     let reply = f
         .copier_with(false, None)
-        .handle(sqs_event(&published))
+        .handle(sqs_event(&published), None)
         .await
         .unwrap();
     let failures = reply["batchItemFailures"].as_array().unwrap();
@@ -547,7 +547,7 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     // With one, it is recorded with the run and not retried.
     let reply = f
         .copier_with(true, None)
-        .handle(sqs_event(&published))
+        .handle(sqs_event(&published), None)
         .await
         .unwrap();
     assert_eq!(reply, json!({"batchItemFailures": []}));
@@ -568,7 +568,7 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     assert_eq!(answer.enqueued, 1);
     let reply = f
         .copier_with(true, None)
-        .handle(sqs_event(&f.published().await))
+        .handle(sqs_event(&f.published().await), None)
         .await
         .unwrap();
     assert_eq!(reply, json!({"batchItemFailures": []}));
@@ -583,7 +583,7 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     // A message that is not a job fails, and is retried.
     let reply = f
         .copier_with(true, None)
-        .handle(batch(json!({"Records":[{"messageId":"junk","body":"{\"schema_version\": 1}","eventSource":"aws:sqs"}]})))
+        .handle(batch(json!({"Records":[{"messageId":"junk","body":"{\"schema_version\": 1}","eventSource":"aws:sqs"}]})), None)
         .await
         .unwrap();
     assert_eq!(
@@ -606,7 +606,7 @@ async fn the_copier_sample_events_copy_their_job() {
                 .replace(sample_etag, etag.trim_matches('"')),
         )
         .unwrap();
-        let reply = f.copier_with(false, None).handle(batch(event)).await;
+        let reply = f.copier_with(false, None).handle(batch(event), None).await;
         let reply = reply.unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(
             reply.is_null() || reply == json!({"batchItemFailures": []}),
@@ -636,7 +636,7 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
         f.run(&fanout, f.event("s3-fanout-manual.json"), request)
             .await;
         copier
-            .handle(sqs_event(&f.published().await))
+            .handle(sqs_event(&f.published().await), None)
             .await
             .unwrap();
     }
@@ -646,11 +646,34 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
         .await;
     let failing = f.failing_copier(true, Some(&copier_calls), Some(FailPart(2)));
     failing
-        .handle(sqs_event(&f.published().await))
+        .handle(sqs_event(&f.published().await), None)
         .await
         .unwrap();
     assert_eq!(f.run_record("manual-req-i3").await.failed, 1);
     assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+    // A copy that reaches its deadline and goes on in continuations.
+    f.put("photos/largest", 11 * MIB as usize, 4).await;
+    f.run(&fanout, f.event("s3-fanout-manual.json"), "req-i4")
+        .await;
+    let sns = aws_sdk_sns::config::Builder::from(&f.sdk)
+        .interceptor(copier_calls.clone())
+        .build();
+    let pausing = f
+        .copier_with(true, Some(&copier_calls))
+        .with_continuations(Some(JobPublisher::new(
+            aws_sdk_sns::Client::from_conf(sns),
+            &f.topic_arn,
+        )));
+    let mut jobs = f.published().await;
+    while !jobs.is_empty() {
+        pausing
+            .handle(sqs_event(&jobs), Some(SystemTime::now()))
+            .await
+            .unwrap();
+        jobs = f.published().await;
+    }
+    let run = f.run_record("manual-req-i4").await;
+    assert_eq!((run.copied, run.failed), (2, 0), "largest, and larger again");
     // A sweep that finds a registered stale upload and aborts it.
     let id = f
         .client
@@ -782,7 +805,7 @@ async fn the_sweep_aborts_stale_fanout_uploads_and_leaves_fresh_ones_and_others_
     assert_eq!(jobs.len(), 1);
     let answer = f
         .copier_with(true, None)
-        .handle(sqs_event(&jobs))
+        .handle(sqs_event(&jobs), None)
         .await
         .unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]));
@@ -839,4 +862,50 @@ async fn the_sweep_aborts_stale_fanout_uploads_and_leaves_fresh_ones_and_others_
 async fn respond(fanout: &Fanout, event: Value) -> Value {
     let event = LambdaEvent::new(serde_json::from_value(event).unwrap(), context("req-sweep"));
     serde_json::to_value(fanout.respond(event).await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_copy_that_cannot_finish_before_the_deadline_goes_on_in_continuations() {
+    let f = Fixture::new().await;
+    let len = 40 * MIB as usize;
+    f.put("big/forty.bin", len, 7).await;
+    let fanout = f.fanout();
+    let run = json!({"source": format!("s3://{}/big/", f.source), "destination": format!("s3://{}/", f.destination)});
+    f.run(&fanout, run, "req-deadline").await;
+    let calls = CallRecorder::default();
+    let copier = f
+        .copier_with(true, Some(&calls))
+        .with_continuations(Some(JobPublisher::new(
+            aws_sdk_sns::Client::new(&f.sdk),
+            &f.topic_arn,
+        )));
+    // Each invocation's deadline has already come: it copies one part, then hands on.
+    let mut invocations = 0;
+    let mut jobs = f.published().await;
+    while !jobs.is_empty() {
+        invocations += 1;
+        assert!(invocations <= 20, "the copy never finished");
+        let answer = copier
+            .handle(sqs_event(&jobs), Some(SystemTime::now()))
+            .await
+            .unwrap();
+        assert_eq!(answer["batchItemFailures"], json!([]));
+        jobs = f.published().await;
+    }
+    assert_eq!(invocations, 8, "eight parts of 5 MiB, one per invocation");
+    assert_eq!(
+        body(&f.client, &f.destination, "forty.bin").await,
+        bytes(len, 7)
+    );
+    assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+    let run = f.run_record("manual-req-deadline").await;
+    assert_eq!(
+        (run.copied, run.bytes_copied),
+        (1, len as u64),
+        "counted once, when done"
+    );
+    let operations = calls.operations();
+    assert!(operations.contains("S3:ListParts"), "{operations:?}");
+    let parts = calls.count("S3:UploadPartCopy");
+    assert_eq!(parts, 8, "no part copied twice");
 }

@@ -16,6 +16,9 @@ transaction once a load run has written a few thousand claims. Here a transactio
 log instead: the previous state of each item it writes, put back if it is cancelled. That is
 the same state as the copy held, since nothing else runs meanwhile.
 
+moto's ListParts answers with the root element `ListPartsResponse`; S3 (and so the AWS SDK for
+Rust, which refuses anything else) says `ListPartsResult`. The launcher renames it.
+
 Arguments are moto_server's (`-H 127.0.0.1 -p PORT`).
 """
 
@@ -24,6 +27,7 @@ import threading
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.responses import DynamoHandler
+from moto.s3.responses import S3Response
 from moto.server import main
 
 _DYNAMODB = threading.Lock()
@@ -121,6 +125,20 @@ _backend.transact_write_items = _transact_write_items_with_undo
 _backend.put_item = _remembering(_backend.put_item, _item_keys)
 _backend.update_item = _remembering(_backend.update_item, lambda table, key: key)
 _backend.delete_item = _remembering(_backend.delete_item, lambda table, key: key)
+
+_list_parts = S3Response.list_parts
+
+
+def _list_parts_as_s3_names_it(self):
+    status, headers, body = _list_parts(self)
+    if isinstance(body, bytes):
+        body = body.replace(b"ListPartsResponse", b"ListPartsResult")
+    elif isinstance(body, str):
+        body = body.replace("ListPartsResponse", "ListPartsResult")
+    return status, headers, body
+
+
+S3Response.list_parts = _list_parts_as_s3_names_it
 
 if __name__ == "__main__":
     main()

@@ -79,7 +79,7 @@ impl Progress for Bar {
             Ok(Copied::Skipped) => {
                 self.skipped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Ok(Copied::Paused { .. }) | Err(_) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
         }

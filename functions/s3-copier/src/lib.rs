@@ -8,7 +8,9 @@
 
 use fanout_common::events::{Batch, BatchError};
 use fanout_common::{ConfigError, Vars};
+use fanout_copy_core::copier::unlimited;
 use fanout_copy_core::copier::{Copier, CopyOptions};
+use fanout_copy_core::fanout::JobSink;
 use fanout_copy_core::ledger::RunLedger;
 use fanout_copy_core::plan::{
     parse_part_size, PartSize, ThresholdError, Thresholds, AUTO_MAX_PART_SIZE,
@@ -16,8 +18,10 @@ use fanout_copy_core::plan::{
 };
 use fanout_copy_core::size::parse_size;
 use fanout_copy_core::store::{ObjectCopier, StorageClass};
-use fanout_copy_core::work::copy_and_record;
+use fanout_copy_core::work::{copy_and_record, JobFailure};
+use fanout_copy_core::CopyJob;
 use serde_json::Value;
+use std::time::{Duration, SystemTime};
 
 /// The environment variables this function reads (checked against infra/template.yaml).
 pub const ENV_VARS: &[&str] = &[
@@ -28,6 +32,7 @@ pub const ENV_VARS: &[&str] = &[
     "COPY_STORAGE_CLASS",
     "COPY_KMS_KEY_ID",
     "COPY_MAX_RECEIVES",
+    "COPY_TOPIC_ARN",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml): HEAD and
@@ -41,6 +46,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:PutObject",
     "s3:PutObjectTagging",
     "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "sns:Publish",
     "dynamodb:UpdateItem",
 ];
 
@@ -61,6 +68,9 @@ pub struct Config {
     /// The copy queue's `maxReceiveCount`: a job that fails on this receive goes to the
     /// dead-letter queue, so its failure is recorded with its run first. `None`: unknown.
     pub max_receives: Option<u32>,
+    /// The copy-job topic: a copy that cannot finish before the invocation's deadline sends
+    /// its continuation there. `None`: copies run until they finish or the invocation ends.
+    pub topic_arn: Option<String>,
 }
 
 const SIZE: &str = "a size in bytes, or a whole number with KiB, MiB or GiB";
@@ -114,6 +124,7 @@ impl Config {
         )?;
         Ok(Config {
             max_receives,
+            topic_arn: vars.optional("COPY_TOPIC_ARN"),
             runs_table: vars.optional("COPY_RUNS_TABLE"),
             options: CopyOptions {
                 thresholds,
@@ -130,19 +141,28 @@ impl Config {
 }
 
 /// The handler's state: S3 and DynamoDB adapters when deployed, in memory in tests.
-pub struct CopyHandler<S, R> {
+pub struct CopyHandler<S, R, J> {
     copier: Copier<S>,
     ledger: Option<R>,
     max_receives: Option<u32>,
+    continuations: Option<J>,
 }
 
-impl<S: ObjectCopier, R: RunLedger> CopyHandler<S, R> {
+impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
     pub fn new(copier: Copier<S>, ledger: Option<R>) -> Self {
         CopyHandler {
             copier,
             ledger,
             max_receives: None,
+            continuations: None,
         }
+    }
+
+    /// With somewhere to send continuations: a multipart copy that cannot finish before the
+    /// invocation's deadline stops in time and goes on in a continuation job.
+    pub fn with_continuations(mut self, sink: Option<J>) -> Self {
+        self.continuations = sink;
+        self
     }
 
     /// With the copy queue's `maxReceiveCount`: a job failing on its last receive is recorded
@@ -152,17 +172,51 @@ impl<S: ObjectCopier, R: RunLedger> CopyHandler<S, R> {
         self
     }
 
-    /// Handles an SNS or SQS event: each job copied and counted in its run.
-    pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
+    /// Handles an SNS or SQS event: each job copied and counted in its run, before the
+    /// invocation's `deadline` when there is one.
+    pub async fn handle(
+        &self,
+        batch: Batch,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, BatchError> {
+        let remaining = move || match deadline {
+            Some(deadline) => deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+            None => Duration::MAX,
+        };
         batch
             .handle(|delivery| async move {
                 let last = matches!(
                     (delivery.receive_count, self.max_receives),
                     (Some(count), Some(max)) if count >= max
                 );
-                copy_and_record(&self.copier, self.ledger.as_ref(), &delivery.body, last).await
+                let (ledger, body) = (self.ledger.as_ref(), &delivery.body);
+                let Some(sink) = &self.continuations else {
+                    // Nowhere to continue: the copy runs until it finishes.
+                    return copy_and_record(&self.copier, ledger, body, last, &unlimited)
+                        .await
+                        .map(|_| ());
+                };
+                match copy_and_record(&self.copier, ledger, body, last, &remaining).await? {
+                    Some(continuation) => hand_on(sink, continuation).await,
+                    None => Ok(()),
+                }
             })
             .await
+    }
+}
+
+/// Publishes a continuation job; a failure fails the delivery, so that it is retried (its
+/// upload stays registered for the sweep).
+async fn hand_on<J: JobSink>(sink: &J, continuation: CopyJob) -> Result<(), JobFailure> {
+    let refused = sink
+        .publish(std::slice::from_ref(&continuation))
+        .await
+        .map_err(|e| JobFailure::Continue(e.to_string()))?;
+    match refused.first() {
+        Some(refused) => Err(JobFailure::Continue(refused.reason.clone())),
+        None => Ok(()),
     }
 }
 
@@ -206,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_failing_on_its_last_receive_is_recorded_with_its_run() {
         use fanout_copy_core::ledger::RunLedger;
-        use fanout_copy_core::memory::{MemoryLedger, MemoryStore, Object};
+        use fanout_copy_core::memory::{MemoryLedger, MemorySink, MemoryStore, Object};
         use fanout_copy_core::store::ErrorKind;
         let store = MemoryStore::new();
         store.create_bucket("dst");
@@ -217,7 +271,7 @@ mod tests {
             "destination": {"bucket": "dst", "key": "a.txt"}
         });
         store.put("src", "a.txt", object);
-        let handler = CopyHandler::new(
+        let handler: CopyHandler<_, _, MemorySink> = CopyHandler::new(
             Copier::new(store, CopyOptions::default(), 2),
             Some(MemoryLedger::new()),
         )
@@ -235,7 +289,7 @@ mod tests {
                 .copier
                 .store()
                 .fail("HeadObject", 1, ErrorKind::Transient);
-            let answer = handler.handle(event(count)).await.unwrap();
+            let answer = handler.handle(event(count), None).await.unwrap();
             assert_eq!(
                 answer["batchItemFailures"][0]["itemIdentifier"],
                 format!("m-{count}"),

@@ -3,6 +3,7 @@ use fanout_common::{init::init_or_report, telemetry, ConfigError, Vars};
 use fanout_copy_core::Copier;
 use fanout_copy_dynamodb::RunTable;
 use fanout_copy_s3::S3Store;
+use fanout_sns::JobPublisher;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use s3_copier::{Config, CopyHandler};
 
@@ -19,14 +20,22 @@ async fn main() -> Result<(), Error> {
             // Every multipart upload is registered until it ends, for the sweep.
             copier = copier.with_registry(std::sync::Arc::new(ledger.clone()));
         }
+        let continuations = (config.topic_arn.as_ref())
+            .map(|topic| JobPublisher::new(aws_sdk_sns::Client::new(&sdk), topic));
         Ok::<_, ConfigError>(
-            CopyHandler::new(copier, ledger).with_max_receives(config.max_receives),
+            CopyHandler::new(copier, ledger)
+                .with_max_receives(config.max_receives)
+                .with_continuations(continuations),
         )
     })
     .await?;
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<Batch>| async move {
-        handler.handle(event.payload).await.map_err(Error::from)
+        let deadline = event.context.deadline();
+        handler
+            .handle(event.payload, Some(deadline))
+            .await
+            .map_err(Error::from)
     }))
     .await
 }

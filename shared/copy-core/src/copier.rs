@@ -3,8 +3,9 @@
 //! Headers, user metadata and tags are carried on both paths; the source ETag is recorded in
 //! the destination's metadata so that a later run can tell the copy is current.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
@@ -18,9 +19,11 @@ const PART_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2
 
 /// S3's limit on an object's user metadata: the UTF-8 bytes of every key and value together.
 pub const USER_METADATA_LIMIT: usize = 2048;
-use crate::job::CopyJob;
-use crate::plan::{self, Method, Part, Thresholds, TooLarge};
-use crate::store::{CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError};
+use crate::job::{CopyJob, Resume};
+use crate::plan::{self, Method, Part, PartSize, Thresholds, TooLarge};
+use crate::store::{
+    CompletedPart, CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError,
+};
 use crate::uploads::UploadRegistry;
 
 /// How copies are made.
@@ -34,14 +37,31 @@ pub struct CopyOptions {
 }
 
 /// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Copied {
     Copied {
         bytes: u64,
     },
     /// The destination already held the same content.
     Skipped,
+    /// A multipart copy stopped before the deadline, its parts so far kept in its upload: the
+    /// continuation job finishes it.
+    Paused {
+        continuation: Box<CopyJob>,
+    },
 }
+
+/// How much time is left, as a function the copier asks before it starts each part.
+pub type Remaining<'a> = &'a (dyn Fn() -> Duration + Sync);
+
+/// No deadline.
+pub fn unlimited() -> Duration {
+    Duration::MAX
+}
+
+/// Time kept back, at least, for the parts in flight to finish before the deadline; more when
+/// parts have been seen to take longer (twice the slowest).
+pub const PAUSE_RESERVE: Duration = Duration::from_secs(60);
 
 /// Why an object was not copied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,17 +190,37 @@ impl<S: ObjectCopier> Copier<S> {
 
     /// Copies the job's object, unless the destination already holds its content.
     pub async fn copy(&self, job: &CopyJob) -> Result<Copied, CopyError> {
+        self.copy_within(job, &unlimited).await
+    }
+
+    /// Copies the job's object; a multipart copy that cannot finish in the time `remaining`
+    /// tells stops starting parts once less than the reserve is left, and answers
+    /// [`Copied::Paused`] with the job that goes on from there.
+    pub async fn copy_within(
+        &self,
+        job: &CopyJob,
+        remaining: Remaining<'_>,
+    ) -> Result<Copied, CopyError> {
         let Some(source) = self.source_to_copy(job).await? else {
             return Ok(Copied::Skipped);
         };
         let src = &job.source;
-        let method = plan::plan(src.size, &self.options.thresholds, self.free_slots()).map_err(
-            |reason| CopyError::TooLarge {
+        let thresholds = match &job.resume {
+            // The same layout as the upload being resumed.
+            Some(resume) => Thresholds::new(
+                self.options.thresholds.multipart_threshold(),
+                PartSize::Fixed(resume.part_size),
+            )
+            .unwrap_or(self.options.thresholds),
+            None => self.options.thresholds,
+        };
+        let method = plan::plan(src.size, &thresholds, self.free_slots()).map_err(|reason| {
+            CopyError::TooLarge {
                 bucket: src.bucket.clone(),
                 key: src.key.clone(),
                 reason,
-            },
-        )?;
+            }
+        })?;
         // Counted from now, so that objects planned meanwhile see these slots as taken.
         let planned: Vec<_> = (0..method.copy_requests())
             .map(|_| Planned::new(&self.planned))
@@ -197,7 +237,26 @@ impl<S: ObjectCopier> Copier<S> {
                 if source.tag_count.is_some_and(|count| count > 0) {
                     request.tags = self.store.tags(&src.bucket, &src.key).await?;
                 }
-                self.multipart(&request, parts, planned).await?;
+                let at = Deadline {
+                    remaining,
+                    slowest_ms: AtomicU64::new(0),
+                };
+                let part_size = parts.first().map_or(0, Part::bytes);
+                if let Some(upload_id) = self.multipart(&request, job, parts, planned, &at).await? {
+                    // A continuation looks at the destination first: the upload may have been
+                    // completed by a delivery of this job that was not acknowledged.
+                    let continuation = CopyJob {
+                        resume: Some(Resume {
+                            upload_id,
+                            part_size,
+                        }),
+                        check_destination: true,
+                        ..job.clone()
+                    };
+                    return Ok(Copied::Paused {
+                        continuation: Box::new(continuation),
+                    });
+                }
             }
         }
         Ok(Copied::Copied { bytes: src.size })
@@ -297,14 +356,25 @@ impl<S: ObjectCopier> Copier<S> {
         }
     }
 
-    /// Copies the parts in parallel and completes the upload; on any failure, lets the parts
-    /// in flight finish, starts no more, and aborts the upload so that no parts are left behind.
-    async fn multipart(
+    /// The upload to copy into: the job's own when it resumes one that still exists, with the
+    /// parts already in it; else a new one, registered.
+    async fn upload_for(
         &self,
         request: &CopyRequest,
-        parts: Vec<Part>,
-        planned: Vec<Planned>,
-    ) -> Result<(), CopyError> {
+        job: &CopyJob,
+    ) -> Result<(String, Vec<CompletedPart>), CopyError> {
+        if let Some(resume) = &job.resume {
+            match self
+                .store
+                .uploaded_parts(request, &resume.upload_id)
+                .await?
+            {
+                Some(done) => return Ok((resume.upload_id.clone(), done)),
+                None => {
+                    tracing::warn!(key = %request.key, upload_id = %resume.upload_id, "the upload to resume no longer exists; starting a new one")
+                }
+            }
+        }
         let upload_id = self.store.create_multipart(request).await?;
         if let Some(registry) = &self.registry {
             if let Err(error) = registry
@@ -326,17 +396,45 @@ impl<S: ObjectCopier> Copier<S> {
                 );
             }
         }
-        let failed = AtomicBool::new(false);
-        let results: Vec<Result<_, StoreError>> = stream::iter(parts.into_iter().zip(planned))
+        Ok((upload_id, Vec::new()))
+    }
+
+    /// Copies the parts not yet in the upload in parallel and completes it; on any failure,
+    /// lets the parts in flight finish, starts no more, and aborts the upload so that no parts
+    /// are left behind. When the deadline comes near, starts no more parts and answers the
+    /// upload's id: it stays open, for the continuation.
+    async fn multipart(
+        &self,
+        request: &CopyRequest,
+        job: &CopyJob,
+        parts: Vec<Part>,
+        planned: Vec<Planned>,
+        at: &Deadline<'_>,
+    ) -> Result<Option<String>, CopyError> {
+        let (upload_id, done) = self.upload_for(request, job).await?;
+        let (failed, paused) = (AtomicBool::new(false), AtomicBool::new(false));
+        // Every invocation copies one part at least, however little time it has: a copy
+        // always moves on, and never continues forever.
+        let started = AtomicBool::new(false);
+        let todo = (parts.into_iter().zip(planned))
+            .filter(|(part, _)| !done.iter().any(|d| d.number == part.number));
+        let results: Vec<Result<_, StoreError>> = stream::iter(todo)
             .map(|(part, planned)| {
-                let (failed, upload_id) = (&failed, &upload_id);
+                let (failed, paused, started, upload_id) = (&failed, &paused, &started, &upload_id);
                 async move {
                     let _planned = planned;
                     let _permit = self.permit().await;
-                    if failed.load(Ordering::Relaxed) {
+                    if failed.load(Ordering::Relaxed) || paused.load(Ordering::Relaxed) {
                         return Ok(None);
                     }
+                    let first = !started.swap(true, Ordering::SeqCst);
+                    if !first && at.too_late() {
+                        paused.store(true, Ordering::Relaxed);
+                        return Ok(None);
+                    }
+                    let started = std::time::Instant::now();
                     let outcome = self.copy_part(request, upload_id, part).await;
+                    at.took(started.elapsed());
                     if outcome.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -347,16 +445,21 @@ impl<S: ObjectCopier> Copier<S> {
             .collect()
             .await;
         let outcome = match results.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(_) if paused.load(Ordering::Relaxed) => {
+                tracing::info!(key = %request.key, %upload_id, "stopping before the deadline; a continuation finishes the copy");
+                return Ok(Some(upload_id));
+            }
             Ok(completed) => {
-                let completed = completed.into_iter().flatten().collect();
+                let mut all = done;
+                all.extend(completed.into_iter().flatten());
                 self.store
-                    .complete_multipart(request, &upload_id, completed)
+                    .complete_multipart(request, &upload_id, all)
                     .await
             }
             Err(err) => Err(err),
         };
         let ended = match outcome {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
             Err(err) => match self.store.abort_multipart(request, &upload_id).await {
                 Ok(()) => Err(err.into()),
                 Err(abort) => {
@@ -379,6 +482,25 @@ impl<S: ObjectCopier> Copier<S> {
             }
         }
         ended
+    }
+}
+
+/// The time left, and the slowest part seen so far.
+struct Deadline<'a> {
+    remaining: Remaining<'a>,
+    slowest_ms: AtomicU64,
+}
+
+impl Deadline<'_> {
+    /// Whether a part started now might not finish before the deadline.
+    fn too_late(&self) -> bool {
+        let slowest = Duration::from_millis(self.slowest_ms.load(Ordering::Relaxed));
+        (self.remaining)() < PAUSE_RESERVE.max(slowest * 2)
+    }
+
+    fn took(&self, duration: Duration) {
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.slowest_ms.fetch_max(ms, Ordering::Relaxed);
     }
 }
 
@@ -427,7 +549,7 @@ mod tests {
     }
 
     use crate::job::{DestinationObject, SourceObject, SCHEMA_VERSION};
-    use crate::memory::{MemoryStore, Object};
+    use crate::memory::{MemoryStore, MemoryUploads, Object};
     use crate::plan::PartSize;
     use crate::size::MIB;
     use crate::store::ErrorKind;
@@ -456,6 +578,7 @@ mod tests {
                 key: format!("backup/{key}"),
             },
             check_destination: false,
+            resume: None,
         };
         (store, job)
     }
@@ -574,6 +697,95 @@ mod tests {
             }
             other => panic!("not a NotAborted: {other:?}"),
         }
+    }
+
+    /// Copies `job` in invocations that each have time for `parts` part copies; returns the
+    /// number of invocations.
+    async fn in_invocations(copier: &Copier<MemoryStore>, mut job: CopyJob, parts: usize) -> usize {
+        for invocation in 1.. {
+            let asks = AtomicUsize::new(0);
+            let remaining = || {
+                if asks.fetch_add(1, Ordering::Relaxed) < parts {
+                    Duration::from_secs(600)
+                } else {
+                    Duration::from_secs(1)
+                }
+            };
+            match copier.copy_within(&job, &remaining).await.unwrap() {
+                Copied::Paused { continuation } => {
+                    assert!(continuation.resume.is_some() && continuation.check_destination);
+                    job = *continuation;
+                }
+                Copied::Copied { bytes } => {
+                    assert_eq!(bytes, job.source.size);
+                    return invocation;
+                }
+                Copied::Skipped => panic!("nothing was copied yet"),
+            }
+        }
+        unreachable!("the loop only ends by returning")
+    }
+
+    fn count(calls: &[String], operation: &str) -> usize {
+        calls.iter().filter(|c| c.starts_with(operation)).count()
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_cannot_finish_in_time_pauses_and_its_continuations_finish_it() {
+        let len = 40 * MIB as usize + 3;
+        let (store, job) = store_with("huge.bin", len);
+        let registry = Arc::new(MemoryUploads::new());
+        let copier = Copier::new(store, five_mib_parts(), 2).with_registry(registry.clone());
+        // Nine parts, time for three per invocation.
+        assert_eq!(in_invocations(&copier, job, 3).await, 3);
+        let store = copier.store();
+        assert_eq!(
+            store.object("dst", "backup/huge.bin").unwrap().data,
+            store.object("src", "huge.bin").unwrap().data
+        );
+        let calls = store.calls();
+        assert_eq!(count(&calls, "UploadPartCopy"), 9, "no part copied twice");
+        assert_eq!(
+            count(&calls, "CreateMultipartUpload"),
+            1,
+            "one upload, resumed"
+        );
+        assert_eq!(count(&calls, "ListParts"), 2);
+        assert!(store.open_uploads().is_empty());
+        assert!(registry.open().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_continuation_whose_upload_is_gone_starts_over() {
+        let len = 12 * MIB as usize;
+        let (store, job) = store_with("gone.bin", len);
+        let copier = Copier::new(store, five_mib_parts(), 1);
+        let asks = AtomicUsize::new(0);
+        let once = || {
+            if asks.fetch_add(1, Ordering::Relaxed) < 1 {
+                Duration::from_secs(600)
+            } else {
+                Duration::ZERO
+            }
+        };
+        let Ok(Copied::Paused { continuation }) = copier.copy_within(&job, &once).await else {
+            panic!("the copy should pause after one part");
+        };
+        // The sweep (or anyone) aborted the upload meanwhile.
+        for id in copier.store().open_uploads() {
+            use crate::uploads::UploadStore;
+            copier
+                .store()
+                .abort_upload("dst", "backup/gone.bin", &id)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            copier.copy(&continuation).await,
+            Ok(Copied::Copied { bytes: len as u64 })
+        );
+        assert_eq!(count(&copier.store().calls(), "CreateMultipartUpload"), 2);
+        assert!(copier.store().open_uploads().is_empty());
     }
 
     #[tokio::test]

@@ -143,6 +143,15 @@ async fn copy_all<S: ObjectCopier>(
                 tally.bytes_copied += bytes;
             }
             Ok(Copied::Skipped) => tally.skipped += 1,
+            // One process has no deadline, so a copy never pauses here; were it to, it would
+            // not be done, and says so.
+            Ok(Copied::Paused { .. }) => {
+                tally.failed += 1;
+                tally.failures.push(Failure {
+                    key: job.source.key,
+                    error: "the copy stopped before it was finished".into(),
+                });
+            }
             Err(err) => {
                 tracing::warn!(key = %job.source.key, error = %err, "copy failed");
                 tally.failed += 1;

@@ -33,6 +33,18 @@ pub struct CopyJob {
     /// ETag, its checksum) before copying.
     #[serde(default)]
     pub check_destination: bool,
+    /// Set on a continuation: the multipart copy a copier started and stopped before its
+    /// invocation's deadline, to be finished without copying its parts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// Where a multipart copy stopped: its upload (whose parts S3 lists) and its part size, so that
+/// the parts still to copy are the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    pub upload_id: String,
+    pub part_size: u64,
 }
 
 /// A message that is not a copy job.

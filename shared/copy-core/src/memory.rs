@@ -386,6 +386,22 @@ impl ObjectCopier for MemoryStore {
         self.abort_upload(&request.bucket, &request.key, upload_id)
             .await
     }
+
+    async fn uploaded_parts(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+    ) -> Result<Option<Vec<CompletedPart>>, StoreError> {
+        let state = self.enter("ListParts", &request.bucket, &request.key)?;
+        Ok(state.uploads.get(upload_id).map(|upload| {
+            (upload.parts.iter())
+                .map(|(number, bytes)| CompletedPart {
+                    number: *number,
+                    etag: content_etag(&[bytes], None),
+                })
+                .collect()
+        }))
+    }
 }
 
 /// Runs in memory, with the same rules as the DynamoDB ledger: counters only add, the cursor

@@ -163,6 +163,7 @@ impl<L: ObjectLister> Planner<L> {
                 key: destination_key,
             },
             check_destination: decision == Decision::Check,
+            resume: None,
         }
     }
 

@@ -222,6 +222,14 @@ pub trait ObjectCopier: Send + Sync {
         request: &CopyRequest,
         upload_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The parts already in an upload; `None` when the upload no longer exists (completed,
+    /// aborted, or swept).
+    fn uploaded_parts(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<CompletedPart>>, StoreError>> + Send;
 }
 
 impl<T: ObjectLister + ?Sized> ObjectLister for &T {

@@ -160,6 +160,7 @@ mod tests {
                 key: format!("backup/{key}"),
             },
             check_destination: false,
+            resume: None,
         };
         store.put("src", key, object);
         job

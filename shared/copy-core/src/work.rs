@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::copier::{Copied, Copier, CopyError};
+use crate::copier::{Copied, Copier, CopyError, Remaining};
 use crate::job::{CopyJob, JobError};
 use crate::ledger::{LedgerError, RunLedger};
 use crate::store::ObjectCopier;
@@ -23,23 +23,28 @@ pub enum JobFailure {
     NotRecorded { error: String, ledger: LedgerError },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("the copy stopped before the deadline, and its continuation could not be sent: {0}")]
+    Continue(String),
 }
 
 /// Copies the object the job (a JSON message) names and counts the outcome in its run.
-/// `last_delivery`: a failure now sends the job to the dead-letter queue.
+/// `last_delivery`: a failure now sends the job to the dead-letter queue. `remaining`: the
+/// time left; a multipart copy that cannot finish in it stops early and its continuation job is
+/// returned, for the caller to hand on (nothing is counted until the object is done).
 pub async fn copy_and_record<S, R>(
     copier: &Copier<S>,
     ledger: Option<&R>,
     message: &str,
     last_delivery: bool,
-) -> Result<(), JobFailure>
+    remaining: Remaining<'_>,
+) -> Result<Option<CopyJob>, JobFailure>
 where
     S: ObjectCopier,
     R: RunLedger,
 {
     let job = CopyJob::from_json(message)?;
     let started = Instant::now();
-    let outcome = copier.copy(&job).await;
+    let outcome = copier.copy_within(&job, remaining).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let (run_id, key) = (&job.run_id, &job.source.key);
     match outcome {
@@ -48,14 +53,18 @@ where
             if let Some(ledger) = ledger {
                 ledger.record_copied(run_id, bytes).await?;
             }
-            Ok(())
+            Ok(None)
         }
         Ok(Copied::Skipped) => {
             tracing::info!(%run_id, %key, elapsed_ms, "unchanged");
             if let Some(ledger) = ledger {
                 ledger.record_skipped(run_id).await?;
             }
-            Ok(())
+            Ok(None)
+        }
+        Ok(Copied::Paused { continuation }) => {
+            tracing::info!(%run_id, %key, elapsed_ms, "paused before the deadline; a continuation goes on");
+            Ok(Some(*continuation))
         }
         Err(err) => match ledger {
             Some(ledger) if !err.transient() => {
@@ -63,6 +72,7 @@ where
                 ledger
                     .record_failure(run_id, key, &err.to_string())
                     .await
+                    .map(|()| None)
                     .map_err(|ledger| JobFailure::NotRecorded {
                         error: err.to_string(),
                         ledger,
@@ -96,7 +106,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::copier::CopyOptions;
+    use crate::copier::{unlimited, CopyOptions};
     use crate::job::{DestinationObject, SourceObject, SCHEMA_VERSION};
     use crate::memory::{MemoryLedger, MemoryStore, Object};
     use crate::store::ErrorKind;
@@ -119,6 +129,7 @@ mod tests {
                 key: "a.txt".into(),
             },
             check_destination: true,
+            resume: None,
         };
         store.put("src", "a.txt", object);
         (Copier::new(store, CopyOptions::default(), 4), job.to_json())
@@ -128,10 +139,10 @@ mod tests {
     async fn copies_and_skips_are_counted_in_the_run() {
         let (copier, job) = setup();
         let ledger = MemoryLedger::new();
-        copy_and_record(&copier, Some(&ledger), &job, false)
+        copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
             .await
             .unwrap();
-        copy_and_record(&copier, Some(&ledger), &job, false)
+        copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
             .await
             .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
@@ -143,13 +154,14 @@ mod tests {
         let (copier, job) = setup();
         let job = job.replace("a.txt\",\"size", "gone.txt\",\"size");
         let ledger = MemoryLedger::new();
-        copy_and_record(&copier, Some(&ledger), &job, false)
+        copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
             .await
             .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
         assert_eq!(run.failed, 1);
         assert_eq!(run.failures[0].0, "gone.txt");
-        let unrecorded = copy_and_record(&copier, None::<&MemoryLedger>, &job, false).await;
+        let unrecorded =
+            copy_and_record(&copier, None::<&MemoryLedger>, &job, false, &unlimited).await;
         assert!(
             matches!(unrecorded, Err(JobFailure::Copy(_))),
             "{unrecorded:?}"
@@ -161,7 +173,7 @@ mod tests {
         let (copier, job) = setup();
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
         let ledger = MemoryLedger::new();
-        let err = copy_and_record(&copier, Some(&ledger), &job, false)
+        let err = copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
             .await
             .unwrap_err();
         assert!(
@@ -169,7 +181,14 @@ mod tests {
             "{err}"
         );
         assert_eq!(ledger.get("run-1").await.unwrap(), None, "nothing counted");
-        let bad = copy_and_record(&copier, Some(&ledger), "{\"schema_version\": 1}", false).await;
+        let bad = copy_and_record(
+            &copier,
+            Some(&ledger),
+            "{\"schema_version\": 1}",
+            false,
+            &unlimited,
+        )
+        .await;
         assert!(matches!(bad, Err(JobFailure::Job(_))), "{bad:?}");
     }
 
@@ -178,7 +197,7 @@ mod tests {
         let (copier, job) = setup();
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
         let ledger = MemoryLedger::new();
-        let err = copy_and_record(&copier, Some(&ledger), &job, true)
+        let err = copy_and_record(&copier, Some(&ledger), &job, true, &unlimited)
             .await
             .unwrap_err();
         assert!(
@@ -195,8 +214,10 @@ mod tests {
         );
         // Without a ledger there is nowhere to record it: it is only dead-lettered.
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
-        assert!(copy_and_record(&copier, None::<&MemoryLedger>, &job, true)
-            .await
-            .is_err());
+        assert!(
+            copy_and_record(&copier, None::<&MemoryLedger>, &job, true, &unlimited)
+                .await
+                .is_err()
+        );
     }
 }

@@ -433,6 +433,44 @@ impl ObjectCopier for S3Store {
         self.abort_upload(&request.bucket, &request.key, upload_id)
             .await
     }
+
+    /// Every page of ListParts; `None` on NoSuchUpload.
+    async fn uploaded_parts(
+        &self,
+        request: &CopyRequest,
+        upload_id: &str,
+    ) -> Result<Option<Vec<CompletedPart>>, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker = None;
+        loop {
+            let output = match self
+                .client
+                .list_parts()
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker)
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(err) if err.code() == Some("NoSuchUpload") => return Ok(None),
+                Err(err) => return Err(request_error(request, "ListParts", err)),
+            };
+            parts.extend(output.parts().iter().filter_map(|part| {
+                Some(CompletedPart {
+                    number: part.part_number()?,
+                    etag: part.e_tag()?.to_owned(),
+                })
+            }));
+            match output.next_part_number_marker() {
+                Some(next) if output.is_truncated().unwrap_or(false) => {
+                    marker = Some(next.to_owned())
+                }
+                _ => return Ok(Some(parts)),
+            }
+        }
+    }
 }
 
 impl UploadStore for S3Store {

@@ -98,7 +98,8 @@ async fn pass(state: Arc<State>, request: Request<Incoming>) -> Response<Full<By
     let target = (parts.headers.get("x-amz-target"))
         .and_then(|value| value.to_str().ok())
         .is_some_and(|target| target.ends_with(&format!(".{}", state.operation)))
-        || String::from_utf8_lossy(&body).contains(&format!("Action={}&", state.operation));
+        || String::from_utf8_lossy(&body).contains(&format!("Action={}&", state.operation))
+        || (state.operation == "UploadPartCopy" && is_upload_part_copy(&parts));
     let held = target && state.seen.fetch_add(1, Ordering::SeqCst) + 1 == state.nth;
     if held && state.hold == Hold::BeforeForwarding {
         return hold_forever(&state).await;
@@ -128,6 +129,13 @@ async fn pass(state: Arc<State>, request: Request<Incoming>) -> Response<Full<By
     }
     parts.headers.remove(http::header::CONNECTION);
     Response::from_parts(parts, Full::new(body))
+}
+
+/// S3's UploadPartCopy: a PUT of a part (`partNumber` in the query) from a copy source.
+fn is_upload_part_copy(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::PUT
+        && parts.headers.contains_key("x-amz-copy-source")
+        && parts.uri.query().is_some_and(|q| q.contains("partNumber="))
 }
 
 async fn hold_forever(state: &State) -> Response<Full<Bytes>> {

@@ -673,7 +673,11 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
         jobs = f.published().await;
     }
     let run = f.run_record("manual-req-i4").await;
-    assert_eq!((run.copied, run.failed), (2, 0), "largest, and larger again");
+    assert_eq!(
+        (run.copied, run.failed),
+        (2, 0),
+        "largest, and larger again"
+    );
     // A sweep that finds a registered stale upload and aborts it.
     let id = f
         .client

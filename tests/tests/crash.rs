@@ -3,7 +3,9 @@
 //! (before the write reached DynamoDB, or after it was done but before its answer came back),
 //! and the same Slack request is then delivered to a fresh process. Every word must end with
 //! exactly its count, the message must have been published, and the multiplier (fed what was
-//! published, twice) must add its share exactly once.
+//! published, twice) must add its share exactly once. The same for the real s3-copier, killed
+//! in the middle of a multipart copy: the job delivered again resumes its upload, and no upload
+//! is left open.
 
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -11,6 +13,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fanout_common::events::Batch;
+use fanout_copy_core::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
+use fanout_copy_core::ledger::RunLedger;
+use fanout_copy_core::size::MIB;
+use fanout_copy_dynamodb::RunTable;
+use fanout_tests::copy::{
+    body, bytes, create_bucket, create_runs_table, open_uploads, put_object, s3, Carried,
+};
 use fanout_tests::gate::{Gate, Hold};
 use fanout_tests::runtime_api::RuntimeApi;
 use fanout_tests::words::{count_of, create_words_table, drain, topic_with_probe_queue};
@@ -74,25 +83,16 @@ async fn crash_then_redeliver(operation: &'static str, nth: usize, hold: Hold, t
     let gate = Gate::start(&emulator.endpoint, operation, nth, hold)
         .await
         .unwrap();
-    let api = Arc::new(RuntimeApi::start().await.unwrap());
-    let mut doomed = start_counter(&api, &gate.url(), &table, &topic_arn);
-    let invocation = {
-        let (api, event) = (api.clone(), event.clone());
-        tokio::spawn(async move { api.invoke(event, Duration::from_secs(60)).await })
-    };
-    tokio::time::timeout(Duration::from_secs(30), gate.held())
-        .await
-        .unwrap_or_else(|_| panic!("{operation} #{nth} was never held"));
-    doomed.kill().expect("kill -9");
-    doomed.wait().unwrap();
-    invocation.abort();
+    kill_when_held(&gate, &event, |api| {
+        start_counter(api, &gate.url(), &table, &topic_arn)
+    })
+    .await;
 
     // Slack's retry (or the next delivery) reaches a fresh process.
-    let api = RuntimeApi::start().await.unwrap();
-    let mut fresh = start_counter(&api, &emulator.endpoint, &table, &topic_arn);
-    let outcome = api.invoke(event, Duration::from_secs(60)).await;
-    let _ = fresh.kill();
-    fresh.wait().unwrap();
+    let outcome = deliver_to_fresh(event, |api| {
+        start_counter(api, &emulator.endpoint, &table, &topic_arn)
+    })
+    .await;
     let outcome = outcome.expect("the retry is answered");
     let answer: Value = serde_json::from_slice(&outcome.body).unwrap();
     assert_eq!(
@@ -196,24 +196,9 @@ async fn the_multiplier_killed_mid_batch_applies_each_message_once() {
     )
     .await
     .unwrap();
-    let api = Arc::new(RuntimeApi::start().await.unwrap());
-    let mut doomed = start(&api, &gate.url());
-    let invocation = {
-        let (api, event) = (api.clone(), event.clone());
-        tokio::spawn(async move { api.invoke(event, Duration::from_secs(60)).await })
-    };
-    tokio::time::timeout(Duration::from_secs(30), gate.held())
-        .await
-        .expect("the third write was never held");
-    doomed.kill().expect("kill -9");
-    doomed.wait().unwrap();
-    invocation.abort();
+    kill_when_held(&gate, &event, |api| start(api, &gate.url())).await;
 
-    let api = RuntimeApi::start().await.unwrap();
-    let mut fresh = start(&api, &emulator.endpoint);
-    let outcome = api.invoke(event, Duration::from_secs(60)).await;
-    let _ = fresh.kill();
-    fresh.wait().unwrap();
+    let outcome = deliver_to_fresh(event, |api| start(api, &emulator.endpoint)).await;
     let answer: Value = serde_json::from_slice(&outcome.expect("answered").body).unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -229,4 +214,115 @@ async fn the_multiplier_killed_mid_batch_applies_each_message_once() {
             "{word}"
         );
     }
+}
+
+/// s3-copier under `api`, talking to AWS at `endpoint`, copying one part at a time.
+fn start_copier(api: &RuntimeApi, endpoint: &str, runs_table: &str) -> Child {
+    let binary = built_binary("s3-copier");
+    api.function_command(&binary, "s3-copier")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("COPY_RUNS_TABLE", runs_table)
+        .env("COPY_MULTIPART_THRESHOLD", "5MiB")
+        .env("COPY_PART_SIZE", "5MiB")
+        .env("COPY_CONCURRENCY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s3-copier starts")
+}
+
+#[tokio::test]
+async fn a_copier_killed_mid_multipart_copy_resumes_on_redelivery_and_leaves_no_upload() {
+    let emulator = Emulator::shared();
+    let sdk = emulator.sdk_config().await;
+    let (source, destination) = (
+        create_bucket(&sdk, "crash-src").await,
+        create_bucket(&sdk, "crash-dst").await,
+    );
+    let runs = create_runs_table(&sdk).await;
+    let client = s3(&sdk);
+    let len = 22 * MIB as usize;
+    let etag = put_object(
+        &client,
+        &source,
+        "big.bin",
+        bytes(len, 5),
+        &Carried::default(),
+    )
+    .await;
+    let job = CopyJob {
+        schema_version: SCHEMA_VERSION,
+        run_id: "crash-run".into(),
+        source: SourceObject {
+            bucket: source.clone(),
+            key: "big.bin".into(),
+            size: len as u64,
+            etag,
+        },
+        destination: DestinationObject {
+            bucket: destination.clone(),
+            key: "big.bin".into(),
+        },
+        check_destination: false,
+        resume: None,
+    };
+    let event = Bytes::from(
+        json!({"Records": [{"messageId": "m-1", "body": job.to_json(), "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": "1"}}]})
+        .to_string(),
+    );
+
+    // Killed while its third part (of five) is held: two are in the upload.
+    let gate = Gate::start(
+        &emulator.endpoint,
+        "UploadPartCopy",
+        3,
+        Hold::BeforeForwarding,
+    )
+    .await
+    .unwrap();
+    kill_when_held(&gate, &event, |api| start_copier(api, &gate.url(), &runs)).await;
+    assert_eq!(open_uploads(&client, &destination).await.len(), 1);
+
+    // SQS delivers the job again, to a fresh process.
+    let outcome = deliver_to_fresh(event, |api| start_copier(api, &emulator.endpoint, &runs)).await;
+    let answer: Value = serde_json::from_slice(&outcome.expect("answered").body).unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(body(&client, &destination, "big.bin").await, bytes(len, 5));
+    assert!(
+        open_uploads(&client, &destination).await.is_empty(),
+        "the upload the killed copier left was resumed and completed"
+    );
+    let ledger = RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), &runs);
+    let run = ledger.get("crash-run").await.unwrap().unwrap();
+    assert_eq!((run.copied, run.failed), (1, 0));
+}
+
+/// Starts a process under a Runtime API of its own, hands it `event`, and kills it (kill -9)
+/// as soon as `gate` holds the request it waits for.
+async fn kill_when_held(gate: &Gate, event: &Bytes, start: impl FnOnce(&RuntimeApi) -> Child) {
+    let api = Arc::new(RuntimeApi::start().await.unwrap());
+    let mut doomed = start(&api);
+    let invocation = {
+        let (api, event) = (api.clone(), event.clone());
+        tokio::spawn(async move { api.invoke(event, Duration::from_secs(60)).await })
+    };
+    let held = tokio::time::timeout(Duration::from_secs(30), gate.held()).await;
+    doomed.kill().expect("kill -9");
+    doomed.wait().unwrap();
+    invocation.abort();
+    held.expect("the request to hold never came");
+}
+
+/// Hands `event` to a fresh process and returns how it went.
+async fn deliver_to_fresh(
+    event: Bytes,
+    start: impl FnOnce(&RuntimeApi) -> Child,
+) -> Result<fanout_tests::runtime_api::Outcome, fanout_tests::runtime_api::InvokeError> {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut fresh = start(&api);
+    let outcome = api.invoke(event, Duration::from_secs(60)).await;
+    let _ = fresh.kill();
+    fresh.wait().unwrap();
+    outcome
 }

@@ -49,6 +49,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:ListMultipartUploadParts",
     "sns:Publish",
     "dynamodb:UpdateItem",
+    "dynamodb:GetItem",
 ];
 
 /// The part size when `COPY_PART_SIZE` is unset. Unlike the CLI, a copier instance runs beside

@@ -24,7 +24,7 @@ use crate::plan::{self, Method, Part, PartSize, Thresholds, TooLarge};
 use crate::store::{
     CompletedPart, CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError,
 };
-use crate::uploads::UploadRegistry;
+use crate::uploads::{Copying, UploadRegistry};
 
 /// How copies are made.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -85,6 +85,8 @@ pub enum CopyError {
     Archived { bucket: String, key: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the registry of multipart uploads could not be read: {0}")]
+    Registry(crate::ledger::LedgerError),
     #[error(
         "the multipart upload {upload_id} could not be registered, so it was aborted: {error}"
     )]
@@ -105,7 +107,7 @@ impl CopyError {
     pub fn transient(&self) -> bool {
         match self {
             CopyError::Store(err) => err.transient(),
-            CopyError::NotRegistered { .. } => true,
+            CopyError::NotRegistered { .. } | CopyError::Registry(_) => true,
             CopyError::NotAborted { error, .. } => error.transient(),
             _ => false,
         }
@@ -356,12 +358,15 @@ impl<S: ObjectCopier> Copier<S> {
         }
     }
 
-    /// The upload to copy into: the job's own when it resumes one that still exists, with the
-    /// parts already in it; else a new one, registered.
+    /// The upload to copy into, with the parts already in it: the continuation's own, or the
+    /// one a delivery of the same job started before it crashed (same source, same parts),
+    /// while it still exists; else a new one, registered (and an older one of the same object
+    /// for another source aborted).
     async fn upload_for(
         &self,
         request: &CopyRequest,
         job: &CopyJob,
+        part_size: u64,
     ) -> Result<(String, Vec<CompletedPart>), CopyError> {
         if let Some(resume) = &job.resume {
             match self
@@ -374,29 +379,73 @@ impl<S: ObjectCopier> Copier<S> {
                     tracing::warn!(key = %request.key, upload_id = %resume.upload_id, "the upload to resume no longer exists; starting a new one")
                 }
             }
+        } else if let Some(found) = self.previous_upload(request, part_size).await? {
+            return Ok(found);
         }
         let upload_id = self.store.create_multipart(request).await?;
-        if let Some(registry) = &self.registry {
-            if let Err(error) = registry
-                .started(&request.bucket, &request.key, &upload_id)
-                .await
-            {
-                return Err(
-                    match self.store.abort_multipart(request, &upload_id).await {
-                        Ok(()) => CopyError::NotRegistered { upload_id, error },
-                        Err(abort) => CopyError::NotAborted {
-                            error: Box::new(CopyError::NotRegistered {
-                                upload_id: upload_id.clone(),
-                                error,
-                            }),
-                            upload_id,
-                            abort,
-                        },
-                    },
-                );
-            }
+        let Some(registry) = &self.registry else {
+            return Ok((upload_id, Vec::new()));
+        };
+        let copying = Copying {
+            upload_id: upload_id.clone(),
+            source_etag: request.source_etag.clone(),
+            part_size,
+        };
+        let (bucket, key) = (&request.bucket, &request.key);
+        let registered = match registry.started(bucket, key, &upload_id).await {
+            Ok(()) => registry.copying(bucket, key, &copying).await,
+            Err(error) => Err(error),
+        };
+        let Err(error) = registered else {
+            return Ok((upload_id, Vec::new()));
+        };
+        Err(
+            match self.store.abort_multipart(request, &upload_id).await {
+                Ok(()) => CopyError::NotRegistered { upload_id, error },
+                Err(abort) => CopyError::NotAborted {
+                    error: Box::new(CopyError::NotRegistered {
+                        upload_id: upload_id.clone(),
+                        error,
+                    }),
+                    upload_id,
+                    abort,
+                },
+            },
+        )
+    }
+
+    /// The upload a crashed delivery of this job left open, to resume: only for the same
+    /// source content and part size. One for other content is aborted.
+    async fn previous_upload(
+        &self,
+        request: &CopyRequest,
+        part_size: u64,
+    ) -> Result<Option<(String, Vec<CompletedPart>)>, CopyError> {
+        let Some(registry) = &self.registry else {
+            return Ok(None);
+        };
+        let (bucket, key) = (&request.bucket, &request.key);
+        let previous = (registry.current(bucket, key).await).map_err(CopyError::Registry)?;
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let Some(done) = (self.store)
+            .uploaded_parts(request, &previous.upload_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if previous.source_etag == request.source_etag && previous.part_size == part_size {
+            tracing::info!(%key, upload_id = %previous.upload_id, parts = done.len(), "resuming the upload an earlier delivery of this job started");
+            return Ok(Some((previous.upload_id, done)));
         }
-        Ok((upload_id, Vec::new()))
+        (self.store)
+            .abort_multipart(request, &previous.upload_id)
+            .await?;
+        if let Err(error) = registry.ended(bucket, key, &previous.upload_id).await {
+            tracing::warn!(%key, upload_id = %previous.upload_id, %error, "the aborted upload is still registered");
+        }
+        Ok(None)
     }
 
     /// Copies the parts not yet in the upload in parallel and completes it; on any failure,
@@ -411,7 +460,8 @@ impl<S: ObjectCopier> Copier<S> {
         planned: Vec<Planned>,
         at: &Deadline<'_>,
     ) -> Result<Option<String>, CopyError> {
-        let (upload_id, done) = self.upload_for(request, job).await?;
+        let part_size = parts.first().map_or(0, Part::bytes);
+        let (upload_id, done) = self.upload_for(request, job, part_size).await?;
         let (failed, paused) = (AtomicBool::new(false), AtomicBool::new(false));
         // Every invocation copies one part at least, however little time it has: a copy
         // always moves on, and never continues forever.
@@ -753,6 +803,73 @@ mod tests {
         assert_eq!(count(&calls, "ListParts"), 2);
         assert!(store.open_uploads().is_empty());
         assert!(registry.open().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_after_a_crash_resumes_the_upload_it_left() {
+        let len = 22 * MIB as usize;
+        let (store, job) = store_with("crash.bin", len);
+        let registry = Arc::new(MemoryUploads::new());
+        let copier = Copier::new(store, five_mib_parts(), 1).with_registry(registry.clone());
+        // The first delivery copies two parts, then dies (its continuation is never sent).
+        let asks = AtomicUsize::new(0);
+        let two = || {
+            if asks.fetch_add(1, Ordering::Relaxed) < 1 {
+                Duration::from_secs(600)
+            } else {
+                Duration::ZERO
+            }
+        };
+        assert!(matches!(
+            copier.copy_within(&job, &two).await,
+            Ok(Copied::Paused { .. })
+        ));
+        // The same job, delivered again: the same upload, only the missing parts.
+        assert_eq!(
+            copier.copy(&job).await,
+            Ok(Copied::Copied { bytes: len as u64 })
+        );
+        let calls = copier.store().calls();
+        assert_eq!(count(&calls, "CreateMultipartUpload"), 1);
+        assert_eq!(count(&calls, "UploadPartCopy"), 5, "two parts, then three");
+        assert!(copier.store().open_uploads().is_empty());
+        assert!(registry.open().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_upload_left_for_older_content_is_aborted_not_resumed() {
+        let (store, job) = store_with("changed.bin", 12 * MIB as usize);
+        let registry = Arc::new(MemoryUploads::new());
+        let copier = Copier::new(store, five_mib_parts(), 1).with_registry(registry.clone());
+        let none = || Duration::ZERO;
+        assert!(matches!(
+            copier.copy_within(&job, &none).await,
+            Ok(Copied::Paused { .. })
+        ));
+        // The source changes; the next night's job names the new content.
+        let newer = Object::new(vec![9; 12 * MIB as usize]);
+        let job = CopyJob {
+            source: SourceObject {
+                etag: newer.etag.clone(),
+                ..job.source
+            },
+            ..job
+        };
+        copier.store().put("src", "changed.bin", newer);
+        copier.copy(&job).await.unwrap();
+        let calls = copier.store().calls();
+        assert_eq!(count(&calls, "CreateMultipartUpload"), 2);
+        assert_eq!(count(&calls, "AbortMultipartUpload"), 1);
+        assert!(copier.store().open_uploads().is_empty());
+        assert!(registry.open().is_empty());
+        assert_eq!(
+            copier
+                .store()
+                .object("dst", "backup/changed.bin")
+                .unwrap()
+                .data,
+            vec![9; 12 * MIB as usize]
+        );
     }
 
     #[tokio::test]

@@ -608,6 +608,7 @@ impl crate::uploads::UploadStore for MemoryStore {
 #[derive(Debug, Default)]
 pub struct MemoryUploads {
     open: Mutex<std::collections::BTreeSet<(String, String, String)>>,
+    copying: Mutex<HashMap<(String, String), crate::uploads::Copying>>,
 }
 
 impl MemoryUploads {
@@ -654,5 +655,26 @@ impl crate::uploads::UploadRegistry for MemoryUploads {
     ) -> crate::uploads::BoxFuture<'a, Result<bool, LedgerError>> {
         let open = lock(&self.open).contains(&entry(bucket, key, upload_id));
         Box::pin(async move { Ok(open) })
+    }
+
+    fn copying<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload: &'a crate::uploads::Copying,
+    ) -> crate::uploads::BoxFuture<'a, Result<(), LedgerError>> {
+        lock(&self.copying).insert((bucket.to_owned(), key.to_owned()), upload.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn current<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> crate::uploads::BoxFuture<'a, Result<Option<crate::uploads::Copying>, LedgerError>> {
+        let current = lock(&self.copying)
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned();
+        Box::pin(async move { Ok(current) })
     }
 }

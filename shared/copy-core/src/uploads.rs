@@ -40,6 +40,30 @@ pub trait UploadRegistry: Send + Sync {
         key: &'a str,
         upload_id: &'a str,
     ) -> BoxFuture<'a, Result<bool, LedgerError>>;
+
+    /// Records what the upload just started for `bucket`/`key` copies, so that a delivery of
+    /// the same job after a crash resumes it.
+    fn copying<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload: &'a Copying,
+    ) -> BoxFuture<'a, Result<(), LedgerError>>;
+
+    /// The last upload started for `bucket`/`key`, as [`UploadRegistry::copying`] recorded it.
+    fn current<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Copying>, LedgerError>>;
+}
+
+/// What a multipart upload copies: resumable by a delivery of the same source and layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copying {
+    pub upload_id: String,
+    pub source_etag: String,
+    pub part_size: u64,
 }
 
 /// A multipart upload not yet completed or aborted, as S3 lists it.

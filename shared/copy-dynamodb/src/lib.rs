@@ -11,7 +11,7 @@ use fanout_aws::DisplayErrorContext;
 use fanout_copy_core::ledger::{
     LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT,
 };
-use fanout_copy_core::uploads::{BoxFuture, UploadRegistry};
+use fanout_copy_core::uploads::{BoxFuture, Copying, UploadRegistry};
 
 /// The partition key.
 pub const RUN_ID: &str = "run_id";
@@ -273,10 +273,7 @@ impl RunTable {
         upload_id: &str,
         ended: bool,
     ) -> Result<(), LedgerError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = unix_now();
         let mut request = self
             .client
             .update_item()
@@ -353,4 +350,69 @@ impl UploadRegistry for RunTable {
             }))
         })
     }
+
+    /// Writes the destination object's item: what its newest upload copies.
+    fn copying<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload: &'a Copying,
+    ) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let now = unix_now();
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(RUN_ID, s(copying_item(bucket, key)))
+                .update_expression(
+                    "SET upload_id = :id, source_etag = :etag, part_size = :size, expires_at = :expires",
+                )
+                .expression_attribute_values(":id", s(&upload.upload_id))
+                .expression_attribute_values(":etag", s(&upload.source_etag))
+                .expression_attribute_values(":size", n(upload.part_size))
+                .expression_attribute_values(":expires", n(now + UPLOAD_RECORD_DAYS * 86_400))
+                .send()
+                .await
+                .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+            Ok(())
+        })
+    }
+
+    fn current<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Copying>, LedgerError>> {
+        Box::pin(async move {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(RUN_ID, s(copying_item(bucket, key)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| self.error("DynamoDB GetItem", e))?;
+            Ok(output.item.and_then(|item| {
+                let text = |name: &str| item.get(name)?.as_s().ok().cloned();
+                Some(Copying {
+                    upload_id: text("upload_id")?,
+                    source_etag: text("source_etag")?,
+                    part_size: item.get("part_size")?.as_n().ok()?.parse().ok()?,
+                })
+            }))
+        })
+    }
+}
+
+/// The item of a destination object being copied in parts: `upload-of#<bucket>#<key>`.
+fn copying_item(bucket: &str, key: &str) -> String {
+    format!("upload-of#{bucket}#{key}")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }

@@ -60,6 +60,10 @@ struct Args {
     /// End the output with the summary as one line of JSON
     #[arg(long)]
     json: bool,
+    /// Write every failed object to FILE as JSON Lines: key, version, size, error_class,
+    /// message (an empty file when nothing failed)
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
 }
 
 fn concurrency(text: &str) -> Result<usize, String> {
@@ -121,6 +125,15 @@ async fn copy(args: Args, thresholds: Thresholds) -> ExitCode {
         }
     };
     report(&summary, args.json);
+    if let Some(path) = &args.report {
+        if let Err(err) = std::fs::write(path, summary.failure_report()) {
+            eprintln!(
+                "s3-copy: could not write the report {}: {err}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     status
 }
 

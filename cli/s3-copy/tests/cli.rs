@@ -199,7 +199,14 @@ async fn failures_make_the_exit_status_non_zero() {
     put_object(&client, &src, "b", bytes(10, 2), &Carried::default()).await;
 
     let missing = unique("no-such-bucket");
-    let output = s3_copy(&[&format!("s3://{src}"), &format!("s3://{missing}"), "--json"]);
+    let report = std::env::temp_dir().join(format!("{}.jsonl", unique("report")));
+    let output = s3_copy(&[
+        &format!("s3://{src}"),
+        &format!("s3://{missing}"),
+        "--json",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let json = summary(&output);
     assert_eq!(json["failed"], 2, "{json}");
@@ -207,6 +214,32 @@ async fn failures_make_the_exit_status_non_zero() {
         .as_str()
         .unwrap()
         .contains("NoSuchBucket"));
+    // The report: one line per failed object.
+    let lines: Vec<Value> = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(&report);
+    let mut failed: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["a", "b"]);
+    for line in &lines {
+        assert_eq!(line["size"], 10);
+        assert_eq!(line["error_class"], "permanent", "{line}");
+        assert!(line["message"].as_str().unwrap().contains("NoSuchBucket"));
+    }
+    // An unwritable report is an error, said so, after an otherwise good copy.
+    let dst = create_bucket(&sdk, "cli-dst").await;
+    let output = s3_copy(&[
+        &format!("s3://{src}"),
+        &format!("s3://{dst}"),
+        "--report",
+        "/nonexistent-dir/report.jsonl",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("could not write the report"));
+    assert_eq!(keys(&client, &dst).await.len(), 2);
 
     let output = s3_copy(&[
         &format!("s3://{missing}"),

@@ -148,16 +148,24 @@ async fn copy_all<S: ObjectCopier>(
             Ok(Copied::Paused { .. }) => {
                 tally.failed += 1;
                 tally.failures.push(Failure {
+                    size: job.source.size,
                     key: job.source.key,
                     error: "the copy stopped before it was finished".into(),
+                    class: "transient",
                 });
             }
             Err(err) => {
                 tracing::warn!(key = %job.source.key, error = %err, "copy failed");
                 tally.failed += 1;
                 tally.failures.push(Failure {
+                    size: job.source.size,
                     key: job.source.key,
                     error: err.to_string(),
+                    class: if err.transient() {
+                        "transient"
+                    } else {
+                        "permanent"
+                    },
                 });
             }
         }

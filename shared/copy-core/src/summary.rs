@@ -11,6 +11,22 @@ use crate::size::format_size;
 pub struct Failure {
     pub key: String,
     pub error: String,
+    /// The object's size, as listed.
+    pub size: u64,
+    /// `permanent` (trying again cannot help) or `transient` (a later run may succeed).
+    pub class: &'static str,
+}
+
+/// One line of a failure report (JSON Lines), as S3 Batch Operations' completion reports list
+/// the tasks that failed.
+#[derive(Debug, Serialize)]
+struct ReportLine<'a> {
+    key: &'a str,
+    /// Versions are not copied apart: always null.
+    version: Option<&'a str>,
+    size: u64,
+    error_class: &'a str,
+    message: &'a str,
 }
 
 /// A run's outcome. The CLI prints it; with `--json` as one JSON line.
@@ -43,6 +59,23 @@ impl RunSummary {
 
     pub fn succeeded(&self) -> bool {
         self.failed == 0
+    }
+
+    /// The failure report: one JSON object per failed object, each on its own line.
+    pub fn failure_report(&self) -> String {
+        self.failures
+            .iter()
+            .map(|failure| {
+                let line = ReportLine {
+                    key: &failure.key,
+                    version: None,
+                    size: failure.size,
+                    error_class: failure.class,
+                    message: &failure.error,
+                };
+                serde_json::to_string(&line).expect("a report line always serializes") + "\n"
+            })
+            .collect()
     }
 }
 
@@ -107,6 +140,8 @@ mod tests {
             failures: vec![Failure {
                 key: "k".into(),
                 error: "NoSuchKey".into(),
+                size: 7,
+                class: "permanent",
             }],
             ..RunSummary::default()
         };
@@ -126,5 +161,15 @@ mod tests {
         let text = summary.to_string();
         assert!(text.contains("2 copied"), "{text}");
         assert!(text.contains("failed: k: NoSuchKey"), "{text}");
+        let report: Vec<serde_json::Value> = summary
+            .failure_report()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(
+            report,
+            vec![serde_json::json!({"key": "k", "version": null, "size": 7,
+                "error_class": "permanent", "message": "NoSuchKey"})]
+        );
     }
 }

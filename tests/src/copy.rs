@@ -329,3 +329,58 @@ impl Intercept for RefuseEntries {
         Ok(())
     }
 }
+
+/// Records the region each S3 request was signed for, by bucket (path-style requests), except
+/// HeadBucket, which asks where a bucket is and may be sent anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct SigningRegions {
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>>,
+}
+
+impl SigningRegions {
+    /// The regions requests to `bucket` were signed for.
+    pub fn of(&self, bucket: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .get(bucket)
+            .map(|regions| regions.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Intercept for SigningRegions {
+    fn name(&self) -> &'static str {
+        "SigningRegions"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let path = request.uri().split("://").nth(1).unwrap_or(request.uri());
+        let path = path.split('?').next().unwrap_or_default();
+        let mut segments = path.split('/').skip(1);
+        let bucket = segments.next().unwrap_or_default().to_owned();
+        let has_key = segments.next().is_some_and(|key| !key.is_empty());
+        if request.method() == "HEAD" && !has_key {
+            return Ok(());
+        }
+        // Authorization: AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/s3/aws4_request, …
+        let region = (request.headers().get("authorization"))
+            .and_then(|auth| auth.split("Credential=").nth(1))
+            .and_then(|credential| credential.split('/').nth(2))
+            .unwrap_or_default()
+            .to_owned();
+        self.seen
+            .lock()
+            .unwrap()
+            .entry(bucket)
+            .or_default()
+            .insert(region);
+        Ok(())
+    }
+}

@@ -12,7 +12,7 @@ use fanout_copy_core::{Copied, Copier, CopyOptions, Location, RunSpec, Threshold
 use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_tests::copy::{
     body, bytes, carried, create_bucket, keys, open_uploads, put_object, s3, s3_with, Carried,
-    FailPart,
+    FailPart, SigningRegions,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::Emulator;
@@ -565,4 +565,44 @@ async fn archived_objects_are_counted_and_left_alone_or_copied_once_restored() {
         body(&f.client, &f.destination, "a/thawed.txt").await,
         bytes(100, 2)
     );
+}
+
+#[tokio::test]
+async fn a_bucket_in_another_region_is_used_through_a_client_of_its_region() {
+    let f = Fixture::new().await;
+    let europe = fanout_tests::unique("eu-src");
+    f.client
+        .create_bucket()
+        .bucket(&europe)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plain = Carried::default();
+    put_object(&f.client, &europe, "a.bin", bytes(100, 1), &plain).await;
+    put_object(
+        &f.client,
+        &europe,
+        "b.bin",
+        bytes(11 * MIB as usize, 2),
+        &plain,
+    )
+    .await;
+    let regions = SigningRegions::default();
+    let store = ObjectStore::new(s3_with(&f.sdk, Some(regions.clone())));
+    let copier = Copier::new(store, tiny_thresholds(), 8);
+    let spec = RunSpec {
+        source: Location::new(&europe, ""),
+        ..f.spec("", "from-eu/")
+    };
+    let summary = engine::run(&copier, spec, false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!((summary.copied, summary.failed), (2, 0), "{summary:?}");
+    assert_eq!(regions.of(&europe), vec!["eu-west-1".to_owned()]);
+    assert_eq!(regions.of(&f.destination), vec!["us-east-1".to_owned()]);
 }

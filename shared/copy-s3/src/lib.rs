@@ -4,6 +4,7 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
@@ -22,6 +23,8 @@ use fanout_copy_core::store::{
 use fanout_copy_core::uploads::{OpenUpload, UploadStore};
 use fanout_copy_core::Location;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Characters kept as they are in a copy source: RFC 3986's unreserved ones and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
@@ -159,15 +162,58 @@ fn with_raw_header(
     }
 }
 
-/// S3, seen through the calls a copy makes.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// S3, seen through the calls a copy makes. Each bucket is used through a client of its own
+/// region, learned once per bucket from HeadBucket (S3 answers a request signed for another
+/// region with a redirect, which the SDK does not follow).
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    regional: Arc<Mutex<HashMap<String, Client>>>,
 }
 
 impl S3Store {
     pub fn new(client: Client) -> Self {
-        S3Store { client }
+        S3Store {
+            client,
+            regional: Arc::default(),
+        }
+    }
+
+    /// The client for `bucket`'s region (the configured one when it is the same, or when the
+    /// region cannot be learned: the call itself then says what is wrong).
+    async fn client_for(&self, bucket: &str) -> Client {
+        if let Some(client) = lock(&self.regional).get(bucket) {
+            return client.clone();
+        }
+        let region = match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(output) => output.bucket_region().map(str::to_owned),
+            // A redirect or a refusal still names the bucket's region.
+            Err(err) => err
+                .raw_response()
+                .and_then(|response| response.headers().get("x-amz-bucket-region"))
+                .map(str::to_owned),
+        };
+        let configured = self.client.config().region().map(|r| r.as_ref().to_owned());
+        let client = match region {
+            Some(region) if Some(&region) != configured.as_ref() => {
+                tracing::info!(%bucket, %region, "the bucket is in another region");
+                let config = self
+                    .client
+                    .config()
+                    .to_builder()
+                    .region(Region::new(region));
+                Client::from_conf(config.build())
+            }
+            _ => self.client.clone(),
+        };
+        lock(&self.regional).insert(bucket.to_owned(), client.clone());
+        client
     }
 
     /// A client for this SDK configuration, retrying in standard mode (exponential backoff with
@@ -191,7 +237,8 @@ impl ObjectLister for S3Store {
         max_keys: Option<i32>,
     ) -> Result<Page, StoreError> {
         let output = self
-            .client
+            .client_for(&location.bucket)
+            .await
             .list_objects_v2()
             .bucket(&location.bucket)
             .prefix(&location.prefix)
@@ -251,7 +298,8 @@ fn unrestored_archive(
 impl ObjectCopier for S3Store {
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>, StoreError> {
         let output = match self
-            .client
+            .client_for(bucket)
+            .await
             .head_object()
             .bucket(bucket)
             .key(key)
@@ -313,7 +361,8 @@ impl ObjectCopier for S3Store {
 
     async fn tags(&self, bucket: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
         let output = self
-            .client
+            .client_for(bucket)
+            .await
             .get_object_tagging()
             .bucket(bucket)
             .key(key)
@@ -329,7 +378,8 @@ impl ObjectCopier for S3Store {
 
     async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
         let builder = self
-            .client
+            .client_for(&request.bucket)
+            .await
             .copy_object()
             .bucket(&request.bucket)
             .key(&request.key)
@@ -346,7 +396,8 @@ impl ObjectCopier for S3Store {
 
     async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
         let builder = self
-            .client
+            .client_for(&request.bucket)
+            .await
             .create_multipart_upload()
             .bucket(&request.bucket)
             .key(&request.key)
@@ -371,7 +422,8 @@ impl ObjectCopier for S3Store {
         part: Part,
     ) -> Result<CompletedPart, StoreError> {
         let output = self
-            .client
+            .client_for(&request.bucket)
+            .await
             .upload_part_copy()
             .bucket(&request.bucket)
             .key(&request.key)
@@ -409,7 +461,8 @@ impl ObjectCopier for S3Store {
                     .build()
             })
             .collect();
-        self.client
+        self.client_for(&request.bucket)
+            .await
             .complete_multipart_upload()
             .bucket(&request.bucket)
             .key(&request.key)
@@ -444,7 +497,8 @@ impl ObjectCopier for S3Store {
         let mut marker = None;
         loop {
             let output = match self
-                .client
+                .client_for(&request.bucket)
+                .await
                 .list_parts()
                 .bucket(&request.bucket)
                 .key(&request.key)
@@ -481,7 +535,8 @@ impl UploadStore for S3Store {
         let (mut key_marker, mut id_marker) = (None, None);
         loop {
             let output = self
-                .client
+                .client_for(bucket)
+                .await
                 .list_multipart_uploads()
                 .bucket(bucket)
                 .prefix(prefix)
@@ -514,7 +569,8 @@ impl UploadStore for S3Store {
         key: &str,
         upload_id: &str,
     ) -> Result<(), StoreError> {
-        self.client
+        self.client_for(bucket)
+            .await
             .abort_multipart_upload()
             .bucket(bucket)
             .key(key)

@@ -384,3 +384,47 @@ impl Intercept for SigningRegions {
         Ok(())
     }
 }
+
+/// Makes S3 refuse (403) every HEAD sent with checksum mode, as it does when the object is
+/// encrypted with a KMS key the caller may not decrypt with; counts the refusals. For a client
+/// that sends one request at a time.
+#[derive(Debug, Clone, Default)]
+pub struct RefuseChecksumMode {
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    asked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Intercept for RefuseChecksumMode {
+    fn name(&self) -> &'static str {
+        "RefuseChecksumMode"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let asked =
+            request.method() == "HEAD" && request.headers().contains_key("x-amz-checksum-mode");
+        self.asked.store(asked, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.asked.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            *context.response_mut().status_mut() = 403.try_into().expect("a valid status");
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}

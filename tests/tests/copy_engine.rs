@@ -12,7 +12,7 @@ use fanout_copy_core::{Copied, Copier, CopyOptions, Location, RunSpec, Threshold
 use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_tests::copy::{
     body, bytes, carried, create_bucket, keys, open_uploads, put_object, s3, s3_with, Carried,
-    FailPart, SigningRegions,
+    FailPart, RefuseChecksumMode, SigningRegions,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::Emulator;
@@ -605,4 +605,28 @@ async fn a_bucket_in_another_region_is_used_through_a_client_of_its_region() {
     assert_eq!((summary.copied, summary.failed), (2, 0), "{summary:?}");
     assert_eq!(regions.of(&europe), vec!["eu-west-1".to_owned()]);
     assert_eq!(regions.of(&f.destination), vec!["us-east-1".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_head_refused_for_checksums_is_made_again_without_them() {
+    let f = Fixture::new().await;
+    f.put("k/a.bin", 100, 1, &Carried::sample()).await;
+    f.put("k/b.bin", 11 * MIB as usize, 2, &Carried::sample())
+        .await;
+    let kms = RefuseChecksumMode::default();
+    // One request at a time, as the interceptor needs.
+    let copier = Copier::new(
+        ObjectStore::new(s3_with(&f.sdk, Some(kms.clone()))),
+        tiny_thresholds(),
+        1,
+    );
+    let summary = engine::run(&copier, f.spec("k/", "kms/"), false, None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!((summary.copied, summary.failed), (2, 0), "{summary:?}");
+    assert!(kms.refused.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert_eq!(
+        carried(&f.client, &f.destination, "kms/b.bin").await,
+        Carried::sample()
+    );
 }

@@ -297,16 +297,28 @@ fn unrestored_archive(
 
 impl ObjectCopier for S3Store {
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>, StoreError> {
-        let output = match self
-            .client_for(bucket)
-            .await
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-        {
+        let client = self.client_for(bucket).await;
+        let head = |checksums: bool| {
+            let request = client.head_object().bucket(bucket).key(key);
+            let request = if checksums {
+                request.checksum_mode(ChecksumMode::Enabled)
+            } else {
+                request
+            };
+            request.send()
+        };
+        // Checksum mode needs kms:Decrypt when the object is encrypted with a customer key;
+        // a role without it still gets everything else, and the copy goes on without the
+        // checksum comparison.
+        let mut outcome = head(true).await;
+        if outcome.as_ref().is_err_and(|err| {
+            err.raw_response()
+                .is_some_and(|r| r.status().as_u16() == 403)
+        }) {
+            tracing::warn!(%bucket, %key, "HEAD with checksums refused (a KMS key this role may not use); trying without");
+            outcome = head(false).await;
+        }
+        let output = match outcome {
             Ok(output) => output,
             Err(err)
                 if err

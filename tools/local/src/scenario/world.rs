@@ -159,6 +159,9 @@ impl Demo<'_> {
             "run summary: copied {}, skipped {}, failed {}, bytes {}, seconds {seconds:.1}",
             record.copied, record.skipped, record.failed, record.bytes_copied
         ));
+        for (key, error) in &record.failures {
+            t.note(format!("failed: {key}: {error}"));
+        }
         let copies = self.destination_count().await;
         t.note(format!(
             "s3://{} now holds {copies} objects",

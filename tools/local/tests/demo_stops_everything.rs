@@ -81,7 +81,9 @@ fn demo(root: &Path, log: &Path) -> ExitStatus {
     demo.arg("demo")
         .current_dir(root)
         .env("PATH", path)
-        .env("MOTO_SERVER", venv_bin.join("moto_server"))
+        // The project's moto launcher, as `make demo` runs it (it fixes what moto serves
+        // differently from AWS).
+        .env("MOTO_SERVER", root.join("tools/moto/moto-server"))
         .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .stdout(

@@ -243,15 +243,11 @@ impl<S: ObjectCopier> Copier<S> {
                     remaining,
                     slowest_ms: AtomicU64::new(0),
                 };
-                let part_size = parts.first().map_or(0, Part::bytes);
-                if let Some(upload_id) = self.multipart(&request, job, parts, planned, &at).await? {
+                if let Some(resume) = self.multipart(&request, job, parts, planned, &at).await? {
                     // A continuation looks at the destination first: the upload may have been
                     // completed by a delivery of this job that was not acknowledged.
                     let continuation = CopyJob {
-                        resume: Some(Resume {
-                            upload_id,
-                            part_size,
-                        }),
+                        resume: Some(resume),
                         check_destination: true,
                         ..job.clone()
                     };
@@ -450,8 +446,8 @@ impl<S: ObjectCopier> Copier<S> {
 
     /// Copies the parts not yet in the upload in parallel and completes it; on any failure,
     /// lets the parts in flight finish, starts no more, and aborts the upload so that no parts
-    /// are left behind. When the deadline comes near, starts no more parts and answers the
-    /// upload's id: it stays open, for the continuation.
+    /// are left behind. When the deadline comes near, starts no more parts and answers where
+    /// the copy stopped: the upload stays open, for the continuation.
     async fn multipart(
         &self,
         request: &CopyRequest,
@@ -459,7 +455,7 @@ impl<S: ObjectCopier> Copier<S> {
         parts: Vec<Part>,
         planned: Vec<Planned>,
         at: &Deadline<'_>,
-    ) -> Result<Option<String>, CopyError> {
+    ) -> Result<Option<Resume>, CopyError> {
         let part_size = parts.first().map_or(0, Part::bytes);
         let (upload_id, done) = self.upload_for(request, job, part_size).await?;
         let (failed, paused) = (AtomicBool::new(false), AtomicBool::new(false));
@@ -497,7 +493,10 @@ impl<S: ObjectCopier> Copier<S> {
         let outcome = match results.into_iter().collect::<Result<Vec<_>, _>>() {
             Ok(_) if paused.load(Ordering::Relaxed) => {
                 tracing::info!(key = %request.key, %upload_id, "stopping before the deadline; a continuation finishes the copy");
-                return Ok(Some(upload_id));
+                return Ok(Some(Resume {
+                    upload_id,
+                    part_size,
+                }));
             }
             Ok(completed) => {
                 let mut all = done;

@@ -236,6 +236,43 @@ pub async fn create_runs_table(sdk: &SdkConfig) -> String {
     crate::create_unique_table(sdk, "copy-runs", "run_id").await
 }
 
+/// Makes every request naming this key (its path, or its copy source) unreachable: the
+/// connection is refused, as when S3 cannot be reached, a failure the copier classes transient.
+#[derive(Debug, Clone)]
+pub struct Unreachable(pub String);
+
+impl Intercept for Unreachable {
+    fn name(&self) -> &'static str {
+        "Unreachable"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let named = |text: &str| {
+            text.split('?')
+                .next()
+                .unwrap_or_default()
+                .ends_with(&format!("/{}", self.0))
+        };
+        let copies = request
+            .headers()
+            .get("x-amz-copy-source")
+            .is_some_and(named);
+        if named(request.uri()) || copies {
+            // Port 9 (discard) of localhost: nothing listens, the connection is refused.
+            let uri = request.uri().to_owned();
+            let path = uri.splitn(4, '/').nth(3).unwrap_or_default().to_owned();
+            request.set_uri(format!("http://127.0.0.1:9/{path}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Makes every UploadPartCopy of one part number fail, as S3 would if the source vanished
 /// mid-copy: the request is sent for a key that does not exist.
 #[derive(Debug, Clone)]

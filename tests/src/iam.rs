@@ -15,6 +15,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 pub struct CallRecorder {
     calls: Arc<Mutex<BTreeSet<(String, String)>>>,
     counts: Arc<Mutex<std::collections::BTreeMap<String, usize>>>,
+    item_writes: Arc<Mutex<std::collections::BTreeMap<String, usize>>>,
 }
 
 impl CallRecorder {
@@ -38,6 +39,44 @@ impl CallRecorder {
             .unwrap_or(0)
     }
 
+    /// How many writes each DynamoDB item was sent (UpdateItem, PutItem, and each item of a
+    /// TransactWriteItems), by its partition key's string value.
+    pub fn item_writes(&self) -> std::collections::BTreeMap<String, usize> {
+        self.item_writes.lock().unwrap().clone()
+    }
+
+    fn count_writes(&self, input: &aws_smithy_runtime_api::client::interceptors::context::Input) {
+        use aws_sdk_dynamodb::operation::{
+            put_item::PutItemInput, transact_write_items::TransactWriteItemsInput,
+            update_item::UpdateItemInput,
+        };
+        use aws_sdk_dynamodb::types::AttributeValue;
+        type Item = std::collections::HashMap<String, AttributeValue>;
+        let mut keys: Vec<&Item> = Vec::new();
+        if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+            keys.extend(update.key());
+        } else if let Some(put) = input.downcast_ref::<PutItemInput>() {
+            keys.extend(put.item());
+        } else if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
+            for item in transaction.transact_items() {
+                keys.extend(item.update().map(|u| u.key()));
+                keys.extend(item.put().map(|p| p.item()));
+                keys.extend(item.delete().map(|d| d.key()));
+            }
+        }
+        let mut writes = self.item_writes.lock().unwrap();
+        for key in keys {
+            // The partition key: the one string attribute of a key, or `run_id`/`key` of an item.
+            let id = ["run_id", "key", "word"]
+                .iter()
+                .find_map(|name| key.get(*name).and_then(|v| v.as_s().ok()))
+                .or_else(|| key.values().find_map(|v| v.as_s().ok()));
+            if let Some(id) = id {
+                *writes.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+
     /// The IAM actions the recorded operations need.
     pub fn iam_actions(&self) -> BTreeSet<String> {
         self.calls
@@ -56,7 +95,7 @@ impl Intercept for CallRecorder {
 
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -67,6 +106,7 @@ impl Intercept for CallRecorder {
                 .or_default() += 1;
             self.calls.lock().unwrap().insert((service, name));
         }
+        self.count_writes(context.input());
         Ok(())
     }
 }

@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_config::SdkConfig;
 use fanout_common::events::Batch;
 use fanout_common::Vars;
+use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::fanout::{Answer, Budget, FanoutError};
 use fanout_copy_core::ledger::{RunLedger, RunRecord};
+use fanout_copy_core::location::Location;
 use fanout_copy_core::size::MIB;
 use fanout_copy_core::{Copier, CopyJob};
 use fanout_copy_dynamodb::RunTable;
@@ -16,13 +18,14 @@ use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_sns::JobPublisher;
 use fanout_tests::copy::{
     body, bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3,
-    Carried, FailPart, RefuseEntries,
+    Carried, FailPart, RefuseEntries, Unreachable,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::words::{drain, topic_with_probe_queue};
 use fanout_tests::{unique, workspace_root, Emulator};
 use lambda_runtime::{Context, LambdaEvent};
 use s3_fanout::{Config, FanoutEvent};
+use std::sync::Arc;
 
 type Fanout = s3_fanout::Fanout<ObjectStore, JobPublisher, RunTable>;
 type CopyHandler = s3_copier::CopyHandler<ObjectStore, RunTable, JobPublisher>;
@@ -36,6 +39,10 @@ struct Fixture {
     table: String,
     topic_arn: String,
     queue: String,
+    /// Where runs announce themselves: their events (read through a probe queue) and reports.
+    events_topic_arn: String,
+    events_queue: String,
+    reports: String,
 }
 
 /// An invocation context with fifteen minutes left.
@@ -64,6 +71,8 @@ impl Fixture {
         let destination = create_bucket(&sdk, "fanout-backup").await;
         let table = create_runs_table(&sdk).await;
         let (topic_arn, queue) = topic_with_probe_queue(&sdk).await;
+        let (events_topic_arn, events_queue) = topic_with_probe_queue(&sdk).await;
+        let reports = create_bucket(&sdk, "fanout-reports").await;
         Fixture {
             client: s3(&sdk),
             sdk,
@@ -72,6 +81,9 @@ impl Fixture {
             table,
             topic_arn,
             queue,
+            events_topic_arn,
+            events_queue,
+            reports,
         }
     }
 
@@ -87,6 +99,36 @@ impl Fixture {
             pairs.push(("COPY_RUNS_TABLE", self.table.as_str()));
         }
         Config::from_vars(&Vars::from_pairs(pairs)).unwrap()
+    }
+
+    /// What runs are announced with: events to the events topic, reports in the reports bucket,
+    /// through clients that `calls` records.
+    fn announcer(&self, calls: Option<&CallRecorder>) -> Announcer {
+        let mut sns = aws_sdk_sns::config::Builder::from(&self.sdk);
+        let mut s3 = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true);
+        if let Some(calls) = calls {
+            sns = sns.interceptor(calls.clone());
+            s3 = s3.interceptor(calls.clone());
+        }
+        let reports: Location = format!("s3://{}/nightly", self.reports).parse().unwrap();
+        fanout_sns::announcer(
+            &aws_sdk_sns::Client::from_conf(sns.build()),
+            Some(&self.events_topic_arn),
+            Some(&reports),
+            Arc::new(ObjectStore::new(aws_sdk_s3::Client::from_conf(s3.build()))),
+        )
+    }
+
+    /// The completion events published so far.
+    async fn completion_events(&self) -> Vec<Value> {
+        drain(&self.sdk, &self.events_queue)
+            .await
+            .iter()
+            .map(|notification| {
+                let notification: Value = serde_json::from_str(notification).unwrap();
+                serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap()
+            })
+            .collect()
     }
 
     fn ledger(&self) -> RunTable {
@@ -113,6 +155,7 @@ impl Fixture {
         );
         let store = ObjectStore::new(aws_sdk_s3::Client::from_conf(s3.build()));
         Fanout::new(config, store, publisher, ledger, None, budget)
+            .with_announcer(self.announcer(calls))
     }
 
     fn fanout(&self) -> Fanout {
@@ -120,15 +163,18 @@ impl Fixture {
     }
 
     fn copier_with(&self, ledger: bool, calls: Option<&CallRecorder>) -> CopyHandler {
-        self.failing_copier(ledger, calls, None)
+        self.failing_copier(ledger, calls, None::<FailPart>)
     }
 
-    fn failing_copier(
+    fn failing_copier<I>(
         &self,
         ledger: bool,
         calls: Option<&CallRecorder>,
-        fault: Option<FailPart>,
-    ) -> CopyHandler {
+        fault: Option<I>,
+    ) -> CopyHandler
+    where
+        I: aws_sdk_s3::config::Intercept + 'static,
+    {
         let config = s3_copier::Config::from_vars(&Vars::from_pairs([
             ("COPY_MULTIPART_THRESHOLD", "5MiB"),
             ("COPY_PART_SIZE", "5MiB"),
@@ -158,7 +204,7 @@ impl Fixture {
             // As s3-copier's main does.
             copier = copier.with_registry(std::sync::Arc::new(ledger.clone()));
         }
-        CopyHandler::new(copier, ledger)
+        CopyHandler::new(copier, ledger).with_announcer(self.announcer(calls))
     }
 
     /// A sample event from `events/`, naming this fixture's buckets.
@@ -193,6 +239,12 @@ impl Fixture {
         drain(&self.sdk, &self.queue).await
     }
 
+    /// The run's failures, as `(key, error)`.
+    async fn failures(&self, run_id: &str) -> Vec<(String, String)> {
+        let failures = self.ledger().failures(run_id).await.unwrap();
+        failures.into_iter().map(|f| (f.key, f.error)).collect()
+    }
+
     async fn run_record(&self, run_id: &str) -> RunRecord {
         self.ledger()
             .get(run_id)
@@ -219,6 +271,19 @@ fn sqs_event(notifications: &[String]) -> Batch {
         .iter()
         .enumerate()
         .map(|(i, body)| json!({"messageId": format!("sqs-{i}"), "body": body, "eventSource": "aws:sqs"}))
+        .collect();
+    batch(json!({ "Records": records }))
+}
+
+/// An SQS event of these notifications, each on its `receive`th delivery.
+fn sqs_event_received(notifications: &[String], receive: u32) -> Batch {
+    let records: Vec<Value> = notifications
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({"messageId": format!("sqs-{i}"), "body": body, "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": receive.to_string()}})
+        })
         .collect();
     batch(json!({ "Records": records }))
 }
@@ -553,13 +618,10 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     assert_eq!(reply, json!({"batchItemFailures": []}));
     let run = f.run_record("manual-req-f").await;
     assert_eq!(run.failed, 1);
-    assert_eq!(run.failures.len(), 1);
-    assert_eq!(run.failures[0].0, "photos/deleted.jpg");
-    assert!(
-        run.failures[0].1.contains("no longer exists"),
-        "{:?}",
-        run.failures
-    );
+    let failures = f.failures("manual-req-f").await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "photos/deleted.jpg");
+    assert!(failures[0].1.contains("no longer exists"), "{failures:?}");
 
     // A missing destination bucket is a failure of each job too, never a crash.
     let nowhere = f.fanout_with(f.config("", "", true), unhurried(), None);
@@ -574,11 +636,8 @@ async fn copy_failures_are_recorded_with_the_run_or_left_for_the_dead_letter_que
     assert_eq!(reply, json!({"batchItemFailures": []}));
     let run = f.run_record("manual-req-n").await;
     assert_eq!(run.failed, 1);
-    assert!(
-        run.failures[0].1.contains("NoSuchBucket"),
-        "{:?}",
-        run.failures
-    );
+    let failures = f.failures("manual-req-n").await;
+    assert!(failures[0].1.contains("NoSuchBucket"), "{failures:?}");
 
     // A message that is not a job fails, and is retried.
     let reply = f
@@ -632,6 +691,10 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
     let copier_calls = CallRecorder::default();
     let fanout = f.fanout_with(f.config("", "", true), unhurried(), Some(&fanout_calls));
     let copier = f.copier_with(true, Some(&copier_calls));
+    // A run the fanout completes itself (a dry run has no jobs): it writes the report.
+    f.run(&fanout, f.event("s3-fanout-manual-dry-run.json"), "req-i0")
+        .await;
+    assert!(f.run_record("manual-req-i0").await.announced);
     for request in ["req-i1", "req-i2"] {
         f.run(&fanout, f.event("s3-fanout-manual.json"), request)
             .await;
@@ -783,12 +846,9 @@ async fn a_refused_publish_entry_is_published_again_alone_or_failed_in_its_run()
     assert_eq!(calls, vec![1, 2, 10], "k03 was published again, alone");
     let run = f.ledger().get("manual-req-refuse").await.unwrap().unwrap();
     assert_eq!((run.enqueued, run.failed, run.archived), (11, 1, 1));
-    assert_eq!(run.failures[0].0, "k05");
-    assert!(
-        run.failures[0].1.contains("InvalidParameter"),
-        "{:?}",
-        run.failures
-    );
+    let failures = f.failures("manual-req-refuse").await;
+    assert_eq!(failures[0].0, "k05");
+    assert!(failures[0].1.contains("InvalidParameter"), "{failures:?}");
     let published = job_keys(&f.published().await);
     assert_eq!(published.iter().filter(|k| *k == "k03").count(), 2);
 }
@@ -909,4 +969,194 @@ async fn a_copy_that_cannot_finish_before_the_deadline_goes_on_in_continuations(
     assert!(operations.contains("S3:ListParts"), "{operations:?}");
     let parts = calls.count("S3:UploadPartCopy");
     assert_eq!(parts, 8, "no part copied twice");
+}
+
+#[tokio::test]
+async fn a_poison_job_is_failed_in_its_run_on_its_last_receive_and_the_run_completes() {
+    let f = Fixture::new().await;
+    for (i, key) in ["photos/a.jpg", "photos/poison.jpg", "photos/b.jpg"]
+        .iter()
+        .enumerate()
+    {
+        f.put(key, 1_000 + i, i as u8).await;
+    }
+    let answer = f
+        .run(&f.fanout(), f.event("s3-fanout-manual.json"), "req-poison")
+        .await;
+    assert_eq!(answer.enqueued, 3);
+    let jobs = f.published().await;
+    let copier = f
+        .failing_copier(true, None, Some(Unreachable("photos/poison.jpg".into())))
+        .with_max_receives(Some(5));
+    // Receives 1 to 4: the good jobs are copied, the poison job fails and is retried.
+    let mut pending = jobs.clone();
+    for receive in 1..=4 {
+        let reply = copier
+            .handle(sqs_event_received(&pending, receive), None)
+            .await
+            .unwrap();
+        let failed = reply["batchItemFailures"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "receive {receive}: {reply}");
+        let index: usize = failed[0]["itemIdentifier"].as_str().unwrap()[4..]
+            .parse()
+            .unwrap();
+        pending = vec![pending[index].clone()];
+        assert!(f.completion_events().await.is_empty(), "receive {receive}");
+    }
+    let run = f.run_record("manual-req-poison").await;
+    assert_eq!((run.copied, run.failed, run.completed_at), (2, 0, None));
+    // Receive 5, the last before the dead-letter queue: it fails again, and is recorded.
+    let reply = copier
+        .handle(sqs_event_received(&pending, 5), None)
+        .await
+        .unwrap();
+    assert_eq!(reply["batchItemFailures"].as_array().unwrap().len(), 1);
+    let run = f.run_record("manual-req-poison").await;
+    assert_eq!(
+        (run.copied, run.failed, run.jobs, run.jobs_done),
+        (2, 1, 3, 3)
+    );
+    assert!(run.completed_at.is_some() && run.announced, "{run:?}");
+    let events = f.completion_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    let report = format!(
+        "s3://{}/nightly/manual-req-poison/failures.jsonl",
+        f.reports
+    );
+    for (field, expected) in [
+        ("run_id", json!("manual-req-poison")),
+        ("status", json!("complete")),
+        ("enqueued", json!(3)),
+        ("copied", json!(2)),
+        ("skipped", json!(0)),
+        ("failed", json!(1)),
+        ("archived", json!(0)),
+        ("bytes_copied", json!(1_000 + 1_002)),
+        ("report", json!(report)),
+    ] {
+        assert_eq!(event[field], expected, "{field}: {event}");
+    }
+    assert!(event["seconds"].as_f64().is_some(), "{event}");
+    let lines = body(
+        &f.client,
+        &f.reports,
+        "nightly/manual-req-poison/failures.jsonl",
+    )
+    .await;
+    let lines: Vec<Value> = String::from_utf8(lines)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["key"], "photos/poison.jpg");
+    assert_eq!(lines[0]["size"], 1_001);
+    assert_eq!(lines[0]["error_class"], "transient");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dead-letter queue"),
+        "{lines:?}"
+    );
+    // The redrive of the dead-lettered job, or a late duplicate: nothing changes, no new event.
+    copier
+        .handle(sqs_event_received(&pending, 1), None)
+        .await
+        .unwrap();
+    assert_eq!(f.run_record("manual-req-poison").await.failed, 1);
+    assert!(f.completion_events().await.is_empty());
+}
+
+#[tokio::test]
+async fn three_thousand_objects_are_counted_exactly_and_no_ledger_item_is_hot() {
+    use futures::stream::{self, StreamExt};
+    const OBJECTS: usize = 3_000;
+    let f = Fixture::new().await;
+    stream::iter(0..OBJECTS)
+        .for_each_concurrent(16, |i| {
+            let f = &f;
+            async move {
+                put_object(
+                    &f.client,
+                    &f.source,
+                    &format!("photos/{i:05}.jpg"),
+                    vec![i as u8; 3],
+                    &Carried::default(),
+                )
+                .await;
+            }
+        })
+        .await;
+    let calls = CallRecorder::default();
+    let fanout = f.fanout_with(f.config("", "", true), unhurried(), Some(&calls));
+    let answer = f
+        .run(&fanout, f.event("s3-fanout-manual.json"), "req-3k")
+        .await;
+    assert_eq!((answer.enqueued, answer.complete), (OBJECTS as u64, true));
+    let jobs = f.published().await;
+    assert_eq!(jobs.len(), OBJECTS);
+    let copier = f.copier_with(true, Some(&calls));
+    // Batches of ten, four invocations at once; every fifteenth batch is delivered twice at
+    // once, as SQS may.
+    let batches: Vec<Vec<String>> = jobs.chunks(10).map(<[String]>::to_vec).collect();
+    let deliveries = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(i, batch)| std::iter::repeat_n(batch, if i % 15 == 0 { 2 } else { 1 }));
+    stream::iter(deliveries)
+        .for_each_concurrent(4, |batch| {
+            let copier = &copier;
+            async move {
+                let reply = copier.handle(sqs_event(batch), None).await.unwrap();
+                assert_eq!(reply, json!({"batchItemFailures": []}));
+            }
+        })
+        .await;
+    let run = f.run_record("manual-req-3k").await;
+    assert_eq!(
+        (
+            run.copied,
+            run.skipped,
+            run.failed,
+            run.bytes_copied,
+            run.jobs,
+            run.jobs_done
+        ),
+        (
+            OBJECTS as u64,
+            0,
+            0,
+            3 * OBJECTS as u64,
+            OBJECTS as u64,
+            OBJECTS as u64
+        ),
+        "{run:?}"
+    );
+    assert!(run.completed_at.is_some() && run.announced, "{run:?}");
+    let events = f.completion_events().await;
+    assert_eq!(events.len(), 1, "one completion event: {events:?}");
+    assert_eq!(events[0]["copied"], OBJECTS);
+    // No item of the ledger is written more than a small bound: the run's item once a page
+    // and a few times more, each of the 64 counter shards about 1/64 of the outcomes.
+    let writes = calls.item_writes();
+    let run_writes = writes["manual-req-3k"];
+    let busiest = writes
+        .iter()
+        .filter(|(id, _)| id.starts_with("shard#manual-req-3k#"))
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap();
+    let shards = writes
+        .keys()
+        .filter(|id| id.starts_with("shard#manual-req-3k#"))
+        .count();
+    println!("ledger writes: run item {run_writes}, busiest of {shards} shards {busiest}, items written {}", writes.len());
+    assert!(run_writes <= 10, "the run's item: {run_writes} writes");
+    assert_eq!(shards, fanout_copy_core::ledger::COUNTER_SHARDS);
+    assert!(
+        busiest <= 2 * OBJECTS / 64 + 3 + 20,
+        "a shard took {busiest} writes"
+    );
 }

@@ -8,17 +8,19 @@
 
 use fanout_common::events::{Batch, BatchError};
 use fanout_common::{ConfigError, Vars};
+use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::copier::unlimited;
 use fanout_copy_core::copier::{Copier, CopyOptions};
 use fanout_copy_core::fanout::JobSink;
 use fanout_copy_core::ledger::RunLedger;
+use fanout_copy_core::location::Location;
 use fanout_copy_core::plan::{
     parse_part_size, PartSize, ThresholdError, Thresholds, AUTO_MAX_PART_SIZE,
     DEFAULT_MULTIPART_THRESHOLD,
 };
 use fanout_copy_core::size::parse_size;
 use fanout_copy_core::store::{ObjectCopier, StorageClass};
-use fanout_copy_core::work::{copy_and_record, JobFailure};
+use fanout_copy_core::work::{copy_and_record, JobFailure, Runs};
 use fanout_copy_core::CopyJob;
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
@@ -33,6 +35,8 @@ pub const ENV_VARS: &[&str] = &[
     "COPY_KMS_KEY_ID",
     "COPY_MAX_RECEIVES",
     "COPY_TOPIC_ARN",
+    "RUN_EVENTS_TOPIC_ARN",
+    "COPY_REPORT_URL",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml): HEAD and
@@ -50,6 +54,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "sns:Publish",
     "dynamodb:UpdateItem",
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
 ];
 
 /// The part size when `COPY_PART_SIZE` is unset. Unlike the CLI, a copier instance runs beside
@@ -72,6 +78,10 @@ pub struct Config {
     /// The copy-job topic: a copy that cannot finish before the invocation's deadline sends
     /// its continuation there. `None`: copies run until they finish or the invocation ends.
     pub topic_arn: Option<String>,
+    /// Where each run's completion event is published (`RUN_EVENTS_TOPIC_ARN`).
+    pub events_topic_arn: Option<String>,
+    /// Where each run's failure report is written (`COPY_REPORT_URL`).
+    pub report_url: Option<Location>,
 }
 
 const SIZE: &str = "a size in bytes, or a whole number with KiB, MiB or GiB";
@@ -126,6 +136,12 @@ impl Config {
         Ok(Config {
             max_receives,
             topic_arn: vars.optional("COPY_TOPIC_ARN"),
+            events_topic_arn: vars.optional("RUN_EVENTS_TOPIC_ARN"),
+            report_url: vars.parsed_with(
+                "COPY_REPORT_URL",
+                "an s3:// URL under which each run's failure report is written",
+                str::parse::<Location>,
+            )?,
             runs_table: vars.optional("COPY_RUNS_TABLE"),
             options: CopyOptions {
                 thresholds,
@@ -147,6 +163,7 @@ pub struct CopyHandler<S, R, J> {
     ledger: Option<R>,
     max_receives: Option<u32>,
     continuations: Option<J>,
+    announcer: Announcer,
 }
 
 impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
@@ -156,7 +173,14 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             ledger,
             max_receives: None,
             continuations: None,
+            announcer: Announcer::default(),
         }
+    }
+
+    /// With what a finished run is announced: its report and its completion event.
+    pub fn with_announcer(mut self, announcer: Announcer) -> Self {
+        self.announcer = announcer;
+        self
     }
 
     /// With somewhere to send continuations: a multipart copy that cannot finish before the
@@ -192,14 +216,18 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
                     (delivery.receive_count, self.max_receives),
                     (Some(count), Some(max)) if count >= max
                 );
-                let (ledger, body) = (self.ledger.as_ref(), &delivery.body);
+                let body = &delivery.body;
+                let runs = self.ledger.as_ref().map(|ledger| Runs {
+                    ledger,
+                    announcer: &self.announcer,
+                });
                 let Some(sink) = &self.continuations else {
                     // Nowhere to continue: the copy runs until it finishes.
-                    return copy_and_record(&self.copier, ledger, body, last, &unlimited)
+                    return copy_and_record(&self.copier, runs, body, last, &unlimited)
                         .await
                         .map(|_| ());
                 };
-                match copy_and_record(&self.copier, ledger, body, last, &remaining).await? {
+                match copy_and_record(&self.copier, runs, body, last, &remaining).await? {
                     Some(continuation) => hand_on(sink, continuation).await,
                     None => Ok(()),
                 }

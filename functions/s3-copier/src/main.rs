@@ -13,19 +13,28 @@ async fn main() -> Result<(), Error> {
     let handler = init_or_report(async {
         let config = Config::from_vars(&Vars::process())?;
         let sdk = fanout_aws::sdk_config().await;
-        let mut copier = Copier::new(S3Store::from_sdk(&sdk), config.options, config.concurrency);
+        let store = S3Store::from_sdk(&sdk);
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let announcer = fanout_sns::announcer(
+            &sns,
+            config.events_topic_arn.as_deref(),
+            config.report_url.as_ref(),
+            std::sync::Arc::new(store.clone()),
+        );
+        let mut copier = Copier::new(store, config.options.clone(), config.concurrency);
         let ledger = (config.runs_table.as_ref())
             .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         if let Some(ledger) = &ledger {
             // Every multipart upload is registered until it ends, for the sweep.
             copier = copier.with_registry(std::sync::Arc::new(ledger.clone()));
         }
-        let continuations = (config.topic_arn.as_ref())
-            .map(|topic| JobPublisher::new(aws_sdk_sns::Client::new(&sdk), topic));
+        let continuations =
+            (config.topic_arn.as_ref()).map(|topic| JobPublisher::new(sns.clone(), topic));
         Ok::<_, ConfigError>(
             CopyHandler::new(copier, ledger)
                 .with_max_receives(config.max_receives)
-                .with_continuations(continuations),
+                .with_continuations(continuations)
+                .with_announcer(announcer),
         )
     })
     .await?;

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use fanout_common::{ConfigError, Vars};
+use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::fanout::{
     Answer, Budget, Continuation, FanoutError, FanoutParts, JobSink, RunRequest,
 };
@@ -34,6 +35,8 @@ pub const ENV_VARS: &[&str] = &[
     "DEST_PREFIX",
     "COPY_TOPIC_ARN",
     "COPY_RUNS_TABLE",
+    "RUN_EVENTS_TOPIC_ARN",
+    "COPY_REPORT_URL",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml):
@@ -44,8 +47,11 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:ListBucketMultipartUploads",
     "s3:AbortMultipartUpload",
     "sns:Publish",
+    "s3:PutObject",
     "dynamodb:UpdateItem",
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
     "lambda:InvokeFunction",
 ];
 
@@ -56,6 +62,10 @@ pub struct Config {
     pub backup: Option<Backup>,
     pub topic_arn: String,
     pub runs_table: Option<String>,
+    /// Where each run's completion event is published (`RUN_EVENTS_TOPIC_ARN`).
+    pub events_topic_arn: Option<String>,
+    /// Where each run's failure report is written (`COPY_REPORT_URL`).
+    pub report_url: Option<Location>,
 }
 
 /// The backup a scheduled event runs: `SOURCE_BUCKET`/`SOURCE_PREFIX` to
@@ -65,6 +75,9 @@ pub struct Backup {
     pub source: Location,
     pub destination: Location,
 }
+
+/// What `COPY_REPORT_URL` holds.
+pub const REPORT_URL: &str = "an s3:// URL under which each run's failure report is written";
 
 /// Why a scheduled event cannot run when the environment names no backup.
 pub const NO_BACKUP: &str = "a scheduled event backs up SOURCE_BUCKET (and SOURCE_PREFIX) to DEST_BUCKET (and DEST_PREFIX), and neither bucket is set in this function's environment: set both, or send a manual event that names its source and destination";
@@ -116,6 +129,8 @@ impl Config {
             backup,
             topic_arn: vars.required("COPY_TOPIC_ARN", "the ARN of the SNS topic of copy jobs")?,
             runs_table: vars.optional("COPY_RUNS_TABLE"),
+            events_topic_arn: vars.optional("RUN_EVENTS_TOPIC_ARN"),
+            report_url: vars.parsed_with("COPY_REPORT_URL", REPORT_URL, str::parse::<Location>)?,
         })
     }
 }
@@ -172,6 +187,7 @@ pub struct Fanout<L, J, R> {
     ledger: Option<R>,
     invoker: Option<Invoker>,
     budget: Budget,
+    announcer: Announcer,
 }
 
 impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
@@ -191,7 +207,14 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
             ledger,
             invoker,
             budget,
+            announcer: Announcer::default(),
         }
+    }
+
+    /// With what a finished run is announced: its report and its completion event.
+    pub fn with_announcer(mut self, announcer: Announcer) -> Self {
+        self.announcer = announcer;
+        self
     }
 
     /// The run an event asks for: a scheduled event backs up what the configuration says.
@@ -288,6 +311,7 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
             lister: &self.lister,
             sink: &self.sink,
             ledger: self.ledger.as_ref(),
+            announcer: &self.announcer,
             continuation,
             budget: self.budget,
         }

@@ -13,19 +13,29 @@ async fn main() -> Result<(), Error> {
     let fanout = init_or_report(async {
         let config = Config::from_vars(&Vars::process())?;
         let sdk = fanout_aws::sdk_config().await;
-        let publisher = JobPublisher::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn);
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let publisher = JobPublisher::new(sns.clone(), &config.topic_arn);
         let ledger = (config.runs_table.as_ref())
             .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         let invoker = Invoker::new(aws_sdk_lambda::Client::new(&sdk));
         let store = S3Store::from_sdk(&sdk);
-        Ok::<_, ConfigError>(Fanout::new(
-            config,
-            store,
-            publisher,
-            ledger,
-            Some(invoker),
-            Budget::default(),
-        ))
+        let announcer = fanout_sns::announcer(
+            &sns,
+            config.events_topic_arn.as_deref(),
+            config.report_url.as_ref(),
+            std::sync::Arc::new(store.clone()),
+        );
+        Ok::<_, ConfigError>(
+            Fanout::new(
+                config,
+                store,
+                publisher,
+                ledger,
+                Some(invoker),
+                Budget::default(),
+            )
+            .with_announcer(announcer),
+        )
     })
     .await?;
     let fanout = &fanout;

@@ -43,3 +43,15 @@ pub fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response()
         .map(|response| response.status().as_u16())
 }
+
+/// A pause before trying again a write that collided with another (a DynamoDB transaction
+/// conflict, a conditional write that lost a race): 20 ms, 40 ms, … up to 1.28 s, with up to half
+/// again of jitter, so that colliding writers part ways.
+pub fn collision_backoff(attempt: u32) -> std::time::Duration {
+    let base = std::time::Duration::from_millis(20 << attempt.min(6));
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 1000)
+        .unwrap_or_default();
+    base + base * jitter / 2000
+}

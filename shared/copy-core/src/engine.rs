@@ -10,7 +10,7 @@ use crate::copier::{Copied, Copier, CopyError};
 use crate::job::CopyJob;
 use crate::planner::{Planner, RunSpec};
 use crate::store::{ObjectCopier, ObjectLister, StoreError};
-use crate::summary::{Failure, RunSummary};
+use crate::summary::{Failure, FailureClass, RunSummary};
 
 /// Hears how a run goes, for a progress display.
 pub trait Progress: Send + Sync {
@@ -151,7 +151,7 @@ async fn copy_all<S: ObjectCopier>(
                     size: job.source.size,
                     key: job.source.key,
                     error: "the copy stopped before it was finished".into(),
-                    class: "transient",
+                    class: FailureClass::Transient,
                 });
             }
             Err(err) => {
@@ -161,11 +161,7 @@ async fn copy_all<S: ObjectCopier>(
                     size: job.source.size,
                     key: job.source.key,
                     error: err.to_string(),
-                    class: if err.transient() {
-                        "transient"
-                    } else {
-                        "permanent"
-                    },
+                    class: FailureClass::of(&err),
                 });
             }
         }

@@ -12,11 +12,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::completion::{AnnounceError, Announcer};
 use crate::job::CopyJob;
-use crate::ledger::{LedgerError, PageCounts, RunLedger, RunStart};
+use crate::ledger::{LedgerError, Outcome, PageCounts, RunLedger, RunStart};
 use crate::location::{check_pair, Location};
 use crate::planner::{parse_rfc3339, PlannedPage, Planner, RunSpec};
 use crate::store::{ObjectLister, StoreError};
+use crate::summary::{Failure, FailureClass};
 
 /// Time kept back for one more page (list it, publish its jobs, record it) before continuing in
 /// a new invocation.
@@ -134,6 +136,8 @@ pub enum FanoutError {
     #[error(transparent)]
     Continue(#[from] ContinueError),
     #[error(transparent)]
+    Announce(#[from] AnnounceError),
+    #[error(transparent)]
     Sweep(#[from] crate::uploads::SweepError),
 }
 
@@ -160,6 +164,8 @@ pub struct FanoutParts<'a, L, J, R, C> {
     pub lister: &'a L,
     pub sink: &'a J,
     pub ledger: Option<&'a R>,
+    /// What a run is announced with when it is over (with a ledger).
+    pub announcer: &'a Announcer,
     /// Without one, a continuation is only returned in the answer.
     pub continuation: Option<&'a C>,
     pub budget: Budget,
@@ -272,21 +278,41 @@ where
         } else {
             (page.jobs.len() - refused.len()) as u64
         };
-        let counts = PageCounts {
+        let mut counts = PageCounts {
             listed: page.listed,
             enqueued,
             skipped: page.skipped,
             archived: page.archived,
             planned_bytes: page.planned_bytes,
+            ..PageCounts::default()
         };
+        if !request.dry_run {
+            for job in &page.jobs {
+                counts.add_job(&job.source.key);
+            }
+        }
         if let Some(ledger) = self.ledger {
             let run_id = &answer.run_id;
+            // The refused jobs' outcomes first: recorded once, they are safe to record again
+            // if the page is tried again, and the page then counts them among its jobs.
+            record_refused(ledger, run_id, &refused).await?;
             let last = page.last_key.as_deref();
-            if !ledger.record_page(run_id, counts, last, !page.more).await? {
+            let recorded = ledger
+                .record_page(run_id, &counts, last, !page.more)
+                .await?;
+            if !page.more {
+                // Also when a retry finds the page recorded: the crash may have come before
+                // the announcement.
+                self.announcer.after_outcome(ledger, run_id, None).await?;
+            }
+            if !recorded {
                 return Ok(false);
             }
         }
-        self.record_refused(&answer.run_id, &refused).await?;
+        for Refused { job, reason } in &refused {
+            let key = &job.source.key;
+            tracing::error!(run_id = %answer.run_id, %key, %reason, class = "permanent", "the copy job was refused; recorded as failed");
+        }
         answer.listed += counts.listed;
         answer.enqueued += counts.enqueued;
         answer.skipped += counts.skipped;
@@ -296,19 +322,26 @@ where
         answer.refused += refused.len() as u64;
         Ok(true)
     }
+}
 
-    /// Records each job the sink refused for good as failed in its run (with the page, so once).
-    async fn record_refused(&self, run_id: &str, refused: &[Refused]) -> Result<(), FanoutError> {
-        for Refused { job, reason } in refused {
-            let key = &job.source.key;
-            tracing::error!(%run_id, %key, %reason, class = "permanent", "the copy job was refused; recorded as failed");
-            if let Some(ledger) = self.ledger {
-                let error = format!("the copy job could not be published: {reason}");
-                ledger.record_failure(run_id, key, &error).await?;
-            }
-        }
-        Ok(())
+/// Records each job the sink refused for good as failed in its run.
+async fn record_refused<R: RunLedger>(
+    ledger: &R,
+    run_id: &str,
+    refused: &[Refused],
+) -> Result<(), LedgerError> {
+    for Refused { job, reason } in refused {
+        let failure = Failure {
+            key: job.source.key.clone(),
+            error: format!("the copy job could not be published: {reason}"),
+            size: job.source.size,
+            class: FailureClass::Permanent,
+        };
+        ledger
+            .record_outcome(run_id, &job.source.key, &Outcome::Failed(failure))
+            .await?;
     }
+    Ok(())
 }
 
 fn log(answer: &Answer) {
@@ -340,13 +373,18 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::memory::{MemoryContinuation, MemoryLedger, MemorySink, MemoryStore, Object};
+    use crate::memory::{
+        MemoryContinuation, MemoryEvents, MemoryLedger, MemorySink, MemoryStore, Object,
+    };
+    use std::sync::Arc;
 
     struct World {
         store: MemoryStore,
         sink: MemorySink,
         ledger: MemoryLedger,
         continuation: MemoryContinuation,
+        events: Arc<MemoryEvents>,
+        announcer: Announcer,
     }
 
     impl World {
@@ -361,11 +399,14 @@ mod tests {
                 );
             }
             store.put("src", "other/outside.jpg", Object::new(vec![1]));
+            let events = Arc::new(MemoryEvents::new());
             World {
                 store,
                 sink: MemorySink::new(),
                 ledger: MemoryLedger::new(),
                 continuation: MemoryContinuation::new(),
+                announcer: Announcer::default().with_events(events.clone()),
+                events,
             }
         }
 
@@ -377,6 +418,7 @@ mod tests {
                 lister: &self.store,
                 sink: &self.sink,
                 ledger: ledger.then_some(&self.ledger),
+                announcer: &self.announcer,
                 continuation: Some(&self.continuation),
                 budget: Budget {
                     page_size: Some(4),
@@ -494,8 +536,28 @@ mod tests {
         assert_eq!(world.enqueued().len(), 5);
         let run = world.ledger.get("run-r").await.unwrap().unwrap();
         assert_eq!((run.listed, run.enqueued, run.failed), (6, 5, 1));
-        assert_eq!(run.failures[0].0, "photos/002.jpg");
-        assert!(run.failures[0].1.contains("could not be published"));
+        let failures = world.ledger.failures("run-r").await.unwrap();
+        assert_eq!(failures[0].key, "photos/002.jpg");
+        assert!(failures[0].error.contains("could not be published"));
+        assert!(world.events.events().is_empty(), "five jobs are still out");
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_jobs_all_have_outcomes_by_the_end_of_the_listing_is_announced_by_it() {
+        let world = World::new(2);
+        world.sink.refuse("photos/000.jpg");
+        world.sink.refuse("photos/001.jpg");
+        let answer = world
+            .parts(true)
+            .run(request("run-all-refused"), || Duration::from_secs(900))
+            .await
+            .unwrap();
+        assert_eq!(answer.refused, 2);
+        let events = world.events.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!((events[0].failed, events[0].enqueued), (2, 0));
+        let run = world.ledger.get("run-all-refused").await.unwrap().unwrap();
+        assert!(run.completed_at.is_some() && run.announced, "{run:?}");
     }
 
     #[tokio::test]

@@ -6,16 +6,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::completion::{CompletionEvent, ReportWriter, RunEvents};
 use crate::decide::{Listed, Observed};
+use crate::fanout::now_rfc3339;
 use crate::fanout::{Continuation, ContinueError, JobSink, Refused, RunRequest, SinkError};
 use crate::job::CopyJob;
-use crate::ledger::{LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT};
+use crate::ledger::{
+    LedgerError, Outcome, PageCounts, Recorded, RunLedger, RunRecord, RunStart, ANNOUNCE_LEASE,
+};
 use crate::location::Location;
 use crate::plan::Part;
 use crate::store::{
     CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
     Page, StoreError,
 };
+use crate::summary::Failure;
+use crate::uploads::BoxFuture;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -405,10 +411,19 @@ impl ObjectCopier for MemoryStore {
 }
 
 /// Runs in memory, with the same rules as the DynamoDB ledger: counters only add, the cursor
-/// only moves forward, and at most [`MAX_FAILURES_KEPT`] failures are kept.
+/// only moves forward, an object's outcome is recorded once, and a run is complete once.
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    runs: Mutex<HashMap<String, RunRecord>>,
+    runs: Mutex<HashMap<String, MemoryRun>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryRun {
+    record: RunRecord,
+    outcomes: HashMap<String, &'static str>,
+    failures: Vec<Failure>,
+    /// Until when the announcement is claimed.
+    announcing_until: Option<std::time::Instant>,
 }
 
 impl MemoryLedger {
@@ -419,12 +434,15 @@ impl MemoryLedger {
     fn update<T>(
         &self,
         run_id: &str,
-        change: impl FnOnce(&mut RunRecord) -> T,
+        change: impl FnOnce(&mut MemoryRun) -> T,
     ) -> Result<T, LedgerError> {
         let mut runs = lock(&self.runs);
-        let run = runs.entry(run_id.to_owned()).or_insert_with(|| RunRecord {
-            run_id: run_id.to_owned(),
-            ..RunRecord::default()
+        let run = runs.entry(run_id.to_owned()).or_insert_with(|| MemoryRun {
+            record: RunRecord {
+                run_id: run_id.to_owned(),
+                ..RunRecord::default()
+            },
+            ..MemoryRun::default()
         });
         Ok(change(run))
     }
@@ -433,10 +451,12 @@ impl MemoryLedger {
 impl RunLedger for MemoryLedger {
     async fn start(&self, start: &RunStart) -> Result<(), LedgerError> {
         self.update(&start.run_id, |run| {
+            let run = &mut run.record;
             if run.source.is_empty() {
                 run.source = start.source.clone();
                 run.destination = start.destination.clone();
                 run.dry_run = start.dry_run;
+                run.started_at = start.started_at.clone();
             }
         })
     }
@@ -444,11 +464,12 @@ impl RunLedger for MemoryLedger {
     async fn record_page(
         &self,
         run_id: &str,
-        counts: PageCounts,
+        counts: &PageCounts,
         cursor: Option<&str>,
         listing_complete: bool,
     ) -> Result<bool, LedgerError> {
         self.update(run_id, |run| {
+            let run = &mut run.record;
             if let Some(cursor) = cursor {
                 if run.cursor.as_deref() >= Some(cursor) {
                     return false;
@@ -460,38 +481,125 @@ impl RunLedger for MemoryLedger {
             run.skipped += counts.skipped;
             run.archived += counts.archived;
             run.planned_bytes += counts.planned_bytes;
+            run.jobs += counts.jobs.values().sum::<u64>();
             run.listing_complete = listing_complete;
             true
         })
     }
 
-    async fn record_copied(&self, run_id: &str, bytes: u64) -> Result<(), LedgerError> {
-        self.update(run_id, |run| {
-            run.copied += 1;
-            run.bytes_copied += bytes;
-        })
-    }
-
-    async fn record_skipped(&self, run_id: &str) -> Result<(), LedgerError> {
-        self.update(run_id, |run| run.skipped += 1)
-    }
-
-    async fn record_failure(
+    async fn record_outcome(
         &self,
         run_id: &str,
         key: &str,
-        error: &str,
-    ) -> Result<(), LedgerError> {
+        outcome: &Outcome,
+    ) -> Result<Recorded, LedgerError> {
         self.update(run_id, |run| {
-            run.failed += 1;
-            if run.failures.len() < MAX_FAILURES_KEPT {
-                run.failures.push((key.to_owned(), error.to_owned()));
+            if run.outcomes.contains_key(key) {
+                return Recorded::Before;
             }
+            run.outcomes.insert(key.to_owned(), outcome.name());
+            let record = &mut run.record;
+            record.jobs_done += 1;
+            match outcome {
+                Outcome::Copied { bytes, verified } => {
+                    record.copied += 1;
+                    record.bytes_copied += bytes;
+                    record.verified += u64::from(*verified);
+                }
+                Outcome::Skipped => record.skipped += 1,
+                Outcome::Failed(failure) => {
+                    record.failed += 1;
+                    run.failures.push(failure.clone());
+                }
+            }
+            Recorded::Now
         })
     }
 
     async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
-        Ok(lock(&self.runs).get(run_id).cloned())
+        Ok(lock(&self.runs).get(run_id).map(|run| run.record.clone()))
+    }
+
+    async fn failures(&self, run_id: &str) -> Result<Vec<Failure>, LedgerError> {
+        Ok(lock(&self.runs)
+            .get(run_id)
+            .map(|run| run.failures.clone())
+            .unwrap_or_default())
+    }
+
+    async fn complete(
+        &self,
+        run_id: &str,
+        _shard: Option<usize>,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        self.update(run_id, |run| {
+            let now = std::time::Instant::now();
+            let claimed = run.announcing_until.is_some_and(|until| until > now);
+            if !run.record.is_over() || run.record.announced || claimed {
+                return None;
+            }
+            run.announcing_until = Some(now + ANNOUNCE_LEASE);
+            run.record.completed_at.get_or_insert_with(now_rfc3339);
+            Some(run.record.clone())
+        })
+    }
+
+    async fn release(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.update(run_id, |run| run.announcing_until = None)
+    }
+
+    async fn announced(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.update(run_id, |run| run.record.announced = true)
+    }
+}
+
+/// Keeps the completion events published to it.
+#[derive(Debug, Default)]
+pub struct MemoryEvents {
+    events: Mutex<Vec<CompletionEvent>>,
+    failures: Mutex<usize>,
+}
+
+impl MemoryEvents {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn events(&self) -> Vec<CompletionEvent> {
+        lock(&self.events).clone()
+    }
+
+    /// Fails the next `times` publishes.
+    pub fn fail(&self, times: usize) {
+        *lock(&self.failures) = times;
+    }
+}
+
+impl RunEvents for MemoryEvents {
+    fn publish<'a>(&'a self, event: &'a CompletionEvent) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut failures = lock(&self.failures);
+            if *failures > 0 {
+                *failures -= 1;
+                return Err("the topic is unavailable".to_owned());
+            }
+            lock(&self.events).push(event.clone());
+            Ok(())
+        })
+    }
+}
+
+impl ReportWriter for MemoryStore {
+    fn write<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        body: String,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.put(bucket, key, Object::new(body.into_bytes()));
+            Ok(())
+        })
     }
 }
 

@@ -13,12 +13,66 @@ pub struct Failure {
     pub error: String,
     /// The object's size, as listed.
     pub size: u64,
-    /// `permanent` (trying again cannot help) or `transient` (a later run may succeed).
-    pub class: &'static str,
+    pub class: FailureClass,
 }
 
-/// One line of a failure report (JSON Lines), as S3 Batch Operations' completion reports list
-/// the tasks that failed.
+/// Whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Trying again cannot help: the source is gone or changed, access is denied, the job
+    /// could never be published.
+    Permanent,
+    /// It failed every time it was tried (the job went to the dead-letter queue): a later run
+    /// may succeed.
+    Transient,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Permanent => "permanent",
+            FailureClass::Transient => "transient",
+        }
+    }
+
+    /// The class of a copy's error.
+    pub fn of(err: &crate::copier::CopyError) -> FailureClass {
+        if err.transient() {
+            FailureClass::Transient
+        } else {
+            FailureClass::Permanent
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FailureClass> {
+        match text {
+            "permanent" => Some(FailureClass::Permanent),
+            "transient" => Some(FailureClass::Transient),
+            _ => None,
+        }
+    }
+}
+
+/// The failure report: one JSON object per failed object, each on its own line (JSON Lines),
+/// as S3 Batch Operations' completion reports list the tasks that failed.
+pub fn failure_report(failures: &[Failure]) -> String {
+    failures
+        .iter()
+        .map(|failure| {
+            let line = ReportLine {
+                key: &failure.key,
+                version: None,
+                size: failure.size,
+                error_class: failure.class.as_str(),
+                message: &failure.error,
+            };
+            serde_json::to_string(&line).expect("a report line always serializes") + "\n"
+        })
+        .collect()
+}
+
+/// One line of a failure report.
 #[derive(Debug, Serialize)]
 struct ReportLine<'a> {
     key: &'a str,
@@ -63,19 +117,7 @@ impl RunSummary {
 
     /// The failure report: one JSON object per failed object, each on its own line.
     pub fn failure_report(&self) -> String {
-        self.failures
-            .iter()
-            .map(|failure| {
-                let line = ReportLine {
-                    key: &failure.key,
-                    version: None,
-                    size: failure.size,
-                    error_class: failure.class,
-                    message: &failure.error,
-                };
-                serde_json::to_string(&line).expect("a report line always serializes") + "\n"
-            })
-            .collect()
+        failure_report(&self.failures)
     }
 }
 
@@ -141,7 +183,7 @@ mod tests {
                 key: "k".into(),
                 error: "NoSuchKey".into(),
                 size: 7,
-                class: "permanent",
+                class: FailureClass::Permanent,
             }],
             ..RunSummary::default()
         };

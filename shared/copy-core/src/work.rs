@@ -7,10 +7,12 @@
 
 use std::time::Instant;
 
+use crate::completion::{AnnounceError, Announcer};
 use crate::copier::{Copied, Copier, CopyError, Remaining};
 use crate::job::{CopyJob, JobError};
-use crate::ledger::{LedgerError, RunLedger};
+use crate::ledger::{shard_of, LedgerError, Outcome, Recorded, RunLedger};
 use crate::store::ObjectCopier;
+use crate::summary::{Failure, FailureClass};
 
 /// Why a delivered job was not handled; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -19,21 +21,55 @@ pub enum JobFailure {
     Job(#[from] JobError),
     #[error(transparent)]
     Copy(#[from] CopyError),
-    #[error("{error}; and it could not be recorded: {ledger}")]
-    NotRecorded { error: String, ledger: LedgerError },
+    #[error("{error}; and it could not be recorded: {cause}")]
+    NotRecorded {
+        error: String,
+        cause: Box<JobFailure>,
+    },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Announce(#[from] AnnounceError),
     #[error("the copy stopped before the deadline, and its continuation could not be sent: {0}")]
     Continue(String),
 }
 
-/// Copies the object the job (a JSON message) names and counts the outcome in its run.
+/// Where a delivered job's outcome goes: its run's ledger, and what the run is announced with
+/// when that outcome was its last.
+pub struct Runs<'a, R> {
+    pub ledger: &'a R,
+    pub announcer: &'a Announcer,
+}
+
+impl<R> Clone for Runs<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Runs<'_, R> {}
+
+impl<R: RunLedger> Runs<'_, R> {
+    /// Records the outcome once, then announces the run if that made it complete (also when the
+    /// outcome was recorded by an earlier delivery that did not get that far).
+    async fn record(&self, run_id: &str, key: &str, outcome: &Outcome) -> Result<(), JobFailure> {
+        if self.ledger.record_outcome(run_id, key, outcome).await? == Recorded::Before {
+            tracing::info!(%run_id, %key, "the outcome was recorded by an earlier delivery");
+        }
+        self.announcer
+            .after_outcome(self.ledger, run_id, Some(shard_of(key)))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Copies the object the job (a JSON message) names and records the outcome in its run.
 /// `last_delivery`: a failure now sends the job to the dead-letter queue. `remaining`: the
 /// time left; a multipart copy that cannot finish in it stops early and its continuation job is
-/// returned, for the caller to hand on (nothing is counted until the object is done).
+/// returned, for the caller to hand on (nothing is recorded until the object is done).
 pub async fn copy_and_record<S, R>(
     copier: &Copier<S>,
-    ledger: Option<&R>,
+    runs: Option<Runs<'_, R>>,
     message: &str,
     last_delivery: bool,
     remaining: Remaining<'_>,
@@ -47,18 +83,28 @@ where
     let outcome = copier.copy_within(&job, remaining).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let (run_id, key) = (&job.run_id, &job.source.key);
+    let failure = |err: &CopyError, message: String| {
+        Outcome::Failed(Failure {
+            key: key.clone(),
+            error: message,
+            size: job.source.size,
+            class: FailureClass::of(err),
+        })
+    };
     match outcome {
         Ok(Copied::Copied { bytes }) => {
             tracing::info!(%run_id, %key, bytes, elapsed_ms, "copied");
-            if let Some(ledger) = ledger {
-                ledger.record_copied(run_id, bytes).await?;
+            if let Some(runs) = runs {
+                let verified = false;
+                runs.record(run_id, key, &Outcome::Copied { bytes, verified })
+                    .await?;
             }
             Ok(None)
         }
         Ok(Copied::Skipped) => {
             tracing::info!(%run_id, %key, elapsed_ms, "unchanged");
-            if let Some(ledger) = ledger {
-                ledger.record_skipped(run_id).await?;
+            if let Some(runs) = runs {
+                runs.record(run_id, key, &Outcome::Skipped).await?;
             }
             Ok(None)
         }
@@ -66,36 +112,32 @@ where
             tracing::info!(%run_id, %key, elapsed_ms, "paused before the deadline; a continuation goes on");
             Ok(Some(*continuation))
         }
-        Err(err) => match ledger {
-            Some(ledger) if !err.transient() => {
+        Err(err) => match runs {
+            Some(runs) if !err.transient() => {
                 tracing::error!(%run_id, %key, elapsed_ms, error = %err, class = "permanent", "failed; recorded with the run");
-                ledger
-                    .record_failure(run_id, key, &err.to_string())
+                let outcome = failure(&err, err.to_string());
+                runs.record(run_id, key, &outcome)
                     .await
                     .map(|()| None)
-                    .map_err(|ledger| JobFailure::NotRecorded {
+                    .map_err(|cause| JobFailure::NotRecorded {
                         error: err.to_string(),
-                        ledger,
+                        cause: Box::new(cause),
                     })
             }
-            Some(ledger) if last_delivery => {
+            Some(runs) if last_delivery => {
                 tracing::error!(%run_id, %key, elapsed_ms, error = %err, class = "transient", "failed on its last delivery; recorded with the run, the job goes to the dead-letter queue");
                 let reason =
                     format!("{err} (on its last delivery: the job is in the dead-letter queue)");
-                match ledger.record_failure(run_id, key, &reason).await {
+                match runs.record(run_id, key, &failure(&err, reason)).await {
                     Ok(()) => Err(err.into()),
-                    Err(ledger) => Err(JobFailure::NotRecorded {
+                    Err(cause) => Err(JobFailure::NotRecorded {
                         error: err.to_string(),
-                        ledger,
+                        cause: Box::new(cause),
                     }),
                 }
             }
             _ => {
-                let class = if err.transient() {
-                    "transient"
-                } else {
-                    "permanent"
-                };
+                let class = FailureClass::of(&err).as_str();
                 tracing::error!(%run_id, %key, elapsed_ms, error = %err, class, "failed; the message will be retried");
                 Err(err.into())
             }
@@ -135,18 +177,101 @@ mod tests {
         (Copier::new(store, CopyOptions::default(), 4), job.to_json())
     }
 
+    static NO_ANNOUNCER: std::sync::LazyLock<Announcer> =
+        std::sync::LazyLock::new(Announcer::default);
+
+    fn runs(ledger: &MemoryLedger) -> Option<Runs<'_, MemoryLedger>> {
+        Some(Runs {
+            ledger,
+            announcer: &NO_ANNOUNCER,
+        })
+    }
+
     #[tokio::test]
-    async fn copies_and_skips_are_counted_in_the_run() {
+    async fn an_object_is_counted_once_however_often_its_job_is_delivered() {
         let (copier, job) = setup();
         let ledger = MemoryLedger::new();
-        copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
+        copy_and_record(&copier, runs(&ledger), &job, false, &unlimited)
             .await
             .unwrap();
-        copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
+        // Delivered again (the first delivery's deletion was lost): unchanged now, not counted.
+        copy_and_record(&copier, runs(&ledger), &job, false, &unlimited)
             .await
             .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
-        assert_eq!((run.copied, run.bytes_copied, run.skipped), (1, 5, 1));
+        assert_eq!(
+            (run.copied, run.bytes_copied, run.skipped, run.jobs_done),
+            (1, 5, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_outcome_of_a_run_announces_it_with_its_report() {
+        use crate::completion::Announcer;
+        use crate::ledger::PageCounts;
+        use crate::memory::MemoryEvents;
+        use std::sync::Arc;
+
+        let (copier, good) = setup();
+        let poison = good.replace("a.txt", "gone.txt");
+        let ledger = MemoryLedger::new();
+        let mut page = PageCounts {
+            listed: 2,
+            enqueued: 2,
+            ..PageCounts::default()
+        };
+        page.add_job("a.txt");
+        page.add_job("gone.txt");
+        ledger
+            .record_page("run-1", &page, Some("gone.txt"), true)
+            .await
+            .unwrap();
+        let events = Arc::new(MemoryEvents::new());
+        let reports = Arc::new(MemoryStore::new());
+        reports.create_bucket("reports");
+        let announcer = Announcer::default()
+            .with_reports("s3://reports/nightly".parse().unwrap(), reports.clone())
+            .with_events(events.clone());
+        let runs = Some(Runs {
+            ledger: &ledger,
+            announcer: &announcer,
+        });
+        copy_and_record(&copier, runs, &good, false, &unlimited)
+            .await
+            .unwrap();
+        assert!(events.events().is_empty(), "one job has no outcome yet");
+        // The poison job's failure is its run's last outcome; the event cannot be published
+        // at first, so the delivery fails and its redelivery announces the run.
+        events.fail(1);
+        let err = copy_and_record(&copier, runs, &poison, false, &unlimited)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JobFailure::NotRecorded { .. }), "{err}");
+        copy_and_record(&copier, runs, &poison, false, &unlimited)
+            .await
+            .unwrap();
+        let published = events.events();
+        assert_eq!(published.len(), 1, "{published:?}");
+        let event = &published[0];
+        assert_eq!(
+            (event.copied, event.failed, event.status),
+            (1, 1, "complete")
+        );
+        assert_eq!(
+            event.report.as_deref(),
+            Some("s3://reports/nightly/run-1/failures.jsonl")
+        );
+        let report = reports
+            .object("reports", "nightly/run-1/failures.jsonl")
+            .expect("the report is written");
+        let line: serde_json::Value = serde_json::from_slice(&report.data).unwrap();
+        assert_eq!(line["key"], "gone.txt");
+        assert_eq!(line["error_class"], "permanent");
+        // Once announced, later outcomes announce nothing again.
+        copy_and_record(&copier, runs, &good, false, &unlimited)
+            .await
+            .unwrap();
+        assert_eq!(events.events().len(), 1);
     }
 
     #[tokio::test]
@@ -154,14 +279,16 @@ mod tests {
         let (copier, job) = setup();
         let job = job.replace("a.txt\",\"size", "gone.txt\",\"size");
         let ledger = MemoryLedger::new();
-        copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
+        copy_and_record(&copier, runs(&ledger), &job, false, &unlimited)
             .await
             .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
         assert_eq!(run.failed, 1);
-        assert_eq!(run.failures[0].0, "gone.txt");
+        let failures = ledger.failures("run-1").await.unwrap();
+        assert_eq!(failures[0].key, "gone.txt");
+        assert_eq!(failures[0].class, FailureClass::Permanent);
         let unrecorded =
-            copy_and_record(&copier, None::<&MemoryLedger>, &job, false, &unlimited).await;
+            copy_and_record(&copier, None::<Runs<MemoryLedger>>, &job, false, &unlimited).await;
         assert!(
             matches!(unrecorded, Err(JobFailure::Copy(_))),
             "{unrecorded:?}"
@@ -173,7 +300,7 @@ mod tests {
         let (copier, job) = setup();
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
         let ledger = MemoryLedger::new();
-        let err = copy_and_record(&copier, Some(&ledger), &job, false, &unlimited)
+        let err = copy_and_record(&copier, runs(&ledger), &job, false, &unlimited)
             .await
             .unwrap_err();
         assert!(
@@ -183,7 +310,7 @@ mod tests {
         assert_eq!(ledger.get("run-1").await.unwrap(), None, "nothing counted");
         let bad = copy_and_record(
             &copier,
-            Some(&ledger),
+            runs(&ledger),
             "{\"schema_version\": 1}",
             false,
             &unlimited,
@@ -197,7 +324,7 @@ mod tests {
         let (copier, job) = setup();
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
         let ledger = MemoryLedger::new();
-        let err = copy_and_record(&copier, Some(&ledger), &job, true, &unlimited)
+        let err = copy_and_record(&copier, runs(&ledger), &job, true, &unlimited)
             .await
             .unwrap_err();
         assert!(
@@ -206,16 +333,17 @@ mod tests {
         );
         let run = ledger.get("run-1").await.unwrap().unwrap();
         assert_eq!((run.failed, run.copied), (1, 0));
-        assert_eq!(run.failures[0].0, "a.txt");
+        let failures = ledger.failures("run-1").await.unwrap();
+        assert_eq!(failures[0].key, "a.txt");
+        assert_eq!(failures[0].class, FailureClass::Transient);
         assert!(
-            run.failures[0].1.contains("dead-letter queue"),
-            "{:?}",
-            run.failures
+            failures[0].error.contains("dead-letter queue"),
+            "{failures:?}"
         );
         // Without a ledger there is nowhere to record it: it is only dead-lettered.
         copier.store().fail("HeadObject", 1, ErrorKind::Transient);
         assert!(
-            copy_and_record(&copier, None::<&MemoryLedger>, &job, true, &unlimited)
+            copy_and_record(&copier, None::<Runs<MemoryLedger>>, &job, true, &unlimited)
                 .await
                 .is_err()
         );

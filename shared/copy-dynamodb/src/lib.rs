@@ -1,22 +1,40 @@
-//! The run ledger: one DynamoDB item per run in `COPY_RUNS_TABLE` (partition key `run_id`, S),
-//! its counters Number attributes changed only by atomic `ADD` (docs/runs.md):
-//! fanout-copy-core's [`RunLedger`] over DynamoDB.
+//! The run ledger in `COPY_RUNS_TABLE` (partition key `run_id`, S): fanout-copy-core's
+//! [`RunLedger`] over DynamoDB (docs/runs.md). Items, all in the one table:
+//!
+//! - `<run_id>`: the run: how it started, the listing's counts (one write a page), its cursor,
+//!   `completed_at` and `announced_at`.
+//! - `shard#<run_id>#<n>`, n < 64: one counter shard: the jobs planned for it (`jobs`), and the
+//!   outcomes recorded (`jobs_done`, `copied`, `skipped`, `failed`, `verified`,
+//!   `bytes_copied`), changed only by atomic `ADD`.
+//! - `object#<run_id>#<key>`: the object's outcome, written once (a conditional Put in the same
+//!   transaction as its shard's `ADD`), so that a redelivered job counts nothing again.
+//! - `failure#<run_id>#<n>#<i>`: the i-th failure of shard n, so that every failure can be read
+//!   back by key with strongly consistent reads.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use fanout_aws::DisplayErrorContext;
 use fanout_copy_core::ledger::{
-    LedgerError, PageCounts, RunLedger, RunRecord, RunStart, MAX_FAILURES_KEPT,
+    shard_of, LedgerError, Outcome, PageCounts, Recorded, RunLedger, RunRecord, RunStart,
+    ANNOUNCE_LEASE, COUNTER_SHARDS,
 };
+use fanout_copy_core::summary::{Failure, FailureClass};
 use fanout_copy_core::uploads::{BoxFuture, Copying, UploadRegistry};
 
 /// The partition key.
 pub const RUN_ID: &str = "run_id";
 /// Characters of an error message kept with a failure.
-const MAX_ERROR_CHARS: usize = 500;
+const MAX_ERROR_CHARS: usize = 1_000;
+/// Keys per BatchGetItem.
+const BATCH_GET_LIMIT: usize = 100;
+/// Transactions that collide with others on the same shard, tried again before giving up.
+const COLLISION_RETRIES: u32 = 8;
+
+type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB table of runs.
 #[derive(Debug, Clone)]
@@ -31,6 +49,73 @@ fn n(value: u64) -> AttributeValue {
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+fn shard_item(run_id: &str, shard: usize) -> String {
+    format!("shard#{run_id}#{shard}")
+}
+
+fn object_item(run_id: &str, key: &str) -> String {
+    format!("object#{run_id}#{key}")
+}
+
+fn failure_item(run_id: &str, shard: usize, index: u64) -> String {
+    format!("failure#{run_id}#{shard}#{index}")
+}
+
+fn number(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn flag(item: &Item, name: &str) -> bool {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Why DynamoDB cancelled a transaction, by its items' cancellation reasons.
+enum Cancelled {
+    /// The condition of the item at this index failed.
+    Condition(usize),
+    /// Another transaction or write on the same item: try again.
+    Collision,
+    Other,
+}
+
+fn cancellation(
+    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Cancelled {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return Cancelled::Other;
+    };
+    let codes: Vec<&str> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .map(|reason| reason.code().unwrap_or("None"))
+        .collect();
+    if let Some(index) = codes
+        .iter()
+        .position(|code| *code == "ConditionalCheckFailed")
+    {
+        Cancelled::Condition(index)
+    } else if codes
+        .iter()
+        .any(|code| matches!(*code, "TransactionConflict" | "ThrottlingError"))
+    {
+        Cancelled::Collision
+    } else {
+        Cancelled::Other
+    }
 }
 
 impl RunTable {
@@ -49,36 +134,175 @@ impl RunTable {
         }
     }
 
-    async fn add(&self, run_id: &str, counters: &[(&str, u64)]) -> Result<(), LedgerError> {
-        let mut request = self
+    fn key(&self, id: impl Into<String>) -> Item {
+        HashMap::from([(RUN_ID.to_owned(), s(id))])
+    }
+
+    /// One item, strongly consistent.
+    async fn item(&self, id: String) -> Result<Option<Item>, LedgerError> {
+        let output = self
             .client
-            .update_item()
+            .get_item()
             .table_name(&self.table)
-            .key(RUN_ID, s(run_id));
-        let mut terms = Vec::new();
-        for (i, (name, value)) in counters.iter().enumerate() {
-            terms.push(format!("#c{i} :v{i}"));
-            request = request
-                .expression_attribute_names(format!("#c{i}"), *name)
-                .expression_attribute_values(format!(":v{i}"), n(*value));
-        }
-        request
-            .update_expression(format!("ADD {}", terms.join(", ")))
+            .set_key(Some(self.key(id)))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
-        Ok(())
+            .map_err(|e| self.error("DynamoDB GetItem", e))?;
+        Ok(output.item)
     }
-}
 
-fn condition_failed(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        UpdateItemError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
-    >,
-) -> bool {
-    err.as_service_error()
-        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+    /// Items by id, strongly consistent, 100 a request; those that exist.
+    async fn items(&self, ids: Vec<String>) -> Result<Vec<Item>, LedgerError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_LIMIT) {
+            let mut keys: Vec<Item> = chunk.iter().map(|id| self.key(id.clone())).collect();
+            let mut attempt = 0;
+            while !keys.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| self.error("DynamoDB BatchGetItem", e))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("DynamoDB BatchGetItem", e))?;
+                found.extend(
+                    output
+                        .responses
+                        .and_then(|mut tables| tables.remove(&self.table))
+                        .unwrap_or_default(),
+                );
+                keys = output
+                    .unprocessed_keys
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .map(|left| left.keys)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    attempt += 1;
+                    tokio::time::sleep(fanout_aws::collision_backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every shard of the run that has been written, by shard number.
+    async fn shards(&self, run_id: &str) -> Result<Vec<Item>, LedgerError> {
+        self.items((0..COUNTER_SHARDS).map(|i| shard_item(run_id, i)).collect())
+            .await
+    }
+
+    /// Sends a transaction, tried again while it collides with others; `Err(Ok(index))` when
+    /// the condition of the item at `index` failed.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), usize>, LedgerError> {
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) => err,
+            };
+            match cancellation(&err) {
+                Cancelled::Condition(index) => return Ok(Err(index)),
+                Cancelled::Collision if attempt < COLLISION_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(fanout_aws::collision_backoff(attempt)).await;
+                }
+                Cancelled::Collision | Cancelled::Other => {
+                    return Err(self.error("DynamoDB TransactWriteItems", err))
+                }
+            }
+        }
+    }
+
+    fn update(&self, id: String) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.key(id)))
+    }
+
+    fn write(
+        &self,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<TransactWriteItem, LedgerError> {
+        let update = update
+            .build()
+            .map_err(|e| self.error("DynamoDB TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, LedgerError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| self.error("DynamoDB TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The writes of one outcome: the object's item (once), its shard's counters and, for a
+    /// failure, the failure's item at `index`, the shard's failure count when it was read.
+    fn outcome_writes(
+        &self,
+        run_id: &str,
+        key: &str,
+        outcome: &Outcome,
+        index: u64,
+    ) -> Result<Vec<TransactWriteItem>, LedgerError> {
+        let shard = shard_of(key);
+        let expires = unix_now() + RECORD_DAYS * 86_400;
+        let mut object = self.key(object_item(run_id, key));
+        object.insert("outcome".into(), s(outcome.name()));
+        object.insert("expires_at".into(), n(expires));
+        let mut writes = vec![self.put(object, "attribute_not_exists(run_id)")?];
+        let counter = self.update(shard_item(run_id, shard));
+        let counter = match outcome {
+            Outcome::Copied { bytes, verified } => counter
+                .update_expression(
+                    "ADD jobs_done :one, copied :one, bytes_copied :bytes, verified :verified",
+                )
+                .expression_attribute_values(":bytes", n(*bytes))
+                .expression_attribute_values(":verified", n(u64::from(*verified))),
+            Outcome::Skipped => counter.update_expression("ADD jobs_done :one, skipped :one"),
+            Outcome::Failed(failure) => {
+                let mut item = self.key(failure_item(run_id, shard, index));
+                item.insert("key".into(), s(key));
+                item.insert("size".into(), n(failure.size));
+                item.insert("error_class".into(), s(failure.class.as_str()));
+                let message: String = failure.error.chars().take(MAX_ERROR_CHARS).collect();
+                item.insert("message".into(), s(message));
+                item.insert("expires_at".into(), n(expires));
+                writes.push(self.put(item, "attribute_not_exists(run_id)")?);
+                counter
+                    .update_expression("ADD jobs_done :one, failed :one")
+                    .condition_expression(if index == 0 {
+                        "attribute_not_exists(failed) OR failed = :index"
+                    } else {
+                        "failed = :index"
+                    })
+                    .expression_attribute_values(":index", n(index))
+            }
+        };
+        writes.insert(
+            1,
+            self.write(counter.expression_attribute_values(":one", n(1)))?,
+        );
+        Ok(writes)
+    }
 }
 
 impl RunLedger for RunTable {
@@ -105,21 +329,18 @@ impl RunLedger for RunTable {
         Ok(())
     }
 
-    /// Adds a published page's counts and moves the listing cursor to `cursor`, once: `false`
-    /// when the cursor was already there or past it (the page was recorded before).
+    /// One transaction: the page's counts added to the run and its cursor moved, on the
+    /// condition that the cursor was before `cursor`, and each shard's planned jobs added.
     async fn record_page(
         &self,
         run_id: &str,
-        counts: PageCounts,
+        counts: &PageCounts,
         cursor: Option<&str>,
         listing_complete: bool,
     ) -> Result<bool, LedgerError> {
         let mut set = vec!["listing_complete = :complete"];
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(RUN_ID, s(run_id))
+        let mut run = self
+            .update(run_id.to_owned())
             .expression_attribute_values(":listed", n(counts.listed))
             .expression_attribute_values(":enqueued", n(counts.enqueued))
             .expression_attribute_values(":skipped", n(counts.skipped))
@@ -128,137 +349,226 @@ impl RunLedger for RunTable {
             .expression_attribute_values(":complete", AttributeValue::Bool(listing_complete));
         if let Some(cursor) = cursor {
             set.push("#cursor = :cursor");
-            request = request
+            run = run
                 .expression_attribute_names("#cursor", "cursor")
                 .expression_attribute_values(":cursor", s(cursor))
                 .condition_expression("attribute_not_exists(#cursor) OR #cursor < :cursor");
         }
-        let expression = format!(
+        let run = run.update_expression(format!(
             "ADD listed :listed, enqueued :enqueued, skipped :skipped, archived :archived, planned_bytes :planned_bytes SET {}",
             set.join(", ")
-        );
-        match request.update_expression(expression).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(self.error("DynamoDB UpdateItem", err)),
+        ));
+        let mut writes = vec![self.write(run)?];
+        for (shard, jobs) in &counts.jobs {
+            writes.push(
+                self.write(
+                    self.update(shard_item(run_id, *shard))
+                        .update_expression("ADD jobs :jobs")
+                        .expression_attribute_values(":jobs", n(*jobs)),
+                )?,
+            );
         }
+        Ok(self.transact(writes).await?.is_ok())
     }
 
-    /// Counts one object copied.
-    async fn record_copied(&self, run_id: &str, bytes: u64) -> Result<(), LedgerError> {
-        self.add(run_id, &[("copied", 1), ("bytes_copied", bytes)])
-            .await
-    }
-
-    /// Counts one object found unchanged by the copier.
-    async fn record_skipped(&self, run_id: &str) -> Result<(), LedgerError> {
-        self.add(run_id, &[("skipped", 1)]).await
-    }
-
-    /// Counts one failed object and keeps its key and error while the list has room.
-    async fn record_failure(
+    /// One transaction: the object's outcome item (on the condition that it has none yet) and
+    /// its shard's counters; a failure also gets its item, at the shard's failure count.
+    async fn record_outcome(
         &self,
         run_id: &str,
         key: &str,
-        error: &str,
-    ) -> Result<(), LedgerError> {
-        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        let entry = AttributeValue::M(HashMap::from([
-            ("key".to_owned(), s(key)),
-            ("error".to_owned(), s(error)),
-        ]));
-        let kept = self
+        outcome: &Outcome,
+    ) -> Result<Recorded, LedgerError> {
+        let shard = shard_item(run_id, shard_of(key));
+        for attempt in 0..COLLISION_RETRIES {
+            let index = if matches!(outcome, Outcome::Failed(_)) {
+                let item = self.item(shard.clone()).await?;
+                item.map(|item| number(&item, "failed")).unwrap_or_default()
+            } else {
+                0
+            };
+            match self
+                .transact(self.outcome_writes(run_id, key, outcome, index)?)
+                .await?
+            {
+                Ok(()) => return Ok(Recorded::Now),
+                Err(0) => return Ok(Recorded::Before),
+                // Another failure of the shard took this index first: read it again.
+                Err(_) => tokio::time::sleep(fanout_aws::collision_backoff(attempt)).await,
+            }
+        }
+        Err(LedgerError {
+            operation: "DynamoDB TransactWriteItems",
+            ledger: format!("table {}", self.table),
+            detail: format!(
+                "the failure of {key} collided with others in its shard {COLLISION_RETRIES} times"
+            ),
+        })
+    }
+
+    /// The run's item and its shards, summed (strongly consistent), if the run exists.
+    async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+        let Some(item) = self.item(run_id.to_owned()).await? else {
+            return Ok(None);
+        };
+        let shards = self.shards(run_id).await?;
+        Ok(Some(record(run_id, &item, &shards)))
+    }
+
+    /// Every failure item of the run, shard by shard.
+    async fn failures(&self, run_id: &str) -> Result<Vec<Failure>, LedgerError> {
+        let mut ids = Vec::new();
+        for item in self.shards(run_id).await? {
+            let Some(id) = text(&item, RUN_ID) else {
+                continue;
+            };
+            let Some(shard) = id.rsplit('#').next().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            ids.extend((0..number(&item, "failed")).map(|i| failure_item(run_id, shard, i)));
+        }
+        let mut failures: Vec<(String, Failure)> = self
+            .items(ids)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let failure = Failure {
+                    key: text(&item, "key").unwrap_or_default(),
+                    error: text(&item, "message").unwrap_or_default(),
+                    size: number(&item, "size"),
+                    class: text(&item, "error_class")
+                        .and_then(|class| FailureClass::parse(&class))
+                        .unwrap_or(FailureClass::Permanent),
+                };
+                (failure.key.clone(), failure)
+            })
+            .collect();
+        failures.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(failures.into_iter().map(|(_, failure)| failure).collect())
+    }
+
+    /// Reads the caller's shard first (one item): most outcomes stop there.
+    async fn complete(
+        &self,
+        run_id: &str,
+        shard: Option<usize>,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        if let Some(shard) = shard {
+            let item = self.item(shard_item(run_id, shard)).await?;
+            let (jobs, done) = item
+                .map(|item| (number(&item, "jobs"), number(&item, "jobs_done")))
+                .unwrap_or_default();
+            if done < jobs {
+                return Ok(None);
+            }
+        }
+        let Some(item) = self.item(run_id.to_owned()).await? else {
+            return Ok(None);
+        };
+        if !flag(&item, "listing_complete") || item.contains_key("announced_at") {
+            return Ok(None);
+        }
+        let mut run = record(run_id, &item, &self.shards(run_id).await?);
+        if !run.is_over() {
+            return Ok(None);
+        }
+        // Claims the announcement: the first caller to find the run over announces it.
+        let now = unix_now();
+        let claimed = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(RUN_ID, s(run_id))
             .update_expression(
-                "ADD failed :one SET failures = list_append(if_not_exists(failures, :empty), :entry)",
+                "SET completed_at = if_not_exists(completed_at, :now), announcing_until = :until",
             )
-            .condition_expression("attribute_not_exists(failures) OR size(failures) < :max")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
-            .expression_attribute_values(":max", n(MAX_FAILURES_KEPT as u64))
+            .condition_expression(
+                "attribute_not_exists(announced_at) AND (attribute_not_exists(announcing_until) OR announcing_until < :epoch)",
+            )
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .expression_attribute_values(":epoch", n(now))
+            .expression_attribute_values(":until", n(now + ANNOUNCE_LEASE.as_secs()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match kept {
-            Ok(_) => Ok(()),
-            Err(err) if condition_failed(&err) => {
-                self.add(run_id, &[("failed", 1), ("failures_not_kept", 1)])
-                    .await
+        match claimed {
+            Ok(output) => {
+                run.completed_at = output
+                    .attributes
+                    .and_then(|item| text(&item, "completed_at"));
             }
-            Err(err) => Err(self.error("DynamoDB UpdateItem", err)),
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => return Err(self.error("DynamoDB UpdateItem", err)),
         }
+        Ok(Some(run))
     }
 
-    /// The run's item (strongly consistent), if the run exists.
-    async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
-        let output = self
-            .client
-            .get_item()
+    async fn release(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.client
+            .update_item()
             .table_name(&self.table)
             .key(RUN_ID, s(run_id))
-            .consistent_read(true)
+            .update_expression("REMOVE announcing_until")
             .send()
             .await
-            .map_err(|e| self.error("DynamoDB GetItem", e))?;
-        Ok(output.item.map(|item| record(run_id, &item)))
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn announced(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id))
+            .update_expression("SET announced_at = if_not_exists(announced_at, :now)")
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+        Ok(())
     }
 }
 
-fn record(run_id: &str, item: &HashMap<String, AttributeValue>) -> RunRecord {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default()
-    };
-    let flag = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or_default()
-    };
-    let failures = item
-        .get("failures")
-        .and_then(|v| v.as_l().ok())
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|entry| {
-                    let entry = entry.as_m().ok()?;
-                    Some((
-                        entry.get("key")?.as_s().ok()?.clone(),
-                        entry.get("error")?.as_s().ok()?.clone(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+fn now_rfc3339() -> String {
+    fanout_copy_core::fanout::now_rfc3339()
+}
+
+/// The run from its item and its shards' counters.
+fn record(run_id: &str, item: &Item, shards: &[Item]) -> RunRecord {
+    let sum = |name: &str| shards.iter().map(|shard| number(shard, name)).sum::<u64>();
     RunRecord {
         run_id: run_id.to_owned(),
-        source: text("source").unwrap_or_default(),
-        destination: text("destination").unwrap_or_default(),
-        dry_run: flag("dry_run"),
-        listed: number("listed"),
-        enqueued: number("enqueued"),
-        copied: number("copied"),
-        skipped: number("skipped"),
-        failed: number("failed"),
-        archived: number("archived"),
-        bytes_copied: number("bytes_copied"),
-        planned_bytes: number("planned_bytes"),
-        listing_complete: flag("listing_complete"),
-        cursor: text("cursor"),
-        failures,
+        source: text(item, "source").unwrap_or_default(),
+        destination: text(item, "destination").unwrap_or_default(),
+        dry_run: flag(item, "dry_run"),
+        started_at: text(item, "started_at").unwrap_or_default(),
+        listed: number(item, "listed"),
+        enqueued: number(item, "enqueued"),
+        copied: sum("copied"),
+        skipped: number(item, "skipped") + sum("skipped"),
+        failed: sum("failed"),
+        archived: number(item, "archived"),
+        verified: sum("verified"),
+        bytes_copied: sum("bytes_copied"),
+        planned_bytes: number(item, "planned_bytes"),
+        jobs: sum("jobs"),
+        jobs_done: sum("jobs_done"),
+        listing_complete: flag(item, "listing_complete"),
+        cursor: text(item, "cursor"),
+        completed_at: text(item, "completed_at"),
+        announced: item.contains_key("announced_at"),
     }
 }
 
-/// How long a registered upload's item is kept when nothing ends it: far longer than any sweep
-/// limit, so that the sweep finds it first.
-const UPLOAD_RECORD_DAYS: u64 = 30;
+/// How long an outcome's or failure's item, or a registered upload's item that nothing ended,
+/// is kept: far longer than a run, or any sweep limit.
+const RECORD_DAYS: u64 = 30;
 
 /// The item of a registered multipart upload, beside the runs: `upload#<bucket>#<upload id>`.
 fn upload_item(bucket: &str, upload_id: &str) -> String {
@@ -285,7 +595,7 @@ impl RunTable {
             .expression_attribute_values(":key", s(key))
             .expression_attribute_values(":id", s(upload_id))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":expires", n(now + UPLOAD_RECORD_DAYS * 86_400));
+            .expression_attribute_values(":expires", n(now + RECORD_DAYS * 86_400));
         request = if ended {
             request.update_expression(
                 "SET #bucket = :bucket, #key = :key, upload_id = :id, ended_at = :now, expires_at = :expires",
@@ -370,7 +680,7 @@ impl UploadRegistry for RunTable {
                 .expression_attribute_values(":id", s(&upload.upload_id))
                 .expression_attribute_values(":etag", s(&upload.source_etag))
                 .expression_attribute_values(":size", n(upload.part_size))
-                .expression_attribute_values(":expires", n(now + UPLOAD_RECORD_DAYS * 86_400))
+                .expression_attribute_values(":expires", n(now + RECORD_DAYS * 86_400))
                 .send()
                 .await
                 .map_err(|e| self.error("DynamoDB UpdateItem", e))?;

@@ -594,6 +594,30 @@ impl UploadStore for S3Store {
     }
 }
 
+impl fanout_copy_core::completion::ReportWriter for S3Store {
+    /// Writes the report (JSON Lines) with a PutObject, in the bucket's own region.
+    fn write<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        body: String,
+    ) -> fanout_copy_core::uploads::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.client_for(bucket)
+                .await
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type("application/x-ndjson")
+                .body(body.into_bytes().into())
+                .send()
+                .await
+                .map_err(|e| DisplayErrorContext(e).to_string())?;
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,7 +148,7 @@ impl WordCountStore for WordStore {
                 Cancelled::ClaimExists => return Ok(ChunkOutcome::AlreadyApplied),
                 Cancelled::Conflict if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(fanout_aws::collision_backoff(attempt)).await;
                 }
                 Cancelled::Conflict | Cancelled::Other => {
                     let transient = fanout_aws::is_transient(&err)
@@ -178,16 +178,6 @@ impl WordCountStore for WordStore {
 
 /// Conflicts with other transactions on the same (hot) words tried again before giving up.
 const CONFLICT_RETRIES: u32 = 5;
-
-/// 20 ms, 40 ms, … with up to half again of jitter, so that colliding writers part ways.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(20 << attempt.min(6));
-    let jitter = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() % 1000)
-        .unwrap_or_default();
-    base + base * jitter / 2000
-}
 
 /// Why DynamoDB cancelled a transaction, from its cancellation reasons (the first item is the
 /// claim).

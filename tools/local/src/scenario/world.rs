@@ -159,8 +159,9 @@ impl Demo<'_> {
             "run summary: copied {}, skipped {}, failed {}, bytes {}, seconds {seconds:.1}",
             record.copied, record.skipped, record.failed, record.bytes_copied
         ));
-        for (key, error) in &record.failures {
-            t.note(format!("failed: {key}: {error}"));
+        let failures = self.ledger().failures(&run_id).await.unwrap_or_default();
+        for failure in &failures {
+            t.note(format!("failed: {}: {}", failure.key, failure.error));
         }
         let copies = self.destination_count().await;
         t.note(format!(
@@ -170,17 +171,21 @@ impl Demo<'_> {
         Some(record)
     }
 
-    /// Waits until the ledger says every object of the run is copied, skipped or failed.
-    async fn wait_for_run(&self, t: &mut Transcript, run_id: &str) -> Option<RunRecord> {
-        let ledger = RunTable::new(
+    fn ledger(&self) -> RunTable {
+        RunTable::new(
             aws_sdk_dynamodb::Client::new(&self.stack.sdk),
             &self.runs_table,
-        );
+        )
+    }
+
+    /// Waits until the run marks itself complete: every object copied, skipped or failed.
+    async fn wait_for_run(&self, t: &mut Transcript, run_id: &str) -> Option<RunRecord> {
+        let ledger = self.ledger();
         let deadline = Instant::now() + PATIENCE;
         loop {
             let record = ledger.get(run_id).await.ok().flatten();
             if let Some(run) = &record {
-                if run.listing_complete && run.copied + run.skipped + run.failed >= run.listed {
+                if run.completed_at.is_some() {
                     return record;
                 }
             }

@@ -88,6 +88,14 @@ bench-copy: dev-tools $(BENCH_VENV)/.installed
 	cargo build --release -p s3-copy -p fanout-bench
 	$(VENV)/bin/python bench/copy_bench.py --aws-bin $(BENCH_VENV)/bin/aws $(COPY_BENCH_ARGS)
 
+## bench-fanout-sim: the copy fan-out on the same model in virtual time (the copy code is
+## fanout-copy-core's own; S3, the queue and Lambda simulated): (c) one 5 TiB object, (d) the
+## original's nightly and backfill workloads; a second of CPU; docs/performance.md
+.PHONY: bench-fanout-sim
+bench-fanout-sim:
+	cargo build --release -p fanout-bench --bin fanout-sim
+	target/release/fanout-sim --json bench/results/fanout-sim.json $(FANOUT_SIM_ARGS)
+
 $(BENCH_VENV)/.installed: bench/requirements-copy.txt
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-copy.txt

@@ -1,10 +1,12 @@
 //! Benchmark tools: a proxy that adds network latency in front of the AWS emulator, a model of
-//! S3's copy speed, the function processes and Slack requests the word-count benchmarks use,
-//! and the statistics the benchmarks report. The Lambda Runtime API stand-in
+//! S3's copy speed, the copy fan-out simulated on that model in virtual time, the function
+//! processes and Slack requests the word-count benchmarks use, and the statistics the
+//! benchmarks report. The Lambda Runtime API stand-in
 //! that drives a real function binary is one of the shared test tools
 //! (`fanout_tests::runtime_api`).
 
 pub mod copy_model;
+pub mod fanout_sim;
 pub mod function;
 pub mod proxy;
 pub mod slack;

@@ -478,7 +478,9 @@ impl<S: ObjectCopier> Copier<S> {
                         paused.store(true, Ordering::Relaxed);
                         return Ok(None);
                     }
-                    let started = std::time::Instant::now();
+                    // tokio's clock, as the sleeps are: the same as the system's, except under a
+                    // paused clock (tests, the copy simulation), where parts take virtual time.
+                    let started = tokio::time::Instant::now();
                     let outcome = self.copy_part(request, upload_id, part).await;
                     at.took(started.elapsed());
                     if outcome.is_err() {

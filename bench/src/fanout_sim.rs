@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::copier::{Copied, Copier, CopyOptions};
 use fanout_copy_core::decide::{Listed, Observed};
 use fanout_copy_core::engine::{self, Quiet};
@@ -705,6 +706,7 @@ pub async fn lambda_run(model: Model, lambda: &Lambda, objects: &[(String, u64)]
             lister: &store,
             sink: &topic,
             ledger: None::<&MemoryLedger>,
+            announcer: &Announcer::default(),
             continuation: None::<&MemoryContinuation>,
             budget: Budget::default(),
         };

@@ -48,7 +48,7 @@ where
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let (run_id, key) = (&job.run_id, &job.source.key);
     match outcome {
-        Ok(Copied::Copied { bytes }) => {
+        Ok(Copied::Copied { bytes, .. }) => {
             tracing::info!(%run_id, %key, bytes, elapsed_ms, "copied");
             if let Some(ledger) = ledger {
                 ledger.record_copied(run_id, bytes).await?;

@@ -318,15 +318,15 @@ impl<S: ObjectCopier> Copier<S> {
     }
 
     /// Whether the copy's full-object checksum (as the store answered the copy, else as a HEAD
-    /// of the copy says) is the source's: `false` when either has none of one algorithm; an
-    /// error when they differ.
+    /// of the copy says) is the source's: `false` when the copy did not ask for one, or either
+    /// has none of one algorithm; an error when they differ.
     async fn verify(
         &self,
         request: &CopyRequest,
         source: Option<&Checksum>,
         answered: Option<Checksum>,
     ) -> Result<bool, CopyError> {
-        let Some(source) = source else {
+        let Some(source) = source.filter(|_| request.checksum_algorithm.is_some()) else {
             return Ok(false);
         };
         let copy = match answered {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::copier::{Copied, Copier, CopyOptions};
-use fanout_copy_core::decide::{Listed, Observed};
+use fanout_copy_core::decide::{Checksum, Listed, Observed};
 use fanout_copy_core::engine::{self, Quiet};
 use fanout_copy_core::fanout::{Budget, FanoutParts, JobSink, Refused, RunRequest, SinkError};
 use fanout_copy_core::ledger::LedgerError;
@@ -25,7 +25,8 @@ use fanout_copy_core::location::Location;
 use fanout_copy_core::memory::{MemoryContinuation, MemoryLedger};
 use fanout_copy_core::plan::{Part, MAX_PARTS, MIN_PART_SIZE};
 use fanout_copy_core::store::{
-    CompletedPart, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister, Page, StoreError,
+    CompletedPart, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister, Page, PartHead,
+    StoreError,
 };
 use fanout_copy_core::uploads::{BoxFuture, Copying, UploadRegistry};
 use fanout_copy_core::{CopyJob, RunSpec};
@@ -287,12 +288,29 @@ impl ObjectCopier for SimStore {
         Ok(Vec::new())
     }
 
-    async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
+    /// The simulated objects are single-part: their one part is the object.
+    async fn head_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        _etag: &str,
+        _number: i32,
+    ) -> Result<PartHead, StoreError> {
+        self.request("HeadObject", self.model.latency).await;
+        let state = lock(&self.state);
+        let size = (state.buckets.get(bucket).and_then(|o| o.get(key))).map_or(0, |o| o.size);
+        Ok(PartHead {
+            size,
+            parts_count: None,
+        })
+    }
+
+    async fn copy_object(&self, request: &CopyRequest) -> Result<Option<Checksum>, StoreError> {
         let size = self.source(request, "CopyObject")?;
         self.request("CopyObject", self.model.copy_request(size))
             .await;
         self.put(&request.bucket, &request.key, size);
-        Ok(())
+        Ok(None)
     }
 
     async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
@@ -340,6 +358,8 @@ impl ObjectCopier for SimStore {
         Ok(CompletedPart {
             number: part.number,
             etag: format!("\"part-{}\"", part.number),
+            size: part.bytes(),
+            checksum: None,
         })
     }
 
@@ -348,7 +368,7 @@ impl ObjectCopier for SimStore {
         request: &CopyRequest,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Checksum>, StoreError> {
         self.request("CompleteMultipartUpload", self.model.latency)
             .await;
         let mut state = lock(&self.state);
@@ -372,7 +392,7 @@ impl ObjectCopier for SimStore {
         let size = upload.parts.values().sum();
         drop(state);
         self.put(&upload.bucket, &upload.key, size);
-        Ok(())
+        Ok(None)
     }
 
     async fn abort_multipart(
@@ -391,8 +411,13 @@ impl ObjectCopier for SimStore {
         _request: &CopyRequest,
         upload_id: &str,
     ) -> Result<Option<Vec<CompletedPart>>, StoreError> {
-        let done = (lock(&self.state).uploads.get(upload_id))
-            .map(|upload| upload.parts.keys().copied().collect::<Vec<_>>());
+        let done = (lock(&self.state).uploads.get(upload_id)).map(|upload| {
+            upload
+                .parts
+                .iter()
+                .map(|(n, s)| (*n, *s))
+                .collect::<Vec<_>>()
+        });
         // One page per 1,000 parts, one after the other (each names where the next starts).
         let pages = done
             .as_ref()
@@ -402,9 +427,11 @@ impl ObjectCopier for SimStore {
         }
         Ok(done.map(|numbers| {
             (numbers.into_iter())
-                .map(|number| CompletedPart {
+                .map(|(number, size)| CompletedPart {
                     number,
                     etag: format!("\"part-{number}\""),
+                    size,
+                    checksum: None,
                 })
                 .collect()
         }))

@@ -465,3 +465,125 @@ impl Intercept for RefuseChecksumMode {
         Ok(())
     }
 }
+
+/// Uploads `data` in parts of these sizes (the last may be smaller than 5 MiB, no other); with
+/// `checksum`, asking for a full-object CRC32 checksum. (S3 makes CRC64NVME by default; moto
+/// computes CRC64NVME only with the optional awscrt, else a CRC32 under its name, which the
+/// SDK then refuses on GET.) Returns the object's ETag (`"…-N"`).
+pub async fn put_in_parts(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    sizes: &[usize],
+    checksum: bool,
+) -> String {
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    };
+    assert_eq!(
+        sizes.iter().sum::<usize>(),
+        data.len(),
+        "the parts tile the data"
+    );
+    let algorithm = checksum.then_some(ChecksumAlgorithm::Crc32);
+    let upload = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .set_checksum_algorithm(algorithm.clone())
+        .set_checksum_type(checksum.then_some(ChecksumType::FullObject))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create upload s3://{bucket}/{key}: {e:?}"));
+    let upload_id = upload.upload_id().expect("an upload id").to_owned();
+    let mut parts = Vec::new();
+    let mut first = 0;
+    for (i, size) in sizes.iter().enumerate() {
+        let number = i as i32 + 1;
+        let part = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .set_checksum_algorithm(algorithm.clone())
+            .body(ByteStream::from(data[first..first + size].to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload part {number} of s3://{bucket}/{key}: {e:?}"));
+        first += size;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag)
+                .set_checksum_crc32(part.checksum_crc32)
+                .build(),
+        );
+    }
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete s3://{bucket}/{key}: {e:?}"))
+        .e_tag
+        .unwrap_or_default()
+}
+
+/// Makes every CopyObject and CompleteMultipartUpload answer carry a full-object checksum that
+/// is not the copy's, as a copy that went wrong in S3 would; counts the answers it changed.
+#[derive(Debug, Clone, Default)]
+pub struct ForgeChecksum {
+    pub forged: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A checksum no content of the tests has (valid base64 of eight bytes).
+pub const FORGED_CHECKSUM: &str = "AAAAAAAAAAA=";
+
+impl Intercept for ForgeChecksum {
+    fn name(&self) -> &'static str {
+        "ForgeChecksum"
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
+        use aws_sdk_s3::operation::copy_object::CopyObjectOutput;
+        use aws_sdk_s3::types::{ChecksumType, CopyObjectResult};
+        let Some(Ok(output)) = context.output_or_error_mut() else {
+            return Ok(());
+        };
+        let forged = Some(FORGED_CHECKSUM.to_owned());
+        if let Some(copy) = output.downcast_mut::<CopyObjectOutput>() {
+            let result = copy
+                .copy_object_result
+                .get_or_insert_with(|| CopyObjectResult::builder().build());
+            result.checksum_crc64_nvme = forged.clone();
+            result.checksum_crc32 = forged.clone();
+            result.checksum_crc32_c = forged;
+            result.checksum_type = Some(ChecksumType::FullObject);
+        } else if let Some(complete) = output.downcast_mut::<CompleteMultipartUploadOutput>() {
+            complete.checksum_crc64_nvme = forged.clone();
+            complete.checksum_crc32 = forged.clone();
+            complete.checksum_crc32_c = forged;
+            complete.checksum_type = Some(ChecksumType::FullObject);
+        } else {
+            return Ok(());
+        }
+        self.forged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}

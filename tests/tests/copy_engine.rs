@@ -295,7 +295,10 @@ async fn a_missing_source_object_or_destination_bucket_is_a_failure_not_a_crash(
     );
     assert_eq!(
         copier.copy(&f.job("here.txt", 10, &etag)).await.unwrap(),
-        Copied::Copied { bytes: 10 }
+        Copied::Copied {
+            bytes: 10,
+            verified: true
+        }
     );
 
     f.put("big.bin", 6 * MIB as usize, 2, &Carried::default())
@@ -346,7 +349,10 @@ async fn a_failed_multipart_copy_is_aborted_and_leaves_no_parts() {
             .copy(&f.job("large.bin", 16 * MIB, &etag))
             .await
             .unwrap(),
-        Copied::Copied { bytes: 16 * MIB }
+        Copied::Copied {
+            bytes: 16 * MIB,
+            verified: true
+        }
     );
 }
 

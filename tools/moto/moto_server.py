@@ -19,6 +19,12 @@ the same state as the copy held, since nothing else runs meanwhile.
 moto's ListParts answers with the root element `ListPartsResponse`; S3 (and so the AWS SDK for
 Rust, which refuses anything else) says `ListPartsResult`. The launcher renames it.
 
+A HEAD with `partNumber` of an object uploaded in parts answers, in S3, the part's size
+(Content-Length), the number of parts (`x-amz-mp-parts-count`) and the whole object's ETag, and
+`If-Match` is compared with that ETag; a part number past the last is refused (416). moto
+answers the part's own ETag, compares `If-Match` with it (so a HEAD that names the object's ETag
+fails with 412), and fails with a 500 past the last part. The launcher answers as S3 does.
+
 Arguments are moto_server's (`-H 127.0.0.1 -p PORT`).
 """
 
@@ -29,6 +35,7 @@ import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3.responses import S3Response
 from moto.server import main
+from werkzeug.datastructures import Headers
 
 _DYNAMODB = threading.Lock()
 _call_action = DynamoHandler.call_action
@@ -139,6 +146,41 @@ def _list_parts_as_s3_names_it(self):
 
 
 S3Response.list_parts = _list_parts_as_s3_names_it
+
+_head_object = S3Response.head_object
+
+
+def _head_object_part_as_s3_does(self, bucket_name, query, key_name, headers):
+    number = query.get("partNumber", [None])[0]
+    version_id = query.get("versionId", [None])[0]
+    whole = None
+    if number is not None:
+        try:
+            whole = self.backend.head_object(bucket_name, key_name, version_id)
+        except Exception:
+            whole = None  # moto's own HEAD answers as it does
+    if whole is None or not getattr(whole, "multipart", None):
+        return _head_object(self, bucket_name, query, key_name, headers)
+    try:
+        number = int(number)
+    except ValueError:
+        return 400, {}, ""
+    count = len(whole.multipart.partlist)
+    if number < 1 or number > count:
+        return 416, {}, ""
+    if_match = headers.get("If-Match")
+    if if_match is not None and if_match.strip('"') != whole.etag.strip('"'):
+        return 412, {"ETag": whole.etag}, ""
+    passed_on = Headers([(name, value) for name, value in headers.items() if name.lower() != "if-match"])
+    status, answer, body = _head_object(self, bucket_name, query, key_name, passed_on)
+    if status == 200:
+        answer["ETag"] = whole.etag
+        answer["x-amz-mp-parts-count"] = str(count)
+        answer.pop("etag", None)
+    return status, answer, body
+
+
+S3Response.head_object = _head_object_part_as_s3_does
 
 if __name__ == "__main__":
     main()

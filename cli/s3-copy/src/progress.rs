@@ -71,7 +71,7 @@ impl Progress for Bar {
     fn finished(&self, _key: &str, outcome: &Result<Copied, CopyError>) {
         self.done.fetch_add(1, Ordering::Relaxed);
         match outcome {
-            Ok(Copied::Copied { bytes }) => {
+            Ok(Copied::Copied { bytes, .. }) => {
                 if let Some(bar) = &self.bar {
                     bar.inc(*bytes);
                 }

@@ -1,7 +1,11 @@
-//! Copies one object, server side: a CopyObject at or below the multipart threshold, else a
-//! multipart copy whose parts are copied in parallel and which is aborted if any part fails.
+//! Copies one object, server side: a source uploaded in parts is copied part for part in its
+//! own layout (so the copy's ETag is the source's, and a later run skips it at listing); any
+//! other, a CopyObject at or below the multipart threshold, else a multipart copy in parts of
+//! our own. Parts are copied in parallel, and the upload is aborted if any part fails.
 //! Headers, user metadata and tags are carried on both paths; the source ETag is recorded in
-//! the destination's metadata so that a later run can tell the copy is current.
+//! the destination's metadata so that a later run can tell the copy is current. Where the
+//! source has a full-object checksum, the store computes the same on the copy, and a copy whose
+//! checksum differs is a failure.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::decide::{same_etag, unchanged, SOURCE_ETAG_METADATA};
+use crate::decide::{same_etag, unchanged, Checksum, SOURCE_ETAG_METADATA};
 
 /// How many times one part is tried before the object is given up, and the first pause between
 /// tries (it grows fourfold).
@@ -41,14 +45,15 @@ pub struct CopyOptions {
 pub enum Copied {
     Copied {
         bytes: u64,
+        /// The copy's full-object checksum, computed by the store, is the source's. `false`
+        /// when the source has none, or the store gave none of its algorithm.
+        verified: bool,
     },
     /// The destination already held the same content.
     Skipped,
     /// A multipart copy stopped before the deadline, its parts so far kept in its upload: the
     /// continuation job finishes it.
-    Paused {
-        continuation: Box<CopyJob>,
-    },
+    Paused { continuation: Box<CopyJob> },
 }
 
 /// How much time is left, as a function the copier asks before it starts each part.
@@ -83,6 +88,14 @@ pub enum CopyError {
     },
     #[error("the source object s3://{bucket}/{key} is archived and not restored: restore it (aws s3api restore-object) and run again with archived objects included")]
     Archived { bucket: String, key: String },
+    #[error("the copy s3://{bucket}/{key} has {algorithm} checksum {copy_checksum} and its source {source_checksum}: the copy does not match its source")]
+    ChecksumMismatch {
+        bucket: String,
+        key: String,
+        algorithm: &'static str,
+        source_checksum: String,
+        copy_checksum: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the registry of multipart uploads could not be read: {0}")]
@@ -107,7 +120,10 @@ impl CopyError {
     pub fn transient(&self) -> bool {
         match self {
             CopyError::Store(err) => err.transient(),
-            CopyError::NotRegistered { .. } | CopyError::Registry(_) => true,
+            // The copy went wrong in flight: copying it again may not.
+            CopyError::NotRegistered { .. }
+            | CopyError::Registry(_)
+            | CopyError::ChecksumMismatch { .. } => true,
             CopyError::NotAborted { error, .. } => error.transient(),
             _ => false,
         }
@@ -207,34 +223,49 @@ impl<S: ObjectCopier> Copier<S> {
             return Ok(Copied::Skipped);
         };
         let src = &job.source;
-        let thresholds = match &job.resume {
-            // The same layout as the upload being resumed.
-            Some(resume) => Thresholds::new(
-                self.options.thresholds.multipart_threshold(),
-                PartSize::Fixed(resume.part_size),
-            )
-            .unwrap_or(self.options.thresholds),
-            None => self.options.thresholds,
-        };
-        let method = plan::plan(src.size, &thresholds, self.free_slots()).map_err(|reason| {
-            CopyError::TooLarge {
-                bucket: src.bucket.clone(),
-                key: src.key.clone(),
-                reason,
+        let layout = self.source_layout(job).await?;
+        let method = match &layout {
+            Some(sizes) => Method::Multipart(plan::parts_of(sizes)),
+            None => {
+                let thresholds = match &job.resume {
+                    // The same layout as the upload being resumed.
+                    Some(resume) => Thresholds::new(
+                        self.options.thresholds.multipart_threshold(),
+                        PartSize::Fixed(resume.part_size),
+                    )
+                    .unwrap_or(self.options.thresholds),
+                    None => self.options.thresholds,
+                };
+                plan::plan(src.size, &thresholds, self.free_slots()).map_err(|reason| {
+                    CopyError::TooLarge {
+                        bucket: src.bucket.clone(),
+                        key: src.key.clone(),
+                        reason,
+                    }
+                })?
             }
-        })?;
+        };
         // Counted from now, so that objects planned meanwhile see these slots as taken.
         let planned: Vec<_> = (0..method.copy_requests())
             .map(|_| Planned::new(&self.planned))
             .collect();
         let mut request = self.request(job, &source);
-        match method {
+        let source_checksum = source.observed.checksum.as_ref();
+        let answered = match method {
             Method::Single => {
                 let _planned = planned;
                 let _permit = self.permit().await;
-                self.store.copy_object(&request).await?;
+                self.store.copy_object(&request).await?
             }
             Method::Multipart(parts) => {
+                // S3 computes full-object checksums of uploads in parts for the CRC algorithms
+                // only.
+                if !request
+                    .checksum_algorithm
+                    .is_some_and(|algorithm| algorithm.starts_with("CRC"))
+                {
+                    request.checksum_algorithm = None;
+                }
                 // S3 leaves the tag count out when there are no tags.
                 if source.tag_count.is_some_and(|count| count > 0) {
                     request.tags = self.store.tags(&src.bucket, &src.key).await?;
@@ -243,21 +274,83 @@ impl<S: ObjectCopier> Copier<S> {
                     remaining,
                     slowest_ms: AtomicU64::new(0),
                 };
-                if let Some(resume) = self.multipart(&request, job, parts, planned, &at).await? {
-                    // A continuation looks at the destination first: the upload may have been
-                    // completed by a delivery of this job that was not acknowledged.
-                    let continuation = CopyJob {
-                        resume: Some(resume),
-                        check_destination: true,
-                        ..job.clone()
-                    };
-                    return Ok(Copied::Paused {
-                        continuation: Box::new(continuation),
-                    });
+                let source_layout = layout.is_some();
+                match (self.multipart(&request, job, parts, planned, &at, source_layout)).await? {
+                    Finished::Completed(checksum) => checksum,
+                    Finished::Paused(resume) => {
+                        // A continuation looks at the destination first: the upload may have
+                        // been completed by a delivery of this job that was not acknowledged.
+                        let continuation = CopyJob {
+                            resume: Some(resume),
+                            check_destination: true,
+                            ..job.clone()
+                        };
+                        return Ok(Copied::Paused {
+                            continuation: Box::new(continuation),
+                        });
+                    }
                 }
             }
+        };
+        let verified = self.verify(&request, source_checksum, answered).await?;
+        Ok(Copied::Copied {
+            bytes: src.size,
+            verified,
+        })
+    }
+
+    /// The source's own part layout, when the copy is made part for part: for a source
+    /// uploaded in parts whose copy can keep its ETag (not under SSE-KMS, whose ETags are not
+    /// the content's), and for the continuation of such a copy.
+    async fn source_layout(&self, job: &CopyJob) -> Result<Option<Vec<u64>>, CopyError> {
+        let wanted = match &job.resume {
+            Some(resume) => resume.source_layout,
+            None => self.options.kms_key_id.is_none(),
+        };
+        if !wanted {
+            return Ok(None);
         }
-        Ok(Copied::Copied { bytes: src.size })
+        let src = &job.source;
+        Ok(
+            crate::layout::source_layout(&self.store, &src.bucket, &src.key, src.size, &src.etag)
+                .await?,
+        )
+    }
+
+    /// Whether the copy's full-object checksum (as the store answered the copy, else as a HEAD
+    /// of the copy says) is the source's: `false` when the copy did not ask for one, or either
+    /// has none of one algorithm; an error when they differ.
+    async fn verify(
+        &self,
+        request: &CopyRequest,
+        source: Option<&Checksum>,
+        answered: Option<Checksum>,
+    ) -> Result<bool, CopyError> {
+        let Some(source) = source.filter(|_| request.checksum_algorithm.is_some()) else {
+            return Ok(false);
+        };
+        let copy = match answered {
+            Some(checksum) if checksum.algorithm == source.algorithm => Some(checksum),
+            _ => (self.store.head(&request.bucket, &request.key).await?)
+                .and_then(|head| head.observed.checksum),
+        };
+        match copy {
+            Some(copy) if copy.algorithm == source.algorithm => {
+                if copy.value == source.value {
+                    Ok(true)
+                } else {
+                    tracing::error!(key = %request.key, algorithm = source.algorithm, source = %source.value, copy = %copy.value, "the copy's checksum is not its source's");
+                    Err(CopyError::ChecksumMismatch {
+                        bucket: request.bucket.clone(),
+                        key: request.key.clone(),
+                        algorithm: source.algorithm,
+                        source_checksum: source.value.clone(),
+                        copy_checksum: copy.value,
+                    })
+                }
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The source's HEAD, when it still is what was listed and the destination does not
@@ -267,7 +360,11 @@ impl<S: ObjectCopier> Copier<S> {
         let destination = if job.check_destination {
             let head = self.store.head(&dst.bucket, &dst.key).await?;
             if let Some(head) = &head {
-                if unchanged(src.size, &src.etag, None, &head.observed) {
+                // A destination with a checksum of its own is compared with the source's
+                // first: its record of the source may belong to a copy that did not match.
+                if head.observed.checksum.is_none()
+                    && unchanged(src.size, &src.etag, None, &head.observed)
+                {
                     return Ok(None);
                 }
             }
@@ -321,6 +418,7 @@ impl<S: ObjectCopier> Copier<S> {
             tags: Vec::new(),
             storage_class: self.options.storage_class.clone(),
             kms_key_id: self.options.kms_key_id.clone(),
+            checksum_algorithm: source.observed.checksum.as_ref().map(|c| c.algorithm),
         }
     }
 
@@ -362,7 +460,7 @@ impl<S: ObjectCopier> Copier<S> {
         &self,
         request: &CopyRequest,
         job: &CopyJob,
-        part_size: u64,
+        parts: &[Part],
     ) -> Result<(String, Vec<CompletedPart>), CopyError> {
         if let Some(resume) = &job.resume {
             match self
@@ -370,14 +468,19 @@ impl<S: ObjectCopier> Copier<S> {
                 .uploaded_parts(request, &resume.upload_id)
                 .await?
             {
-                Some(done) => return Ok((resume.upload_id.clone(), done)),
+                Some(done) if fits(&done, parts) => return Ok((resume.upload_id.clone(), done)),
+                Some(_) => {
+                    tracing::warn!(key = %request.key, upload_id = %resume.upload_id, "the upload to resume has parts of another layout; starting a new one");
+                    self.discard(request, &resume.upload_id).await?;
+                }
                 None => {
                     tracing::warn!(key = %request.key, upload_id = %resume.upload_id, "the upload to resume no longer exists; starting a new one")
                 }
             }
-        } else if let Some(found) = self.previous_upload(request, part_size).await? {
+        } else if let Some(found) = self.previous_upload(request, parts).await? {
             return Ok(found);
         }
+        let part_size = parts.first().map_or(0, Part::bytes);
         let upload_id = self.store.create_multipart(request).await?;
         let Some(registry) = &self.registry else {
             return Ok((upload_id, Vec::new()));
@@ -410,13 +513,28 @@ impl<S: ObjectCopier> Copier<S> {
         )
     }
 
+    /// Aborts an upload that will not be completed, and lets the registry know.
+    async fn discard(&self, request: &CopyRequest, upload_id: &str) -> Result<(), CopyError> {
+        self.store.abort_multipart(request, upload_id).await?;
+        if let Some(registry) = &self.registry {
+            if let Err(error) = registry
+                .ended(&request.bucket, &request.key, upload_id)
+                .await
+            {
+                tracing::warn!(key = %request.key, %upload_id, %error, "the aborted upload is still registered");
+            }
+        }
+        Ok(())
+    }
+
     /// The upload a crashed delivery of this job left open, to resume: only for the same
-    /// source content and part size. One for other content is aborted.
+    /// source content and parts. One for other content is aborted.
     async fn previous_upload(
         &self,
         request: &CopyRequest,
-        part_size: u64,
+        parts: &[Part],
     ) -> Result<Option<(String, Vec<CompletedPart>)>, CopyError> {
+        let part_size = parts.first().map_or(0, Part::bytes);
         let Some(registry) = &self.registry else {
             return Ok(None);
         };
@@ -431,16 +549,14 @@ impl<S: ObjectCopier> Copier<S> {
         else {
             return Ok(None);
         };
-        if previous.source_etag == request.source_etag && previous.part_size == part_size {
+        if previous.source_etag == request.source_etag
+            && previous.part_size == part_size
+            && fits(&done, parts)
+        {
             tracing::info!(%key, upload_id = %previous.upload_id, parts = done.len(), "resuming the upload an earlier delivery of this job started");
             return Ok(Some((previous.upload_id, done)));
         }
-        (self.store)
-            .abort_multipart(request, &previous.upload_id)
-            .await?;
-        if let Err(error) = registry.ended(bucket, key, &previous.upload_id).await {
-            tracing::warn!(%key, upload_id = %previous.upload_id, %error, "the aborted upload is still registered");
-        }
+        self.discard(request, &previous.upload_id).await?;
         Ok(None)
     }
 
@@ -455,9 +571,10 @@ impl<S: ObjectCopier> Copier<S> {
         parts: Vec<Part>,
         planned: Vec<Planned>,
         at: &Deadline<'_>,
-    ) -> Result<Option<Resume>, CopyError> {
+        source_layout: bool,
+    ) -> Result<Finished, CopyError> {
         let part_size = parts.first().map_or(0, Part::bytes);
-        let (upload_id, done) = self.upload_for(request, job, part_size).await?;
+        let (upload_id, done) = self.upload_for(request, job, &parts).await?;
         let (failed, paused) = (AtomicBool::new(false), AtomicBool::new(false));
         // Every invocation copies one part at least, however little time it has: a copy
         // always moves on, and never continues forever.
@@ -495,9 +612,10 @@ impl<S: ObjectCopier> Copier<S> {
         let outcome = match results.into_iter().collect::<Result<Vec<_>, _>>() {
             Ok(_) if paused.load(Ordering::Relaxed) => {
                 tracing::info!(key = %request.key, %upload_id, "stopping before the deadline; a continuation finishes the copy");
-                return Ok(Some(Resume {
+                return Ok(Finished::Paused(Resume {
                     upload_id,
                     part_size,
+                    source_layout,
                 }));
             }
             Ok(completed) => {
@@ -510,7 +628,7 @@ impl<S: ObjectCopier> Copier<S> {
             Err(err) => Err(err),
         };
         let ended = match outcome {
-            Ok(()) => Ok(None),
+            Ok(checksum) => Ok(Finished::Completed(checksum)),
             Err(err) => match self.store.abort_multipart(request, &upload_id).await {
                 Ok(()) => Err(err.into()),
                 Err(abort) => {
@@ -534,6 +652,25 @@ impl<S: ObjectCopier> Copier<S> {
         }
         ended
     }
+}
+
+/// How a multipart copy ended in this invocation.
+enum Finished {
+    /// Completed; with the copy's checksum when the store answered one.
+    Completed(Option<Checksum>),
+    /// Stopped before the deadline: where to go on from.
+    Paused(Resume),
+}
+
+/// Whether the parts already in an upload are parts of this plan (same numbers, same sizes):
+/// an upload made for another layout cannot be completed with it.
+fn fits(done: &[CompletedPart], parts: &[Part]) -> bool {
+    done.iter().all(|part| {
+        usize::try_from(part.number - 1)
+            .ok()
+            .and_then(|i| parts.get(i))
+            .is_some_and(|planned| planned.bytes() == part.size)
+    })
 }
 
 /// The time left, and the slowest part seen so far.
@@ -645,7 +782,13 @@ mod tests {
     async fn a_small_object_is_one_copy_with_its_headers_and_metadata() {
         let (store, job) = store_with("a.jpg", 1000);
         let copier = Copier::new(store, five_mib_parts(), 4);
-        assert_eq!(copier.copy(&job).await, Ok(Copied::Copied { bytes: 1000 }));
+        assert_eq!(
+            copier.copy(&job).await,
+            Ok(Copied::Copied {
+                bytes: 1000,
+                verified: true
+            })
+        );
         let copy = copier.store().object("dst", "backup/a.jpg").unwrap();
         let source = copier.store().object("src", "a.jpg").unwrap();
         assert_eq!(copy.data, source.data);
@@ -673,7 +816,10 @@ mod tests {
         let copier = Copier::new(store, five_mib_parts(), 4);
         assert_eq!(
             copier.copy(&job).await,
-            Ok(Copied::Copied { bytes: len as u64 })
+            Ok(Copied::Copied {
+                bytes: len as u64,
+                verified: true
+            })
         );
         let store = copier.store();
         let copy = store.object("dst", "backup/big.bin").unwrap();
@@ -767,7 +913,7 @@ mod tests {
                     assert!(continuation.resume.is_some() && continuation.check_destination);
                     job = *continuation;
                 }
-                Copied::Copied { bytes } => {
+                Copied::Copied { bytes, .. } => {
                     assert_eq!(bytes, job.source.size);
                     return invocation;
                 }
@@ -828,7 +974,10 @@ mod tests {
         // The same job, delivered again: the same upload, only the missing parts.
         assert_eq!(
             copier.copy(&job).await,
-            Ok(Copied::Copied { bytes: len as u64 })
+            Ok(Copied::Copied {
+                bytes: len as u64,
+                verified: true
+            })
         );
         let calls = copier.store().calls();
         assert_eq!(count(&calls, "CreateMultipartUpload"), 1);
@@ -900,7 +1049,10 @@ mod tests {
         }
         assert_eq!(
             copier.copy(&continuation).await,
-            Ok(Copied::Copied { bytes: len as u64 })
+            Ok(Copied::Copied {
+                bytes: len as u64,
+                verified: true
+            })
         );
         assert_eq!(count(&copier.store().calls(), "CreateMultipartUpload"), 2);
         assert!(copier.store().open_uploads().is_empty());
@@ -939,7 +1091,10 @@ mod tests {
             let copier = Copier::new(store, five_mib_parts(), 4);
             assert_eq!(
                 copier.copy(&job).await,
-                Ok(Copied::Copied { bytes: len as u64 }),
+                Ok(Copied::Copied {
+                    bytes: len as u64,
+                    verified: true
+                }),
                 "{len} bytes"
             );
             let copy = copier.store().object("dst", "backup/full.bin").unwrap();
@@ -974,5 +1129,208 @@ mod tests {
         copier.copy(&job).await.unwrap();
         job.check_destination = true;
         assert_eq!(copier.copy(&job).await, Ok(Copied::Skipped));
+    }
+
+    /// A source uploaded in parts of these sizes, with tags and metadata, and its job.
+    fn multipart_source(key: &str, sizes: &[u64]) -> (MemoryStore, CopyJob) {
+        let (store, mut job) = store_with(key, sizes.iter().sum::<u64>() as usize);
+        let plain = store.object("src", key).unwrap();
+        let object = Object {
+            metadata: plain.metadata,
+            headers: plain.headers,
+            tags: plain.tags,
+            ..Object::multipart(plain.data, sizes)
+        };
+        job.source.etag = object.etag.clone();
+        store.put("src", key, object);
+        (store, job)
+    }
+
+    #[tokio::test]
+    async fn a_source_in_parts_is_copied_part_for_part_and_keeps_its_etag() {
+        // Below the multipart threshold, in parts unlike the copier's own: its parts still.
+        for sizes in [vec![6 * MIB, 5 * MIB, 7 * MIB, 1000], vec![3 * MIB]] {
+            let (store, job) = multipart_source("parts.bin", &sizes);
+            let options = CopyOptions {
+                thresholds: Thresholds::new(64 * MIB, PartSize::Fixed(8 * MIB)).unwrap(),
+                ..CopyOptions::default()
+            };
+            let copier = Copier::new(store, options, 4);
+            let total = sizes.iter().sum();
+            assert_eq!(
+                copier.copy(&job).await,
+                Ok(Copied::Copied {
+                    bytes: total,
+                    verified: true
+                })
+            );
+            let store = copier.store();
+            let (copy, source) = (
+                store.object("dst", "backup/parts.bin").unwrap(),
+                store.object("src", "parts.bin").unwrap(),
+            );
+            assert_eq!(copy.data, source.data);
+            assert_eq!(copy.etag, source.etag, "the same parts, so the same ETag");
+            assert_eq!(copy.parts, sizes);
+            assert_eq!(copy.tags, source.tags);
+            assert_eq!(count(&store.calls(), "UploadPartCopy"), sizes.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn under_sse_kms_a_source_in_parts_gets_parts_of_our_own() {
+        let sizes = [6 * MIB, 6 * MIB];
+        let (store, job) = multipart_source("kms.bin", &sizes);
+        let options = CopyOptions {
+            kms_key_id: Some("alias/backup".into()),
+            ..five_mib_parts()
+        };
+        let copier = Copier::new(store, options, 4);
+        copier.copy(&job).await.unwrap();
+        let calls = copier.store().calls();
+        assert_eq!(count(&calls, "HeadObjectPart"), 0, "{calls:?}");
+        assert_eq!(count(&calls, "UploadPartCopy"), 3, "5, 5 and 2 MiB");
+        // Its ETag says nothing of its source, its checksum does: unchanged.
+        let check = CopyJob {
+            check_destination: true,
+            ..job
+        };
+        assert_eq!(copier.copy(&check).await, Ok(Copied::Skipped));
+    }
+
+    #[tokio::test]
+    async fn a_continuation_of_a_copy_part_for_part_keeps_the_source_layout() {
+        let sizes = [7 * MIB, 5 * MIB, 6 * MIB, 2 * MIB];
+        let (store, job) = multipart_source("long.bin", &sizes);
+        let registry = Arc::new(MemoryUploads::new());
+        let copier = Copier::new(store, five_mib_parts(), 1).with_registry(registry.clone());
+        let asks = AtomicUsize::new(0);
+        let once = || {
+            if asks.fetch_add(1, Ordering::Relaxed) < 1 {
+                Duration::from_secs(600)
+            } else {
+                Duration::ZERO
+            }
+        };
+        let Ok(Copied::Paused { continuation }) = copier.copy_within(&job, &once).await else {
+            panic!("the copy should pause after a part or two");
+        };
+        let resume = continuation.resume.clone().unwrap();
+        assert!(resume.source_layout, "{resume:?}");
+        assert_eq!(resume.part_size, 7 * MIB);
+        let job_json = continuation.to_json();
+        assert!(job_json.contains("\"source_layout\":true"), "{job_json}");
+        // Two parts were copied before the pause; the continuation copies the other two.
+        assert_eq!(in_invocations(&copier, *continuation, 1).await, 1);
+        let store = copier.store();
+        let (copy, source) = (
+            store.object("dst", "backup/long.bin").unwrap(),
+            store.object("src", "long.bin").unwrap(),
+        );
+        assert_eq!((copy.data, copy.etag), (source.data, source.etag));
+        assert_eq!(count(&store.calls(), "UploadPartCopy"), 4, "no part twice");
+        assert_eq!(count(&store.calls(), "CreateMultipartUpload"), 1);
+        assert!(store.open_uploads().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_upload_of_another_layout_is_not_resumed() {
+        let sizes = [7 * MIB, 6 * MIB];
+        let (store, job) = multipart_source("other.bin", &sizes);
+        // A continuation of a copy in parts of our own (5 MiB), which this copier now makes
+        // part for part: its parts are not the plan's.
+        let own = Copier::new(store, five_mib_parts(), 1);
+        let upload_id = own.store().start_upload("dst", "backup/other.bin");
+        let request = own.request(
+            &job,
+            &own.store().head("src", "other.bin").await.unwrap().unwrap(),
+        );
+        let part = Part {
+            number: 1,
+            first: 0,
+            last: 5 * MIB - 1,
+        };
+        own.store()
+            .copy_part(&request, &upload_id, part)
+            .await
+            .unwrap();
+        let continuation = CopyJob {
+            resume: Some(Resume {
+                upload_id: upload_id.clone(),
+                part_size: 5 * MIB,
+                source_layout: true,
+            }),
+            ..job
+        };
+        assert!(matches!(
+            own.copy(&continuation).await,
+            Ok(Copied::Copied { .. })
+        ));
+        let store = own.store();
+        assert!(store
+            .calls()
+            .contains(&"AbortMultipartUpload backup/other.bin".to_owned()));
+        let (copy, source) = (
+            store.object("dst", "backup/other.bin").unwrap(),
+            store.object("src", "other.bin").unwrap(),
+        );
+        assert_eq!((copy.data, copy.etag), (source.data, source.etag));
+        assert!(store.open_uploads().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_copy_whose_checksum_is_not_the_sources_is_a_failure() {
+        for len in [1000, 11 * MIB as usize] {
+            let (store, job) = store_with("bad.bin", len);
+            store.miscompute_checksums(1);
+            let copier = Copier::new(store, five_mib_parts(), 4);
+            let err = copier.copy(&job).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CopyError::ChecksumMismatch {
+                        algorithm: "CRC64NVME",
+                        ..
+                    }
+                ),
+                "{len}: {err}"
+            );
+            assert!(err.transient());
+            assert!(
+                err.to_string().contains("does not match its source"),
+                "{err}"
+            );
+            // It recorded its source, yet a look at it does not take it for the source…
+            let check = CopyJob {
+                check_destination: true,
+                ..job.clone()
+            };
+            assert_eq!(
+                copier.copy(&check).await,
+                Ok(Copied::Copied {
+                    bytes: len as u64,
+                    verified: true
+                }),
+                "{len}: copied again"
+            );
+            // …and once copied right, it is.
+            assert_eq!(copier.copy(&check).await, Ok(Copied::Skipped));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_without_a_checksum_is_copied_unverified() {
+        let (store, job) = store_with("old.bin", 1000);
+        let mut old = store.object("src", "old.bin").unwrap();
+        old.checksum = None;
+        store.put("src", "old.bin", old);
+        let copier = Copier::new(store, five_mib_parts(), 4);
+        assert_eq!(
+            copier.copy(&job).await,
+            Ok(Copied::Copied {
+                bytes: 1000,
+                verified: false
+            })
+        );
     }
 }

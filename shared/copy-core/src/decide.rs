@@ -71,8 +71,22 @@ pub fn decide(source: &Listed, destination: Option<&Listed>) -> Decision {
     }
 }
 
+/// How many parts an object was uploaded in, from its ETag (`"…-N"`); `None` for an object
+/// not uploaded in parts.
+pub fn parts_in_etag(etag: &str) -> Option<u32> {
+    let (hash, parts) = etag.trim_matches('"').rsplit_once('-')?;
+    let hex =
+        |text: &str, digit: fn(&u8) -> bool| !text.is_empty() && text.bytes().all(|b| digit(&b));
+    if !hex(hash, u8::is_ascii_hexdigit) || !hex(parts, u8::is_ascii_digit) {
+        return None;
+    }
+    parts.parse().ok().filter(|&n| n > 0)
+}
+
 /// Whether the destination already holds the source's content, from a HEAD of the destination
-/// and, when there is one, the source's full-object checksum.
+/// and, when there is one, the source's full-object checksum. Two checksums of one algorithm
+/// decide alone: a copy whose checksum differs is not the source, whatever it recorded.
+/// Otherwise the recorded source ETag, or the ETag itself, decides.
 pub fn unchanged(
     source_size: u64,
     source_etag: &str,
@@ -82,15 +96,16 @@ pub fn unchanged(
     if destination.size != source_size {
         return false;
     }
+    if let (Some(source), Some(copy)) = (source_checksum, &destination.checksum) {
+        if source.algorithm == copy.algorithm {
+            return source.value == copy.value;
+        }
+    }
     let recorded = destination
         .recorded_source_etag
         .as_deref()
         .is_some_and(|etag| same_etag(etag, source_etag));
-    let checksums = matches!(
-        (source_checksum, &destination.checksum),
-        (Some(a), Some(b)) if a == b
-    );
-    recorded || checksums || same_etag(&destination.etag, source_etag)
+    recorded || same_etag(&destination.etag, source_etag)
 }
 
 /// The destination listing, consumed in step with the source listing.
@@ -245,6 +260,44 @@ mod tests {
             None,
             &dest(Some("\"abc\""), None)
         ));
+        // A copy that recorded its source but whose checksum is another: not the source.
+        assert!(!unchanged(
+            10,
+            "\"abc\"",
+            Some(&crc("x")),
+            &dest(Some("\"abc\""), Some(crc("y")))
+        ));
+        // Checksums of two algorithms say nothing: the record decides.
+        let sha = Checksum {
+            algorithm: "SHA256",
+            value: "x".into(),
+        };
+        assert!(unchanged(
+            10,
+            "\"abc\"",
+            Some(&sha),
+            &dest(Some("\"abc\""), Some(crc("y")))
+        ));
+    }
+
+    #[test]
+    fn the_parts_an_object_was_uploaded_in_show_in_its_etag() {
+        assert_eq!(
+            parts_in_etag("\"9b2cf535f27731c974343645a3985328-88\""),
+            Some(88)
+        );
+        assert_eq!(parts_in_etag("9b2cf535f27731c974343645a3985328-1"), Some(1));
+        assert_eq!(parts_in_etag("\"9b2cf535f27731c974343645a3985328\""), None);
+        for odd in [
+            "\"-3\"",
+            "\"abc-\"",
+            "\"abc-x\"",
+            "\"abc-0\"",
+            "",
+            "\"abc--3\"",
+        ] {
+            assert_eq!(parts_in_etag(odd), None, "{odd}");
+        }
     }
 
     #[test]

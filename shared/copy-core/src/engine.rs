@@ -73,6 +73,7 @@ where
     summary.skipped = planned.skipped + copied.skipped;
     summary.archived = planned.archived;
     summary.copied = copied.copied;
+    summary.verified = copied.verified;
     summary.bytes_copied = copied.bytes_copied;
     summary.failed = copied.failed;
     summary.failures = copied.failures;
@@ -138,9 +139,10 @@ async fn copy_all<S: ObjectCopier>(
     while let Some((job, outcome)) = outcomes.next().await {
         progress.finished(&job.source.key, &outcome);
         match outcome {
-            Ok(Copied::Copied { bytes }) => {
+            Ok(Copied::Copied { bytes, verified }) => {
                 tally.copied += 1;
                 tally.bytes_copied += bytes;
+                tally.verified += u64::from(verified);
             }
             Ok(Copied::Skipped) => tally.skipped += 1,
             // One process has no deadline, so a copy never pauses here; were it to, it would
@@ -200,11 +202,38 @@ mod tests {
         let copier = Copier::new(store(30), CopyOptions::default(), 4);
         let first = run(&copier, spec(), false, Some(7), &Quiet).await.unwrap();
         assert_eq!((first.listed, first.copied, first.failed), (30, 30, 0));
+        assert_eq!(first.verified, 30, "every copy's checksum is its source's");
         assert_eq!(first.bytes_copied, 3000);
         let again = run(&copier, spec(), false, Some(7), &Quiet).await.unwrap();
         assert_eq!((again.listed, again.copied, again.skipped), (30, 0, 30));
         let dry = run(&copier, spec(), true, None, &Quiet).await.unwrap();
         assert_eq!((dry.planned, dry.copied), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_second_night_with_half_the_sources_in_parts_plans_no_job() {
+        use crate::size::MIB;
+        let store = MemoryStore::new();
+        store.create_bucket("dst");
+        for i in 0..4u8 {
+            let single = Object::new(vec![i; 1000 + usize::from(i)]);
+            store.put("src", &format!("single-{i}"), single);
+            // Equal parts, unequal parts, and one part below the multipart threshold.
+            let sizes = match i {
+                0 => vec![5 * MIB, 5 * MIB, MIB],
+                1 => vec![7 * MIB, 5 * MIB, 6 * MIB],
+                2 => vec![2 * MIB],
+                _ => vec![8 * MIB, 8 * MIB],
+            };
+            let total = sizes.iter().sum::<u64>() as usize;
+            let object = Object::multipart(vec![i; total], &sizes);
+            store.put("src", &format!("parts-{i}"), object);
+        }
+        let copier = Copier::new(store, CopyOptions::default(), 8);
+        let first = run(&copier, spec(), false, None, &Quiet).await.unwrap();
+        assert_eq!((first.copied, first.verified, first.failed), (8, 8, 0));
+        let second = run(&copier, spec(), true, None, &Quiet).await.unwrap();
+        assert_eq!((second.listed, second.skipped, second.planned), (8, 8, 0));
     }
 
     #[tokio::test]

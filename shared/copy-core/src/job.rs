@@ -39,12 +39,17 @@ pub struct CopyJob {
     pub resume: Option<Resume>,
 }
 
-/// Where a multipart copy stopped: its upload (whose parts S3 lists) and its part size, so that
-/// the parts still to copy are the same.
+/// Where a multipart copy stopped: its upload (whose parts S3 lists) and its part layout, so
+/// that the parts still to copy are the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resume {
     pub upload_id: String,
+    /// The size of the first part (all but the last, unless `source_layout`).
     pub part_size: u64,
+    /// The copy is made part for part in the source's own layout, learned again from the source
+    /// by the continuation: the job pins the source's ETag, and so its layout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_layout: bool,
 }
 
 /// A message that is not a copy job.
@@ -104,5 +109,25 @@ mod tests {
         // check_destination may be left out.
         let lean = SAMPLE.replace(",\"check_destination\":false", "");
         assert!(!CopyJob::from_json(&lean).unwrap().check_destination);
+    }
+
+    #[test]
+    fn a_continuation_says_whether_it_copies_in_the_source_layout() {
+        let own = format!(
+            "{},\"resume\":{{\"upload_id\":\"u\",\"part_size\":5242880}}}}",
+            SAMPLE.trim_end_matches('}')
+        );
+        let job = CopyJob::from_json(&own).unwrap();
+        let resume = job.resume.clone().unwrap();
+        assert_eq!((resume.part_size, resume.source_layout), (5_242_880, false));
+        assert_eq!(
+            job.to_json(),
+            own,
+            "the flag is left out when it is not set"
+        );
+        let source = own.replace("5242880}", "5242880,\"source_layout\":true}");
+        let job = CopyJob::from_json(&source).unwrap();
+        assert!(job.resume.as_ref().unwrap().source_layout);
+        assert_eq!(job.to_json(), source);
     }
 }

@@ -17,6 +17,7 @@ pub mod decide;
 pub mod engine;
 pub mod fanout;
 pub mod job;
+pub mod layout;
 pub mod ledger;
 pub mod location;
 pub mod memory;

@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::completion::{CompletionEvent, ReportWriter, RunEvents};
-use crate::decide::{Listed, Observed};
+use crate::decide::{Checksum, Listed, Observed};
 use crate::fanout::now_rfc3339;
 use crate::fanout::{Continuation, ContinueError, JobSink, Refused, RunRequest, SinkError};
 use crate::job::CopyJob;
@@ -18,7 +18,7 @@ use crate::location::Location;
 use crate::plan::Part;
 use crate::store::{
     CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
-    Page, StoreError,
+    Page, PartHead, StoreError,
 };
 use crate::summary::Failure;
 use crate::uploads::BoxFuture;
@@ -41,16 +41,54 @@ pub struct Object {
     /// In an archive storage class; `restored` once a restore has made it readable.
     pub archived: bool,
     pub restored: bool,
+    /// The sizes of the parts it was uploaded in; empty for a single PUT.
+    pub parts: Vec<u64>,
+    /// Its full-object checksum.
+    pub checksum: Option<Checksum>,
 }
 
 impl Object {
-    /// An object with these bytes and a content ETag, as a single PUT makes it.
+    /// An object with these bytes, a content ETag and a CRC64NVME checksum, as a single PUT
+    /// makes it.
     pub fn new(data: Vec<u8>) -> Self {
         Object {
             etag: content_etag(&[&data], None),
+            checksum: Some(full_checksum(DEFAULT_CHECKSUM, &data)),
             data,
             ..Object::default()
         }
+    }
+
+    /// An object uploaded in parts of these sizes (which must add up to the data's length):
+    /// its ETag depends on the parts, as S3's does.
+    pub fn multipart(data: Vec<u8>, sizes: &[u64]) -> Self {
+        let mut chunks = Vec::new();
+        let mut rest = data.as_slice();
+        for &size in sizes {
+            let (chunk, after) = rest.split_at(size as usize);
+            chunks.push(chunk);
+            rest = after;
+        }
+        assert!(rest.is_empty(), "the parts add up to the data");
+        Object {
+            etag: content_etag(&chunks, Some(chunks.len())),
+            parts: sizes.to_vec(),
+            ..Object::new(data)
+        }
+    }
+}
+
+/// The checksum S3 computes on new objects when asked for none.
+const DEFAULT_CHECKSUM: &str = "CRC64NVME";
+
+/// A stand-in for a full-object checksum of `algorithm`: a hash of the bytes alone, so that
+/// it does not depend on the parts.
+fn full_checksum(algorithm: &'static str, data: &[u8]) -> Checksum {
+    let mut hasher = DefaultHasher::new();
+    ("checksum", algorithm, data).hash(&mut hasher);
+    Checksum {
+        algorithm,
+        value: format!("{:016x}", hasher.finish()),
     }
 }
 
@@ -71,6 +109,19 @@ struct Upload {
     initiated: i64,
 }
 
+impl State {
+    /// The checksum a copy of `data` gets: of the algorithm asked for, else S3's default; a
+    /// wrong one when told so.
+    fn copy_checksum(&mut self, algorithm: Option<&'static str>, data: &[u8]) -> Checksum {
+        let mut checksum = full_checksum(algorithm.unwrap_or(DEFAULT_CHECKSUM), data);
+        if self.wrong_checksums > 0 {
+            self.wrong_checksums -= 1;
+            checksum.value = format!("{}-not", checksum.value);
+        }
+        checksum
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     buckets: HashMap<String, BTreeMap<String, Object>>,
@@ -80,6 +131,8 @@ struct State {
     clock: i64,
     /// Calls still to fail, by operation, with the kind of failure.
     failures: HashMap<&'static str, (usize, ErrorKind)>,
+    /// Copies still to be given a checksum that is not their content's.
+    wrong_checksums: usize,
     calls: Vec<String>,
 }
 
@@ -149,6 +202,12 @@ impl MemoryStore {
     /// `UploadPartCopy`, `CompleteMultipartUpload`…) fail with `kind`.
     pub fn fail(&self, operation: &'static str, times: usize, kind: ErrorKind) {
         lock(&self.state).failures.insert(operation, (times, kind));
+    }
+
+    /// Gives the next `copies` copies (CopyObject, CompleteMultipartUpload) a checksum that is
+    /// not their content's, as a copy that went wrong would have.
+    pub fn miscompute_checksums(&self, copies: usize) {
+        lock(&self.state).wrong_checksums = copies;
     }
 
     /// Every call made, in order: the operation and its key (`UploadPartCopy a.bin#3`).
@@ -263,7 +322,7 @@ impl ObjectCopier for MemoryStore {
                     size: object.data.len() as u64,
                     etag: object.etag.clone(),
                     recorded_source_etag,
-                    checksum: None,
+                    checksum: object.checksum.clone(),
                 },
                 headers: object.headers.clone(),
                 metadata,
@@ -281,21 +340,58 @@ impl ObjectCopier for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
+    async fn head_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        number: i32,
+    ) -> Result<PartHead, StoreError> {
+        let state = self.enter("HeadObjectPart", bucket, key)?;
+        let error = |kind, detail: &str| StoreError {
+            operation: "HeadObject",
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            kind,
+            detail: detail.to_owned(),
+        };
+        let object = (state.buckets[bucket].get(key))
+            .ok_or_else(|| error(ErrorKind::NotFound, "NotFound"))?;
+        if object.etag != etag {
+            return Err(error(ErrorKind::Permanent, "PreconditionFailed"));
+        }
+        let part = usize::try_from(number).ok().and_then(|n| n.checked_sub(1));
+        match (object.parts.is_empty(), part) {
+            (true, Some(0)) => Ok(PartHead {
+                size: object.data.len() as u64,
+                parts_count: None,
+            }),
+            (false, Some(i)) if i < object.parts.len() => Ok(PartHead {
+                size: object.parts[i],
+                parts_count: Some(object.parts.len() as u32),
+            }),
+            _ => Err(error(ErrorKind::Permanent, "InvalidPartNumber")),
+        }
+    }
+
+    async fn copy_object(&self, request: &CopyRequest) -> Result<Option<Checksum>, StoreError> {
         let mut state = self.enter("CopyObject", &request.bucket, &request.key)?;
         let source = Self::source(&state, request, "CopyObject")?;
         Self::check_metadata(request, "CopyObject")?;
+        let checksum = state.copy_checksum(request.checksum_algorithm, &source.data);
         let copy = Object {
             etag: content_etag(&[&source.data], None),
             headers: request.headers.clone(),
             metadata: request.metadata.clone(),
             archived: false,
             restored: false,
+            parts: Vec::new(),
+            checksum: Some(checksum.clone()),
             ..source
         };
         let objects = state.buckets.get_mut(&request.bucket).expect("entered");
         objects.insert(request.key.clone(), copy);
-        Ok(())
+        Ok(request.checksum_algorithm.map(|_| checksum))
     }
 
     async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
@@ -330,6 +426,7 @@ impl ObjectCopier for MemoryStore {
             )
         })?;
         let etag = content_etag(&[&bytes], None);
+        let size = bytes.len() as u64;
         let upload = state.uploads.get_mut(upload_id).ok_or_else(|| {
             request.error(
                 "UploadPartCopy",
@@ -337,10 +434,14 @@ impl ObjectCopier for MemoryStore {
                 "NoSuchUpload".into(),
             )
         })?;
+        let checksum = (upload.request.checksum_algorithm)
+            .map(|algorithm| full_checksum(algorithm, &bytes).value);
         upload.parts.insert(part.number, bytes);
         Ok(CompletedPart {
             number: part.number,
             etag,
+            size,
+            checksum,
         })
     }
 
@@ -349,7 +450,7 @@ impl ObjectCopier for MemoryStore {
         request: &CopyRequest,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Checksum>, StoreError> {
         let mut state = self.enter("CompleteMultipartUpload", &request.bucket, &request.key)?;
         let no_upload = || {
             request.error(
@@ -370,17 +471,22 @@ impl ObjectCopier for MemoryStore {
         }
         let upload = state.uploads.remove(upload_id).ok_or_else(no_upload)?;
         let chunks: Vec<&[u8]> = upload.parts.values().map(Vec::as_slice).collect();
+        let data = chunks.concat();
+        let algorithm = upload.request.checksum_algorithm;
+        let checksum = state.copy_checksum(algorithm, &data);
         let object = Object {
             etag: content_etag(&chunks, Some(chunks.len())),
-            data: chunks.concat(),
+            parts: chunks.iter().map(|chunk| chunk.len() as u64).collect(),
+            data,
             headers: upload.request.headers.clone(),
             metadata: upload.request.metadata.clone(),
             tags: upload.request.tags.clone(),
+            checksum: Some(checksum.clone()),
             ..Object::default()
         };
         let objects = state.buckets.get_mut(&request.bucket).expect("entered");
         objects.insert(request.key.clone(), object);
-        Ok(())
+        Ok(algorithm.map(|_| checksum))
     }
 
     async fn abort_multipart(
@@ -404,6 +510,9 @@ impl ObjectCopier for MemoryStore {
                 .map(|(number, bytes)| CompletedPart {
                     number: *number,
                     etag: content_etag(&[bytes], None),
+                    size: bytes.len() as u64,
+                    checksum: (upload.request.checksum_algorithm)
+                        .map(|algorithm| full_checksum(algorithm, bytes).value),
                 })
                 .collect()
         }))

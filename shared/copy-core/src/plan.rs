@@ -177,6 +177,60 @@ pub fn plan(size: u64, thresholds: &Thresholds, free_slots: usize) -> Result<Met
     Ok(Method::Multipart(parts))
 }
 
+/// The parts of a multipart copy with these part sizes, in order: how a source uploaded in
+/// parts is copied part for part, so that the copy's ETag is the source's.
+pub fn parts_of(sizes: &[u64]) -> Vec<Part> {
+    let mut first = 0;
+    (sizes.iter().enumerate())
+        .map(|(i, &size)| {
+            let part = Part {
+                number: i as i32 + 1,
+                first,
+                last: first + size - 1,
+            };
+            first += size;
+            part
+        })
+        .collect()
+}
+
+/// Why a part layout cannot be copied part for part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{0} parts, and S3 copies at most 10,000")]
+    TooManyParts(usize),
+    #[error("part {number} is {}, below S3's smallest part but the last (5 MiB)", format_size(*.size))]
+    PartTooSmall { number: usize, size: u64 },
+    #[error("part {number} is {}, above S3's largest part (5 GiB)", format_size(*.size))]
+    PartTooLarge { number: usize, size: u64 },
+    #[error("the parts add up to {} and the object is {}", format_size(*.parts), format_size(*.object))]
+    WrongTotal { parts: u64, object: u64 },
+}
+
+/// Checks that parts of these sizes tile an object of `size` bytes within S3's limits.
+pub fn check_layout(sizes: &[u64], size: u64) -> Result<(), LayoutError> {
+    if sizes.is_empty() || sizes.len() as u64 > MAX_PARTS {
+        return Err(LayoutError::TooManyParts(sizes.len()));
+    }
+    for (i, &part) in sizes.iter().enumerate() {
+        let number = i + 1;
+        if part > MAX_PART_SIZE {
+            return Err(LayoutError::PartTooLarge { number, size: part });
+        }
+        if part == 0 || (part < MIN_PART_SIZE && number < sizes.len()) {
+            return Err(LayoutError::PartTooSmall { number, size: part });
+        }
+    }
+    let total: u64 = sizes.iter().sum();
+    if total != size {
+        return Err(LayoutError::WrongTotal {
+            parts: total,
+            object: size,
+        });
+    }
+    Ok(())
+}
+
 /// The part size for an object of `size` bytes: the fixed size, or the automatic one for
 /// `free_slots`; raised when needed so that `size` takes at most 10,000 parts.
 pub fn part_size_for(size: u64, part_size: PartSize, free_slots: usize) -> u64 {
@@ -292,6 +346,40 @@ mod tests {
         );
         assert_eq!(PartSize::Auto.to_string(), "auto");
         assert_eq!(PartSize::Fixed(8 * MIB).to_string(), "8 MiB");
+    }
+
+    #[test]
+    fn a_layout_is_copied_part_for_part_within_s3_limits() {
+        let sizes = [6 * MIB, 5 * MIB, 1000];
+        let parts = parts_of(&sizes);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts[1].range(),
+            format!("bytes={}-{}", 6 * MIB, 11 * MIB - 1)
+        );
+        assert_eq!(parts[2].bytes(), 1000);
+        assert_eq!(check_layout(&sizes, 11 * MIB + 1000), Ok(()));
+        assert_eq!(
+            check_layout(&sizes, 11 * MIB),
+            Err(LayoutError::WrongTotal {
+                parts: 11 * MIB + 1000,
+                object: 11 * MIB
+            })
+        );
+        assert_eq!(
+            check_layout(&[MIB, 5 * MIB], 6 * MIB),
+            Err(LayoutError::PartTooSmall {
+                number: 1,
+                size: MIB
+            })
+        );
+        assert!(check_layout(&[6 * GIB], 6 * GIB).is_err());
+        assert!(check_layout(&[], 0).is_err());
+        assert!(check_layout(&vec![MIN_PART_SIZE; 10_001], 10_001 * MIN_PART_SIZE).is_err());
+        let err = check_layout(&[MIB, 5 * MIB], 6 * MIB)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("part 1 is 1 MiB"), "{err}");
     }
 
     fn any_part_size() -> impl Strategy<Value = PartSize> {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use crate::decide::{Listed, Observed};
+use crate::decide::{Checksum, Listed, Observed};
 use crate::location::Location;
 use crate::plan::Part;
 
@@ -138,6 +138,9 @@ pub struct CopyRequest {
     pub storage_class: Option<StorageClass>,
     /// Encrypt the copy with this KMS key (SSE-KMS).
     pub kms_key_id: Option<String>,
+    /// Ask the store to compute this full-object checksum (the source's algorithm) on the copy,
+    /// to compare with the source's.
+    pub checksum_algorithm: Option<&'static str>,
 }
 
 impl CopyRequest {
@@ -158,6 +161,20 @@ impl CopyRequest {
 pub struct CompletedPart {
     pub number: i32,
     pub etag: String,
+    /// Its size in bytes: a resumed copy checks that the parts already there are the ones it
+    /// plans.
+    pub size: u64,
+    /// The part's checksum, of the upload's checksum algorithm, when it has one.
+    pub checksum: Option<String>,
+}
+
+/// What a HEAD of one part of an object (`partNumber`) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartHead {
+    /// The part's size in bytes (the whole object's for an object not uploaded in parts).
+    pub size: u64,
+    /// How many parts the object was uploaded in; `None` for an object not uploaded in parts.
+    pub parts_count: Option<u32>,
 }
 
 /// Lists objects, in key order.
@@ -189,11 +206,23 @@ pub trait ObjectCopier: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
+    /// One part of an object uploaded in parts: its size and the number of parts, as long as
+    /// the object still has the ETag `etag`.
+    fn head_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        number: i32,
+    ) -> impl Future<Output = Result<PartHead, StoreError>> + Send;
+
     /// One whole-object copy: metadata and headers replaced by the request's, tags copied.
+    /// Answers the copy's full-object checksum when the request asked for one and the store
+    /// said it.
     fn copy_object(
         &self,
         request: &CopyRequest,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Checksum>, StoreError>> + Send;
 
     /// Starts a multipart upload carrying the request's headers, metadata and tags; its id.
     fn create_multipart(
@@ -209,13 +238,14 @@ pub trait ObjectCopier: Send + Sync {
         part: Part,
     ) -> impl Future<Output = Result<CompletedPart, StoreError>> + Send;
 
-    /// Completes the upload from its parts, in any order.
+    /// Completes the upload from its parts, in any order. Answers the object's full-object
+    /// checksum when the request asked for one and the store said it.
     fn complete_multipart(
         &self,
         request: &CopyRequest,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Checksum>, StoreError>> + Send;
 
     fn abort_multipart(
         &self,

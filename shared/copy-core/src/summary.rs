@@ -93,6 +93,9 @@ pub struct RunSummary {
     /// Objects listed under the source prefix (and modified since the cutoff, if one was given).
     pub listed: u64,
     pub copied: u64,
+    /// Copies whose full-object checksum, computed by S3 on the copy, was found equal to the
+    /// source's (of those copied; a copy whose checksum differs is failed).
+    pub verified: u64,
     pub skipped: u64,
     /// Archived objects left alone (not restored, or not asked for).
     pub archived: u64,
@@ -144,10 +147,11 @@ impl fmt::Display for RunSummary {
         } else {
             writeln!(
                 f,
-                "run {}: {} copied ({}), {} skipped, {} failed, of {} listed, in {:.1} s{rate}",
+                "run {}: {} copied ({}, {} verified by checksum), {} skipped, {} failed, of {} listed, in {:.1} s{rate}",
                 self.run_id,
                 self.copied,
                 format_size(self.bytes_copied),
+                self.verified,
                 self.skipped,
                 self.failed,
                 self.listed,
@@ -177,6 +181,7 @@ mod tests {
         let summary = RunSummary {
             run_id: "r".into(),
             copied: 2,
+            verified: 1,
             failed: 1,
             bytes_copied: 10,
             failures: vec![Failure {
@@ -191,6 +196,7 @@ mod tests {
         for field in [
             "run_id",
             "copied",
+            "verified",
             "skipped",
             "archived",
             "failed",
@@ -201,7 +207,10 @@ mod tests {
         }
         assert!(!summary.succeeded());
         let text = summary.to_string();
-        assert!(text.contains("2 copied"), "{text}");
+        assert!(
+            text.contains("2 copied (10 B, 1 verified by checksum)"),
+            "{text}"
+        );
         assert!(text.contains("failed: k: NoSuchKey"), "{text}");
         let report: Vec<serde_json::Value> = summary
             .failure_report()

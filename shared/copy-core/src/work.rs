@@ -92,10 +92,9 @@ where
         })
     };
     match outcome {
-        Ok(Copied::Copied { bytes }) => {
-            tracing::info!(%run_id, %key, bytes, elapsed_ms, "copied");
+        Ok(Copied::Copied { bytes, verified }) => {
+            tracing::info!(%run_id, %key, bytes, verified, elapsed_ms, "copied");
             if let Some(runs) = runs {
-                let verified = false;
                 runs.record(run_id, key, &Outcome::Copied { bytes, verified })
                     .await?;
             }
@@ -200,9 +199,11 @@ mod tests {
             .unwrap();
         let run = ledger.get("run-1").await.unwrap().unwrap();
         assert_eq!(
-            (run.copied, run.bytes_copied, run.skipped, run.jobs_done),
-            (1, 5, 0, 1)
+            (run.copied, run.bytes_copied, run.verified, run.skipped),
+            (1, 5, 1, 0),
+            "the copy's checksum matched its source's"
         );
+        assert_eq!(run.jobs_done, 1);
     }
 
     #[tokio::test]

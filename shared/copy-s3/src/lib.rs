@@ -9,8 +9,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::types::{
-    ArchiveStatus, ChecksumMode, ChecksumType, CompletedMultipartUpload, MetadataDirective,
-    ObjectStorageClass, ServerSideEncryption, StorageClass, TaggingDirective,
+    ArchiveStatus, ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload,
+    MetadataDirective, ObjectStorageClass, ServerSideEncryption, StorageClass, TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use fanout_aws::DisplayErrorContext;
@@ -18,7 +18,7 @@ use fanout_copy_core::decide::{Checksum, Listed, Observed, SOURCE_ETAG_METADATA}
 use fanout_copy_core::plan::Part;
 use fanout_copy_core::store::{
     CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
-    Page, StoreError,
+    Page, PartHead, StoreError,
 };
 use fanout_copy_core::uploads::{OpenUpload, UploadStore};
 use fanout_copy_core::Location;
@@ -160,6 +160,39 @@ fn with_raw_header(
             let _ = request.headers_mut().try_insert(name, value.clone());
         }
     }
+}
+
+/// The checksums S3 knows, by their API names, strongest first.
+const CHECKSUM_ALGORITHMS: [&str; 5] = ["CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256"];
+
+/// The checksum value of `algorithm` that an SDK output (any type with the `checksum_*`
+/// getters) carries.
+macro_rules! checksum_value {
+    ($output:expr, $algorithm:expr) => {{
+        let output = &$output;
+        match $algorithm {
+            "CRC64NVME" => output.checksum_crc64_nvme(),
+            "CRC32" => output.checksum_crc32(),
+            "CRC32C" => output.checksum_crc32_c(),
+            "SHA1" => output.checksum_sha1(),
+            "SHA256" => output.checksum_sha256(),
+            _ => None,
+        }
+    }};
+}
+
+/// A checksum as S3 answers it is of the whole object when S3 says so, or, from before S3 said
+/// the type, when it is not a checksum of part checksums (those end in `-N`).
+fn full_object(kind: Option<&ChecksumType>, value: &str) -> bool {
+    match kind {
+        Some(kind) => *kind == ChecksumType::FullObject,
+        None => !value.contains('-'),
+    }
+}
+
+/// The algorithm a request asks S3 to compute on the copy.
+fn algorithm(request: &CopyRequest) -> Option<ChecksumAlgorithm> {
+    request.checksum_algorithm.map(ChecksumAlgorithm::from)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -331,20 +364,13 @@ impl ObjectCopier for S3Store {
         };
         let mut metadata = output.metadata().cloned().unwrap_or_default();
         let recorded_source_etag = metadata.remove(SOURCE_ETAG_METADATA);
-        let full_object = output.checksum_type() == Some(&ChecksumType::FullObject);
-        let checksum = [
-            ("CRC64NVME", output.checksum_crc64_nvme()),
-            ("CRC32", output.checksum_crc32()),
-            ("CRC32C", output.checksum_crc32_c()),
-            ("SHA1", output.checksum_sha1()),
-            ("SHA256", output.checksum_sha256()),
-        ]
-        .into_iter()
-        .find_map(|(algorithm, value)| {
-            value.filter(|_| full_object).map(|value| Checksum {
-                algorithm,
-                value: value.to_owned(),
-            })
+        let checksum = CHECKSUM_ALGORITHMS.into_iter().find_map(|algorithm| {
+            checksum_value!(output, algorithm)
+                .filter(|value| full_object(output.checksum_type(), value))
+                .map(|value| Checksum {
+                    algorithm,
+                    value: value.to_owned(),
+                })
         });
         Ok(Some(ObjectHead {
             observed: Observed {
@@ -388,7 +414,41 @@ impl ObjectCopier for S3Store {
             .collect())
     }
 
-    async fn copy_object(&self, request: &CopyRequest) -> Result<(), StoreError> {
+    async fn head_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        number: i32,
+    ) -> Result<PartHead, StoreError> {
+        let output = self
+            .client_for(bucket)
+            .await
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .if_match(etag)
+            .part_number(number)
+            .send()
+            .await
+            .map_err(|err| {
+                // A HEAD's error has no body: its status says what it is.
+                let kind = match err.raw_response().map(|r| r.status().as_u16()) {
+                    Some(404) => Some(ErrorKind::NotFound),
+                    Some(403 | 412 | 416) => Some(ErrorKind::Permanent),
+                    _ => None,
+                };
+                store_error("HeadObject", bucket, key, kind, err)
+            })?;
+        Ok(PartHead {
+            size: output.content_length().unwrap_or_default().max(0) as u64,
+            parts_count: output
+                .parts_count()
+                .and_then(|count| u32::try_from(count).ok()),
+        })
+    }
+
+    async fn copy_object(&self, request: &CopyRequest) -> Result<Option<Checksum>, StoreError> {
         let builder = self
             .client_for(&request.bucket)
             .await
@@ -398,12 +458,20 @@ impl ObjectCopier for S3Store {
             .copy_source(copy_source(request))
             .copy_source_if_match(&request.source_etag)
             .metadata_directive(MetadataDirective::Replace)
-            .tagging_directive(TaggingDirective::Copy);
-        carry!(builder, request)
+            .tagging_directive(TaggingDirective::Copy)
+            .set_checksum_algorithm(algorithm(request));
+        let output = carry!(builder, request)
             .send()
             .await
             .map_err(|e| request_error(request, "CopyObject", e))?;
-        Ok(())
+        let result = output.copy_object_result();
+        Ok(request.checksum_algorithm.and_then(|algorithm| {
+            let value = result.and_then(|result| checksum_value!(result, algorithm))?;
+            full_object(result.and_then(|r| r.checksum_type()), value).then(|| Checksum {
+                algorithm,
+                value: value.to_owned(),
+            })
+        }))
     }
 
     async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
@@ -413,7 +481,9 @@ impl ObjectCopier for S3Store {
             .create_multipart_upload()
             .bucket(&request.bucket)
             .key(&request.key)
-            .set_tagging(tagging(request));
+            .set_tagging(tagging(request))
+            .set_checksum_algorithm(algorithm(request))
+            .set_checksum_type(algorithm(request).map(|_| ChecksumType::FullObject));
         let output = carry!(builder, request)
             .send()
             .await
@@ -447,13 +517,15 @@ impl ObjectCopier for S3Store {
             .send()
             .await
             .map_err(|e| request_error(request, "UploadPartCopy", e))?;
-        let etag = output
-            .copy_part_result()
-            .and_then(|result| result.e_tag())
-            .unwrap_or_default();
+        let result = output.copy_part_result();
+        let etag = result.and_then(|result| result.e_tag()).unwrap_or_default();
+        let checksum = (request.checksum_algorithm)
+            .and_then(|algorithm| result.and_then(|result| checksum_value!(result, algorithm)));
         Ok(CompletedPart {
             number: part.number,
             etag: etag.to_owned(),
+            size: part.bytes(),
+            checksum: checksum.map(str::to_owned),
         })
     }
 
@@ -462,18 +534,25 @@ impl ObjectCopier for S3Store {
         request: &CopyRequest,
         upload_id: &str,
         mut parts: Vec<CompletedPart>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Checksum>, StoreError> {
         parts.sort_by_key(|part| part.number);
         let parts = parts
             .into_iter()
             .map(|part| {
-                aws_sdk_s3::types::CompletedPart::builder()
+                let builder = aws_sdk_s3::types::CompletedPart::builder()
                     .part_number(part.number)
-                    .e_tag(part.etag)
-                    .build()
+                    .e_tag(part.etag);
+                match (request.checksum_algorithm, part.checksum) {
+                    (Some("CRC64NVME"), Some(value)) => builder.checksum_crc64_nvme(value),
+                    (Some("CRC32"), Some(value)) => builder.checksum_crc32(value),
+                    (Some("CRC32C"), Some(value)) => builder.checksum_crc32_c(value),
+                    _ => builder,
+                }
+                .build()
             })
             .collect();
-        self.client_for(&request.bucket)
+        let output = self
+            .client_for(&request.bucket)
             .await
             .complete_multipart_upload()
             .bucket(&request.bucket)
@@ -487,7 +566,13 @@ impl ObjectCopier for S3Store {
             .send()
             .await
             .map_err(|e| request_error(request, "CompleteMultipartUpload", e))?;
-        Ok(())
+        Ok(request.checksum_algorithm.and_then(|algorithm| {
+            let value = checksum_value!(output, algorithm)?;
+            full_object(output.checksum_type(), value).then(|| Checksum {
+                algorithm,
+                value: value.to_owned(),
+            })
+        }))
     }
 
     async fn abort_multipart(
@@ -527,6 +612,10 @@ impl ObjectCopier for S3Store {
                 Some(CompletedPart {
                     number: part.part_number()?,
                     etag: part.e_tag()?.to_owned(),
+                    size: part.size()?.max(0) as u64,
+                    checksum: (request.checksum_algorithm)
+                        .and_then(|algorithm| checksum_value!(part, algorithm))
+                        .map(str::to_owned),
                 })
             }));
             match output.next_part_number_marker() {
@@ -639,6 +728,17 @@ mod tests {
             Some("team=data%20eng&a%26b=%3D")
         );
         assert_eq!(tagging(&CopyRequest::default()), None);
+    }
+
+    #[test]
+    fn only_whole_object_checksums_are_compared() {
+        assert!(full_object(Some(&ChecksumType::FullObject), "AAAA"));
+        assert!(!full_object(Some(&ChecksumType::Composite), "AAAA-3"));
+        assert!(
+            full_object(None, "qkAZ4Q=="),
+            "a single PUT's, from before S3 said the type"
+        );
+        assert!(!full_object(None, "qkAZ4Q==-3"));
     }
 
     #[test]

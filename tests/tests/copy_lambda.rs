@@ -1139,7 +1139,8 @@ async fn three_thousand_objects_are_counted_exactly_and_no_ledger_item_is_hot() 
     assert_eq!(events.len(), 1, "one completion event: {events:?}");
     assert_eq!(events[0]["copied"], OBJECTS);
     // No item of the ledger is written more than a small bound: the run's item once a page
-    // and a few times more, each of the 64 counter shards about 1/64 of the outcomes.
+    // and a few times more, each of the 64 counter shards about 1/64 of the outcomes (47 here)
+    // and the page transactions.
     let writes = calls.item_writes();
     let run_writes = writes["manual-req-3k"];
     let busiest = writes
@@ -1153,7 +1154,9 @@ async fn three_thousand_objects_are_counted_exactly_and_no_ledger_item_is_hot() 
         .filter(|id| id.starts_with("shard#manual-req-3k#"))
         .count();
     println!("ledger writes: run item {run_writes}, busiest of {shards} shards {busiest}, items written {}", writes.len());
-    assert!(run_writes <= 10, "the run's item: {run_writes} writes");
+    // Its start, a page each, the claim and mark of the announcement, and the claims of the
+    // invocations that found the run over at the same moment (refused: one announces).
+    assert!(run_writes <= 20, "the run's item: {run_writes} writes");
     assert_eq!(shards, fanout_copy_core::ledger::COUNTER_SHARDS);
     assert!(
         busiest <= 2 * OBJECTS / 64 + 3 + 20,

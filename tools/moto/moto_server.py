@@ -25,6 +25,11 @@ A HEAD with `partNumber` of an object uploaded in parts answers, in S3, the part
 answers the part's own ETag, compares `If-Match` with it (so a HEAD that names the object's ETag
 fails with 412), and fails with a 500 past the last part. The launcher answers as S3 does.
 
+moto's ReceiveMessage checks each message it looks at against the queue's retention period by
+computing every attribute of the queue, which counts its messages: a receive from a queue of
+thousands of messages takes seconds; every SendMessage computes them too. The launcher reads
+the retention period alone, and counts messages with one reading of the clock, not two for each.
+
 Arguments are moto_server's (`-H 127.0.0.1 -p PORT`).
 """
 
@@ -33,7 +38,9 @@ import threading
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.responses import DynamoHandler
+from moto.core.utils import unix_time, unix_time_millis
 from moto.s3.responses import S3Response
+from moto.sqs.models import Queue, SQSBackend
 from moto.server import main
 from werkzeug.datastructures import Headers
 
@@ -181,6 +188,36 @@ def _head_object_part_as_s3_does(self, bucket_name, query, key_name, headers):
 
 
 S3Response.head_object = _head_object_part_as_s3_does
+
+
+def _within_retention_period(self, queue_name, message):
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return retain_until > unix_time()
+
+
+SQSBackend.is_message_valid_based_on_retention_period = _within_retention_period
+
+
+def _visible_messages(queue):
+    now = unix_time_millis()
+    return [m for m in queue._messages if now > m.visible_at and now >= m.delayed_until]
+
+
+def _delayed_count(queue):
+    now = unix_time_millis()
+    return sum(1 for m in queue._messages if now < m.delayed_until)
+
+
+def _not_visible_count(queue):
+    now = unix_time_millis()
+    return sum(1 for m in queue._messages if now <= m.visible_at)
+
+
+# One clock reading per count instead of two per message.
+Queue.messages = property(_visible_messages)
+Queue.approximate_number_of_messages_delayed = property(_delayed_count)
+Queue.approximate_number_of_messages_not_visible = property(_not_visible_count)
 
 if __name__ == "__main__":
     main()

@@ -163,6 +163,26 @@ impl Demo<'_> {
         for failure in &failures {
             t.note(format!("failed: {}: {}", failure.key, failure.error));
         }
+        // The run announced itself: its failure report is where the template says.
+        let report = format!("fanout-reports/{run_id}/failures.jsonl");
+        let report_bytes = s3_client(&self.stack.sdk)
+            .get_object()
+            .bucket(&self.dest_bucket)
+            .key(&report)
+            .send()
+            .await
+            .ok()
+            .map(|object| object.content_length().unwrap_or_default());
+        t.check(
+            "the run completed and wrote its failure report",
+            record.announced && report_bytes.is_some(),
+            format!(
+                "completed at {}, report s3://{}/{report} ({} bytes)",
+                record.completed_at.as_deref().unwrap_or("-"),
+                self.dest_bucket,
+                report_bytes.unwrap_or_default()
+            ),
+        );
         let copies = self.destination_count().await;
         t.note(format!(
             "s3://{} now holds {copies} objects",
@@ -178,14 +198,14 @@ impl Demo<'_> {
         )
     }
 
-    /// Waits until the run marks itself complete: every object copied, skipped or failed.
+    /// Waits until the run announces itself complete: every object copied, skipped or failed.
     async fn wait_for_run(&self, t: &mut Transcript, run_id: &str) -> Option<RunRecord> {
         let ledger = self.ledger();
         let deadline = Instant::now() + PATIENCE;
         loop {
             let record = ledger.get(run_id).await.ok().flatten();
             if let Some(run) = &record {
-                if run.completed_at.is_some() {
+                if run.announced {
                     return record;
                 }
             }

@@ -465,7 +465,8 @@ impl RunLedger for RunTable {
         let Some(item) = self.item(run_id.to_owned()).await? else {
             return Ok(None);
         };
-        if !flag(&item, "listing_complete") || item.contains_key("announced_at") {
+        let claimed = number(&item, "announcing_until") >= unix_now();
+        if !flag(&item, "listing_complete") || item.contains_key("announced_at") || claimed {
             return Ok(None);
         }
         let mut run = record(run_id, &item, &self.shards(run_id).await?);

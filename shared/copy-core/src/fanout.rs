@@ -192,7 +192,7 @@ where
             .transpose()
             .map_err(|e| FanoutError::BadEvent(format!("modified_since: {e}")))?;
         let run_id = request.run_id.clone().unwrap_or_default();
-        let start_after = self.resume_point(&request, &run_id).await?;
+        let (start_after, published_before) = self.resume_point(&request, &run_id).await?;
         let spec = RunSpec {
             run_id: run_id.clone(),
             source: request.source.clone(),
@@ -213,7 +213,11 @@ where
         };
         let mut cursor = start_after;
         while let Some(page) = planner.next_page().await? {
-            if !self.hand_on(&page, &request, &mut answer).await? {
+            let published = published_before.as_deref();
+            if !self
+                .hand_on(&page, &request, published, &mut answer)
+                .await?
+            {
                 tracing::warn!(run_id = %run_id, start_after = ?cursor, "this page was recorded by another invocation of the run; stopping here");
                 break;
             }
@@ -239,14 +243,15 @@ where
     }
 
     /// Records the run's start; where to start the listing: after the request's `start_after`
-    /// or the ledger's cursor, whichever is further.
+    /// or the ledger's cursor, whichever is further; and the last key of a page past the
+    /// cursor that an earlier invocation published and did not record.
     async fn resume_point(
         &self,
         request: &RunRequest,
         run_id: &str,
-    ) -> Result<Option<String>, FanoutError> {
+    ) -> Result<(Option<String>, Option<String>), FanoutError> {
         let Some(ledger) = self.ledger else {
-            return Ok(request.start_after.clone());
+            return Ok((request.start_after.clone(), None));
         };
         ledger
             .start(&RunStart {
@@ -257,17 +262,28 @@ where
                 started_at: now_rfc3339(),
             })
             .await?;
-        let cursor = ledger.get(run_id).await?.and_then(|run| run.cursor);
-        Ok(request.start_after.clone().max(cursor))
+        let run = ledger.get(run_id).await?.unwrap_or_default();
+        let published = run
+            .publishing
+            .filter(|last| Some(last) > run.cursor.as_ref());
+        Ok((request.start_after.clone().max(run.cursor), published))
     }
 
     /// Publishes a page's jobs and records it; `false` when another invocation recorded it first.
+    /// `published_before`: the last key of a page an earlier invocation published and did not
+    /// record; objects up to it that its jobs already copied now look unchanged, and are
+    /// counted as the jobs they were.
     async fn hand_on(
         &self,
         page: &PlannedPage,
         request: &RunRequest,
+        published_before: Option<&str>,
         answer: &mut Answer,
     ) -> Result<bool, FanoutError> {
+        let ledger = self.ledger.filter(|_| !request.dry_run);
+        if let (Some(ledger), Some(last)) = (ledger, &page.last_key) {
+            ledger.publishing(&answer.run_id, last).await?;
+        }
         let refused = if request.dry_run {
             Vec::new()
         } else {
@@ -289,6 +305,16 @@ where
         if !request.dry_run {
             for job in &page.jobs {
                 counts.add_job(&job.source.key);
+            }
+        }
+        if let (Some(ledger), Some(published)) = (ledger, published_before) {
+            let maybe_jobs: Vec<String> = (page.skipped_keys.iter())
+                .filter(|key| key.as_str() <= published)
+                .cloned()
+                .collect();
+            for key in ledger.with_outcomes(&answer.run_id, &maybe_jobs).await? {
+                counts.add_job(&key);
+                counts.skipped -= 1;
             }
         }
         if let Some(ledger) = self.ledger {
@@ -540,6 +566,66 @@ mod tests {
         assert_eq!(failures[0].key, "photos/002.jpg");
         assert!(failures[0].error.contains("could not be published"));
         assert!(world.events.events().is_empty(), "five jobs are still out");
+    }
+
+    #[tokio::test]
+    async fn a_page_published_and_not_recorded_counts_the_jobs_it_sent_when_tried_again() {
+        // An invocation published the first page (four jobs) and failed before recording it;
+        // two of its jobs were copied meanwhile.
+        let world = World::new(6);
+        let ledger = &world.ledger;
+        let run = "run-crash";
+        ledger
+            .start(&RunStart {
+                run_id: run.into(),
+                source: "s3://src/photos/".into(),
+                destination: "s3://dst/backup/".into(),
+                dry_run: false,
+                started_at: now_rfc3339(),
+            })
+            .await
+            .unwrap();
+        ledger.publishing(run, "photos/003.jpg").await.unwrap();
+        for i in 0..2 {
+            let key = format!("photos/{i:03}.jpg");
+            let object = world.store.object("src", &key).unwrap();
+            world
+                .store
+                .put("dst", &format!("backup/{i:03}.jpg"), object);
+            let copied = Outcome::Copied {
+                bytes: 10,
+                verified: true,
+            };
+            ledger.record_outcome(run, &key, &copied).await.unwrap();
+        }
+        // The retry lists from the start: the two copies look unchanged, yet they were jobs.
+        let answer = world
+            .parts(true)
+            .run(request(run), || Duration::from_secs(900))
+            .await
+            .unwrap();
+        assert!(answer.complete);
+        assert_eq!((answer.enqueued, answer.skipped), (4, 0), "{answer:?}");
+        let record = ledger.get(run).await.unwrap().unwrap();
+        assert_eq!(
+            (record.jobs, record.jobs_done, record.skipped, record.copied),
+            (6, 2, 0, 2),
+            "{record:?}"
+        );
+        assert!(world.events.events().is_empty(), "four jobs are still out");
+        for i in 2..6 {
+            let key = format!("photos/{i:03}.jpg");
+            ledger
+                .record_outcome(run, &key, &Outcome::Skipped)
+                .await
+                .unwrap();
+        }
+        world
+            .announcer
+            .after_outcome(ledger, run, None)
+            .await
+            .unwrap();
+        assert_eq!(world.events.events().len(), 1);
     }
 
     #[tokio::test]

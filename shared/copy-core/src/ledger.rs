@@ -128,6 +128,9 @@ pub struct RunRecord {
     pub listing_complete: bool,
     /// The last source key whose job was published.
     pub cursor: Option<String>,
+    /// The last key of the page being published, written before its jobs are: past the
+    /// cursor, a page was published and not recorded (the invocation failed in between).
+    pub publishing: Option<String>,
     /// RFC 3339, once the run is over.
     pub completed_at: Option<String>,
     /// Whether the run's completion was announced (its report written, its event published).
@@ -163,6 +166,20 @@ pub trait RunLedger: Send + Sync {
         cursor: Option<&str>,
         listing_complete: bool,
     ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
+
+    /// A page whose last key is `last_key` is about to be published.
+    fn publishing(
+        &self,
+        run_id: &str,
+        last_key: &str,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// Those of `keys` that have an outcome in the run.
+    fn with_outcomes(
+        &self,
+        run_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, LedgerError>> + Send;
 
     /// Records the outcome of the job for source `key`, once per run: a second outcome for the
     /// same key counts nothing ([`Recorded::Before`]).

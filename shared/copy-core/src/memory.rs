@@ -596,6 +596,25 @@ impl RunLedger for MemoryLedger {
         })
     }
 
+    async fn publishing(&self, run_id: &str, last_key: &str) -> Result<(), LedgerError> {
+        self.update(run_id, |run| {
+            run.record.publishing = Some(last_key.to_owned())
+        })
+    }
+
+    async fn with_outcomes(
+        &self,
+        run_id: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, LedgerError> {
+        Ok(lock(&self.runs).get(run_id).map_or_else(Vec::new, |run| {
+            (keys.iter())
+                .filter(|key| run.outcomes.contains_key(*key))
+                .cloned()
+                .collect()
+        }))
+    }
+
     async fn record_outcome(
         &self,
         run_id: &str,

@@ -43,6 +43,8 @@ pub struct PlannedPage {
     pub listed: u64,
     /// Objects whose destination already matches.
     pub skipped: u64,
+    /// The source keys of those whose destination matched (not the folder markers).
+    pub skipped_keys: Vec<String>,
     /// Archived objects left alone (see [`RunSpec::include_archived`]).
     pub archived: u64,
     /// The bytes of the jobs.
@@ -140,6 +142,7 @@ impl<L: ObjectLister> Planner<L> {
             let decision = decide(&object, existing.as_ref());
             if decision == Decision::Skip {
                 planned.skipped += 1;
+                planned.skipped_keys.push(object.key);
                 continue;
             }
             planned.planned_bytes += object.size;

@@ -34,6 +34,18 @@ pub enum JobFailure {
     Continue(String),
 }
 
+/// A failure whose recording failed; an announcement that failed after the failure was
+/// recorded is reported as what it is.
+fn not_recorded(err: &CopyError, cause: JobFailure) -> JobFailure {
+    match cause {
+        JobFailure::Announce(_) => cause,
+        cause => JobFailure::NotRecorded {
+            error: err.to_string(),
+            cause: Box::new(cause),
+        },
+    }
+}
+
 /// Where a delivered job's outcome goes: its run's ledger, and what the run is announced with
 /// when that outcome was its last.
 pub struct Runs<'a, R> {
@@ -118,10 +130,7 @@ where
                 runs.record(run_id, key, &outcome)
                     .await
                     .map(|()| None)
-                    .map_err(|cause| JobFailure::NotRecorded {
-                        error: err.to_string(),
-                        cause: Box::new(cause),
-                    })
+                    .map_err(|cause| not_recorded(&err, cause))
             }
             Some(runs) if last_delivery => {
                 tracing::error!(%run_id, %key, elapsed_ms, error = %err, class = "transient", "failed on its last delivery; recorded with the run, the job goes to the dead-letter queue");
@@ -129,10 +138,7 @@ where
                     format!("{err} (on its last delivery: the job is in the dead-letter queue)");
                 match runs.record(run_id, key, &failure(&err, reason)).await {
                     Ok(()) => Err(err.into()),
-                    Err(cause) => Err(JobFailure::NotRecorded {
-                        error: err.to_string(),
-                        cause: Box::new(cause),
-                    }),
+                    Err(cause) => Err(not_recorded(&err, cause)),
                 }
             }
             _ => {
@@ -247,7 +253,7 @@ mod tests {
         let err = copy_and_record(&copier, runs, &poison, false, &unlimited)
             .await
             .unwrap_err();
-        assert!(matches!(err, JobFailure::NotRecorded { .. }), "{err}");
+        assert!(matches!(err, JobFailure::Announce(_)), "{err}");
         copy_and_record(&copier, runs, &poison, false, &unlimited)
             .await
             .unwrap();

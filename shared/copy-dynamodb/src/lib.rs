@@ -8,8 +8,9 @@
 //!   `bytes_copied`), changed only by atomic `ADD`.
 //! - `object#<run_id>#<key>`: the object's outcome, written once (a conditional Put in the same
 //!   transaction as its shard's `ADD`), so that a redelivered job counts nothing again.
-//! - `failure#<run_id>#<n>#<i>`: the i-th failure of shard n, so that every failure can be read
-//!   back by key with strongly consistent reads.
+//! - `failure#<run_id>#<n>#<i>`: a failure of shard n, at the place i it took from the shard's
+//!   `failure_places` counter, so that every failure can be read back by key with strongly
+//!   consistent reads.
 
 use std::collections::HashMap;
 
@@ -255,7 +256,7 @@ impl RunTable {
     }
 
     /// The writes of one outcome: the object's item (once), its shard's counters and, for a
-    /// failure, the failure's item at `index`, the shard's failure count when it was read.
+    /// failure, the failure's item at `index`, the place it was given.
     fn outcome_writes(
         &self,
         run_id: &str,
@@ -287,14 +288,7 @@ impl RunTable {
                 item.insert("message".into(), s(message));
                 item.insert("expires_at".into(), n(expires));
                 writes.push(self.put(item, "attribute_not_exists(run_id)")?);
-                counter
-                    .update_expression("ADD jobs_done :one, failed :one")
-                    .condition_expression(if index == 0 {
-                        "attribute_not_exists(failed) OR failed = :index"
-                    } else {
-                        "failed = :index"
-                    })
-                    .expression_attribute_values(":index", n(index))
+                counter.update_expression("ADD jobs_done :one, failed :one")
             }
         };
         writes.insert(
@@ -371,48 +365,84 @@ impl RunLedger for RunTable {
         Ok(self.transact(writes).await?.is_ok())
     }
 
+    async fn publishing(&self, run_id: &str, last_key: &str) -> Result<(), LedgerError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(RUN_ID, s(run_id))
+            .update_expression("SET publishing = :key")
+            .expression_attribute_values(":key", s(last_key))
+            .send()
+            .await
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Strongly consistent reads of the keys' `object#` items.
+    async fn with_outcomes(
+        &self,
+        run_id: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, LedgerError> {
+        let prefix = object_item(run_id, "");
+        let found = self
+            .items(keys.iter().map(|key| object_item(run_id, key)).collect())
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|item| text(item, RUN_ID)?.strip_prefix(&prefix).map(str::to_owned))
+            .collect())
+    }
+
     /// One transaction: the object's outcome item (on the condition that it has none yet) and
-    /// its shard's counters; a failure also gets its item, at the shard's failure count.
+    /// its shard's counters; a failure also gets its item, at a place taken before.
     async fn record_outcome(
         &self,
         run_id: &str,
         key: &str,
         outcome: &Outcome,
     ) -> Result<Recorded, LedgerError> {
-        let shard = shard_item(run_id, shard_of(key));
-        for attempt in 0..COLLISION_RETRIES {
-            let index = if matches!(outcome, Outcome::Failed(_)) {
-                let item = self.item(shard.clone()).await?;
-                item.map(|item| number(&item, "failed")).unwrap_or_default()
-            } else {
-                0
-            };
-            match self
-                .transact(self.outcome_writes(run_id, key, outcome, index)?)
-                .await?
-            {
-                Ok(()) => return Ok(Recorded::Now),
-                Err(0) => return Ok(Recorded::Before),
-                // Another failure of the shard took this index first: read it again.
-                Err(_) => tokio::time::sleep(fanout_aws::collision_backoff(attempt)).await,
+        // A failure's item gets its place first: an index no other failure of the shard has
+        // (a place left empty, by a crash or an outcome recorded before, is skipped on reading).
+        let index = match outcome {
+            Outcome::Failed(_) => {
+                let output = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(RUN_ID, s(shard_item(run_id, shard_of(key))))
+                    .update_expression("ADD failure_places :one")
+                    .expression_attribute_values(":one", n(1))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+                output
+                    .attributes
+                    .map(|item| number(&item, "failure_places"))
+                    .unwrap_or(1)
+                    - 1
             }
+            _ => 0,
+        };
+        match self
+            .transact(self.outcome_writes(run_id, key, outcome, index)?)
+            .await?
+        {
+            Ok(()) => Ok(Recorded::Now),
+            Err(_) => Ok(Recorded::Before),
         }
-        Err(LedgerError {
-            operation: "DynamoDB TransactWriteItems",
-            ledger: format!("table {}", self.table),
-            detail: format!(
-                "the failure of {key} collided with others in its shard {COLLISION_RETRIES} times"
-            ),
-        })
     }
 
-    /// The run's item and its shards, summed (strongly consistent), if the run exists.
+    /// The run's item and its shards, summed (strongly consistent), if the run exists (a job
+    /// sent by hand, with no fan-out, has shards and no run item).
     async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
-        let Some(item) = self.item(run_id.to_owned()).await? else {
-            return Ok(None);
-        };
+        let item = self.item(run_id.to_owned()).await?;
         let shards = self.shards(run_id).await?;
-        Ok(Some(record(run_id, &item, &shards)))
+        if item.is_none() && shards.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(record(run_id, &item.unwrap_or_default(), &shards)))
     }
 
     /// Every failure item of the run, shard by shard.
@@ -425,7 +455,8 @@ impl RunLedger for RunTable {
             let Some(shard) = id.rsplit('#').next().and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            ids.extend((0..number(&item, "failed")).map(|i| failure_item(run_id, shard, i)));
+            let places = number(&item, "failure_places");
+            ids.extend((0..places).map(|i| failure_item(run_id, shard, i)));
         }
         let mut failures: Vec<(String, Failure)> = self
             .items(ids)
@@ -562,6 +593,7 @@ fn record(run_id: &str, item: &Item, shards: &[Item]) -> RunRecord {
         jobs_done: sum("jobs_done"),
         listing_complete: flag(item, "listing_complete"),
         cursor: text(item, "cursor"),
+        publishing: text(item, "publishing"),
         completed_at: text(item, "completed_at"),
         announced: item.contains_key("announced_at"),
     }

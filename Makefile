@@ -6,7 +6,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MOTO_SERVER := $(CURDIR)/tools/moto/moto-server
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test lint unit dev-tools fmt clean
+.PHONY: test lint unit dev-tools fmt clean doctor
+
+## doctor: what this machine needs (Rust, Python and venv, disk, ports, the dev tools), and what to do about each missing piece
+doctor:
+	@bash tools/doctor.sh
 
 ## test: formatting, lints, template checks, unit and integration tests (against moto server), the demo
 test: dev-tools lint infra-check

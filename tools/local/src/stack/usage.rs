@@ -33,7 +33,7 @@ impl Stack {
         );
         let _ = writeln!(out, "  export PATH=\"$PWD/.venv/bin:$PATH\"");
         let port = self.watch_url.rsplit(':').next().unwrap_or_default();
-        let _ = writeln!(out, "  cargo lambda invoke --invoke-port {port} sns-logger --data-file events/sns-logger-sns.json\n");
+        let _ = writeln!(out, "  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {port} sns-logger --data-file events/sns-logger-sns.json\n");
         let _ = writeln!(
             out,
             "Look at the tables, topics and buckets with the aws CLI:"

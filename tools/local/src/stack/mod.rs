@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use crate::invoker::Invoker;
 use crate::pollers::{Wiring, WiringError};
 use crate::processes::{start_moto, start_watch, MotoError, Supervisor, WatchError};
+use crate::project::sign_slack_request;
 use crate::resources::{create_resources, ResourceError};
+use crate::settings::{SIGNING_SECRET, VERIFICATION_TOKEN};
 use crate::template::{Plan, Trigger};
 
 pub use crate::processes::Logs;
@@ -102,19 +104,82 @@ impl Stack {
         })
     }
 
-    /// Starts every function once, so that compiling it (cargo lambda watch builds a function on
-    /// its first invocation) happens before any real event arrives. The warm-up event is empty;
-    /// the functions refuse it, which is all this needs.
+    /// Starts the functions that have an event to start with that is valid and changes
+    /// nothing, so that their first real event finds them running: slack-counter answers a
+    /// signed Events API `url_verification`, s3-fanout a sweep of the destination (nothing of
+    /// fanout's to abort in a new stack). The functions fed by queues and topics start with
+    /// their first message: every event they take does something. Their binaries are built
+    /// before the stack starts (`make up` and `make demo` build them), so none waits for a
+    /// compile.
     async fn warm_up(&self) {
-        println!("▸ building and starting the functions (the first time takes a few minutes)…");
+        println!("▸ starting the functions…");
         for function in &self.plan.functions {
             let started = Instant::now();
-            let _ = self.invoker.invoke(&function.binary, &json!({})).await;
-            println!(
-                "  {} ready ({:.1} s)",
-                function.binary,
-                started.elapsed().as_secs_f64()
-            );
+            let answered = if function
+                .triggers
+                .iter()
+                .any(|t| matches!(t, Trigger::Http { .. }))
+            {
+                self.verify_url().await
+            } else if function
+                .triggers
+                .iter()
+                .any(|t| matches!(t, Trigger::Schedule { .. }))
+            {
+                let destination = (self.plan.parameters.get("DestinationBucket"))
+                    .cloned()
+                    .unwrap_or_default();
+                let sweep =
+                    json!({"sweep": format!("s3://{destination}/"), "older_than_hours": 24});
+                self.invoker
+                    .invoke(&function.binary, &sweep)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            } else {
+                continue;
+            };
+            match answered {
+                Ok(()) => println!(
+                    "  {} ready ({:.1} s)",
+                    function.binary,
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(err) => println!(
+                    "  {} did not answer its first event: {err}",
+                    function.binary
+                ),
+            }
+        }
+    }
+
+    /// What Slack sends when a request URL is set: a signed `url_verification`.
+    async fn verify_url(&self) -> Result<(), String> {
+        let url = self.slack_url().ok_or("no HTTP route")?;
+        let body = json!({"type": "url_verification", "token": VERIFICATION_TOKEN,
+            "challenge": "fanout-local"})
+        .to_string();
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", &timestamp)
+            .header(
+                "x-slack-signature",
+                sign_slack_request(SIGNING_SECRET, &timestamp, body.as_bytes()),
+            )
+            .body(body)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => Err(format!("HTTP {status}")),
         }
     }
 }

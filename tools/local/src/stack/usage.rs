@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Stack;
-use crate::settings::VERIFICATION_TOKEN;
+use crate::settings::{SIGNING_SECRET, VERIFICATION_TOKEN};
 use crate::template::{Plan, Trigger, ACCOUNT, REGION};
 
 impl Stack {
@@ -21,11 +21,19 @@ impl Stack {
         let _ = writeln!(out, "  Slack URL:             {slack}\n");
         let _ = writeln!(
             out,
-            "Count some words, as a Slack outgoing webhook would (the local verification token):"
+            "Count some words, as a Slack outgoing webhook would, signed with the local signing secret (needs openssl):"
         );
         let _ = writeln!(
             out,
-            "  curl -s {slack} -d token={VERIFICATION_TOKEN} -d channel_id=C1 -d timestamp=$(date +%s).000001 -d trigger_word=hello --data-urlencode 'text=hello local world'\n"
+            "  body=\"token={VERIFICATION_TOKEN}&channel_id=C1&trigger_word=hello&text=hello+local+world&timestamp=$(date +%s).000001\"; ts=$(date +%s)"
+        );
+        let _ = writeln!(
+            out,
+            "  sig=v0=$(printf 'v0:%s:%s' \"$ts\" \"$body\" | openssl dgst -sha256 -hmac {SIGNING_SECRET} -r | cut -d' ' -f1)"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s {slack} -H \"X-Slack-Request-Timestamp: $ts\" -H \"X-Slack-Signature: $sig\" --data \"$body\"\n"
         );
         let _ = writeln!(
             out,

@@ -22,7 +22,7 @@ use fanout_copy_core::engine::{self, Quiet};
 use fanout_copy_core::fanout::{Budget, FanoutParts, JobSink, Refused, RunRequest, SinkError};
 use fanout_copy_core::ledger::LedgerError;
 use fanout_copy_core::location::Location;
-use fanout_copy_core::memory::{MemoryContinuation, MemoryLedger};
+use fanout_copy_core::memory::{MemoryContinuation, MemoryLedger, MemoryUploads};
 use fanout_copy_core::plan::{Part, MAX_PARTS, MIN_PART_SIZE};
 use fanout_copy_core::store::{
     CompletedPart, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister, Page, PartHead,
@@ -438,12 +438,12 @@ impl ObjectCopier for SimStore {
     }
 }
 
-/// The run table's record of open uploads: one DynamoDB round trip per call.
+/// The run table's record of open uploads ([`MemoryUploads`]), one DynamoDB round trip per call.
 #[derive(Debug)]
 pub struct SimRegistry {
     latency: Duration,
     tally: Arc<Tally>,
-    current: Mutex<HashMap<(String, String), Copying>>,
+    uploads: MemoryUploads,
 }
 
 impl SimRegistry {
@@ -451,40 +451,44 @@ impl SimRegistry {
         SimRegistry {
             latency,
             tally,
-            current: Mutex::default(),
+            uploads: MemoryUploads::new(),
         }
     }
 
-    async fn call(&self, kind: &'static str) {
-        self.tally.add(kind, 1);
-        tokio::time::sleep(self.latency).await;
+    /// The round trip, then the registry's answer.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        kind: &'static str,
+        answer: BoxFuture<'a, Result<T, LedgerError>>,
+    ) -> BoxFuture<'a, Result<T, LedgerError>> {
+        Box::pin(async move {
+            self.tally.add(kind, 1);
+            tokio::time::sleep(self.latency).await;
+            answer.await
+        })
     }
 }
 
 impl UploadRegistry for SimRegistry {
     fn started<'a>(
         &'a self,
-        _bucket: &'a str,
-        _key: &'a str,
-        _upload_id: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
     ) -> BoxFuture<'a, Result<(), LedgerError>> {
-        Box::pin(async move {
-            self.call("DynamoDB write").await;
-            Ok(())
-        })
+        self.call(
+            "DynamoDB write",
+            self.uploads.started(bucket, key, upload_id),
+        )
     }
 
     fn ended<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
-        _upload_id: &'a str,
+        upload_id: &'a str,
     ) -> BoxFuture<'a, Result<(), LedgerError>> {
-        Box::pin(async move {
-            self.call("DynamoDB write").await;
-            lock(&self.current).remove(&(bucket.to_owned(), key.to_owned()));
-            Ok(())
-        })
+        self.call("DynamoDB write", self.uploads.ended(bucket, key, upload_id))
     }
 
     fn is_open<'a>(
@@ -493,12 +497,10 @@ impl UploadRegistry for SimRegistry {
         key: &'a str,
         upload_id: &'a str,
     ) -> BoxFuture<'a, Result<bool, LedgerError>> {
-        Box::pin(async move {
-            self.call("DynamoDB read").await;
-            let current = lock(&self.current);
-            let open = current.get(&(bucket.to_owned(), key.to_owned()));
-            Ok(open.is_some_and(|c| c.upload_id == upload_id))
-        })
+        self.call(
+            "DynamoDB read",
+            self.uploads.is_open(bucket, key, upload_id),
+        )
     }
 
     fn copying<'a>(
@@ -507,11 +509,7 @@ impl UploadRegistry for SimRegistry {
         key: &'a str,
         upload: &'a Copying,
     ) -> BoxFuture<'a, Result<(), LedgerError>> {
-        Box::pin(async move {
-            self.call("DynamoDB write").await;
-            lock(&self.current).insert((bucket.to_owned(), key.to_owned()), upload.clone());
-            Ok(())
-        })
+        self.call("DynamoDB write", self.uploads.copying(bucket, key, upload))
     }
 
     fn current<'a>(
@@ -519,12 +517,7 @@ impl UploadRegistry for SimRegistry {
         bucket: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Copying>, LedgerError>> {
-        Box::pin(async move {
-            self.call("DynamoDB read").await;
-            Ok(lock(&self.current)
-                .get(&(bucket.to_owned(), key.to_owned()))
-                .cloned())
-        })
+        self.call("DynamoDB read", self.uploads.current(bucket, key))
     }
 }
 

@@ -75,6 +75,19 @@ pub async fn subscribed_queue(sdk: &SdkConfig, topic_arn: &str, raw: bool) -> St
     queue_url
 }
 
+/// Receives every SNS notification waiting in a queue subscribed to a topic, draining it: each
+/// notification's `Message`, as JSON.
+pub async fn drain_published(sdk: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
+    drain(sdk, queue_url)
+        .await
+        .iter()
+        .map(|notification| {
+            let notification: serde_json::Value = serde_json::from_str(notification).unwrap();
+            serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
 /// Receives every message waiting in a queue (bodies), draining it.
 pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Vec<String> {
     receive_all(sdk, queue_url)

@@ -21,7 +21,7 @@ use fanout_tests::copy::{
     Carried, FailPart, RefuseEntries, Unreachable,
 };
 use fanout_tests::iam::CallRecorder;
-use fanout_tests::words::{drain, topic_with_probe_queue};
+use fanout_tests::words::{drain, drain_published, topic_with_probe_queue};
 use fanout_tests::{unique, workspace_root, Emulator};
 use lambda_runtime::{Context, LambdaEvent};
 use s3_fanout::{Config, FanoutEvent};
@@ -121,14 +121,7 @@ impl Fixture {
 
     /// The completion events published so far.
     async fn completion_events(&self) -> Vec<Value> {
-        drain(&self.sdk, &self.events_queue)
-            .await
-            .iter()
-            .map(|notification| {
-                let notification: Value = serde_json::from_str(notification).unwrap();
-                serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap()
-            })
-            .collect()
+        drain_published(&self.sdk, &self.events_queue).await
     }
 
     fn ledger(&self) -> RunTable {

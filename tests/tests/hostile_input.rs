@@ -8,7 +8,8 @@ use fanout_common::events::Batch;
 use fanout_sns::WordsPublisher;
 use fanout_sqs::SqsDeadLetters;
 use fanout_tests::words::{
-    count_of, create_words_table, drain, receive_all, subscribed_queue, topic_with_probe_queue,
+    count_of, create_words_table, drain_published, receive_all, subscribed_queue,
+    topic_with_probe_queue,
 };
 use fanout_tests::{unique, Emulator};
 use fanout_words_core::slack::{sign, Verifier};
@@ -92,14 +93,7 @@ impl Stack {
 
     /// The words messages the counter published since the last call.
     async fn published(&self) -> Vec<Value> {
-        drain(&self.sdk, &self.published_queue)
-            .await
-            .iter()
-            .map(|notification| {
-                let notification: Value = serde_json::from_str(notification).unwrap();
-                serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap()
-            })
-            .collect()
+        drain_published(&self.sdk, &self.published_queue).await
     }
 
     /// What the dead-letter queue holds: (body, `reason` attribute).

@@ -771,6 +771,19 @@ mod tests {
         (store, job)
     }
 
+    /// Time left, as an invocation sees it: plenty for the first `asks` times the copier asks,
+    /// then `after`.
+    fn time_for(asks: usize, after: Duration) -> impl Fn() -> Duration + Sync {
+        let asked = AtomicUsize::new(0);
+        move || {
+            if asked.fetch_add(1, Ordering::Relaxed) < asks {
+                Duration::from_secs(600)
+            } else {
+                after
+            }
+        }
+    }
+
     fn five_mib_parts() -> CopyOptions {
         CopyOptions {
             thresholds: Thresholds::new(5 * MIB, PartSize::Fixed(5 * MIB)).unwrap(),
@@ -900,14 +913,7 @@ mod tests {
     /// number of invocations.
     async fn in_invocations(copier: &Copier<MemoryStore>, mut job: CopyJob, parts: usize) -> usize {
         for invocation in 1.. {
-            let asks = AtomicUsize::new(0);
-            let remaining = || {
-                if asks.fetch_add(1, Ordering::Relaxed) < parts {
-                    Duration::from_secs(600)
-                } else {
-                    Duration::from_secs(1)
-                }
-            };
+            let remaining = time_for(parts, Duration::from_secs(1));
             match copier.copy_within(&job, &remaining).await.unwrap() {
                 Copied::Paused { continuation } => {
                     assert!(continuation.resume.is_some() && continuation.check_destination);
@@ -959,14 +965,7 @@ mod tests {
         let registry = Arc::new(MemoryUploads::new());
         let copier = Copier::new(store, five_mib_parts(), 1).with_registry(registry.clone());
         // The first delivery copies two parts, then dies (its continuation is never sent).
-        let asks = AtomicUsize::new(0);
-        let two = || {
-            if asks.fetch_add(1, Ordering::Relaxed) < 1 {
-                Duration::from_secs(600)
-            } else {
-                Duration::ZERO
-            }
-        };
+        let two = time_for(1, Duration::ZERO);
         assert!(matches!(
             copier.copy_within(&job, &two).await,
             Ok(Copied::Paused { .. })
@@ -1027,14 +1026,7 @@ mod tests {
         let len = 12 * MIB as usize;
         let (store, job) = store_with("gone.bin", len);
         let copier = Copier::new(store, five_mib_parts(), 1);
-        let asks = AtomicUsize::new(0);
-        let once = || {
-            if asks.fetch_add(1, Ordering::Relaxed) < 1 {
-                Duration::from_secs(600)
-            } else {
-                Duration::ZERO
-            }
-        };
+        let once = time_for(1, Duration::ZERO);
         let Ok(Copied::Paused { continuation }) = copier.copy_within(&job, &once).await else {
             panic!("the copy should pause after one part");
         };
@@ -1204,14 +1196,7 @@ mod tests {
         let (store, job) = multipart_source("long.bin", &sizes);
         let registry = Arc::new(MemoryUploads::new());
         let copier = Copier::new(store, five_mib_parts(), 1).with_registry(registry.clone());
-        let asks = AtomicUsize::new(0);
-        let once = || {
-            if asks.fetch_add(1, Ordering::Relaxed) < 1 {
-                Duration::from_secs(600)
-            } else {
-                Duration::ZERO
-            }
-        };
+        let once = time_for(1, Duration::ZERO);
         let Ok(Copied::Paused { continuation }) = copier.copy_within(&job, &once).await else {
             panic!("the copy should pause after a part or two");
         };

@@ -281,7 +281,7 @@ where
         answer: &mut Answer,
     ) -> Result<bool, FanoutError> {
         let ledger = self.ledger.filter(|_| !request.dry_run);
-        if let (Some(ledger), Some(last)) = (ledger, &page.last_key) {
+        if let (Some(ledger), Some(last), false) = (ledger, &page.last_key, page.jobs.is_empty()) {
             ledger.publishing(&answer.run_id, last).await?;
         }
         let refused = if request.dry_run {

@@ -84,8 +84,8 @@ fn flag(item: &Item, name: &str) -> bool {
 
 /// Why DynamoDB cancelled a transaction, by its items' cancellation reasons.
 enum Cancelled {
-    /// The condition of the item at this index failed.
-    Condition(usize),
+    /// An item's condition failed.
+    Condition,
     /// Another transaction or write on the same item: try again.
     Collision,
     Other,
@@ -104,11 +104,8 @@ fn cancellation(
         .iter()
         .map(|reason| reason.code().unwrap_or("None"))
         .collect();
-    if let Some(index) = codes
-        .iter()
-        .position(|code| *code == "ConditionalCheckFailed")
-    {
-        Cancelled::Condition(index)
+    if codes.contains(&"ConditionalCheckFailed") {
+        Cancelled::Condition
     } else if codes
         .iter()
         .any(|code| matches!(*code, "TransactionConflict" | "ThrottlingError"))
@@ -198,12 +195,9 @@ impl RunTable {
             .await
     }
 
-    /// Sends a transaction, tried again while it collides with others; `Err(Ok(index))` when
-    /// the condition of the item at `index` failed.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), usize>, LedgerError> {
+    /// Sends a transaction, tried again while it collides with others; `false` when an item's
+    /// condition failed (nothing was written).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, LedgerError> {
         let mut attempt = 0;
         loop {
             let sent = self
@@ -213,11 +207,11 @@ impl RunTable {
                 .send()
                 .await;
             let err = match sent {
-                Ok(_) => return Ok(Ok(())),
+                Ok(_) => return Ok(true),
                 Err(err) => err,
             };
             match cancellation(&err) {
-                Cancelled::Condition(index) => return Ok(Err(index)),
+                Cancelled::Condition => return Ok(false),
                 Cancelled::Collision if attempt < COLLISION_RETRIES => {
                     attempt += 1;
                     tokio::time::sleep(fanout_aws::collision_backoff(attempt)).await;
@@ -362,7 +356,7 @@ impl RunLedger for RunTable {
                 )?,
             );
         }
-        Ok(self.transact(writes).await?.is_ok())
+        self.transact(writes).await
     }
 
     async fn publishing(&self, run_id: &str, last_key: &str) -> Result<(), LedgerError> {
@@ -425,13 +419,12 @@ impl RunLedger for RunTable {
             }
             _ => 0,
         };
-        match self
-            .transact(self.outcome_writes(run_id, key, outcome, index)?)
-            .await?
-        {
-            Ok(()) => Ok(Recorded::Now),
-            Err(_) => Ok(Recorded::Before),
-        }
+        let writes = self.outcome_writes(run_id, key, outcome, index)?;
+        Ok(if self.transact(writes).await? {
+            Recorded::Now
+        } else {
+            Recorded::Before
+        })
     }
 
     /// The run's item and its shards, summed (strongly consistent), if the run exists (a job

@@ -131,6 +131,7 @@ async fn copies_then_skips_what_is_unchanged_and_prints_a_json_summary() {
     assert_eq!(json["skipped"], 0);
     assert_eq!(json["failed"], 0);
     assert_eq!(json["archived"], 0);
+    assert!(json["verified"].as_u64().is_some_and(|v| v <= 6), "{json}");
     assert_eq!(json["bytes_copied"], 5 * 1000 + (6 << 20));
     assert!(json["seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(keys(&client, &dst).await.len(), 6);

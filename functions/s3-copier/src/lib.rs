@@ -345,6 +345,7 @@ mod tests {
             ("COPY_STORAGE_CLASS", "cheap"),
             ("COPY_MAX_RECEIVES", "0"),
             ("COPY_MAX_RECEIVES", "five"),
+            ("COPY_REPORT_URL", "reports/"),
         ] {
             let err = Config::from_vars(&Vars::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(err.var(), Some(var), "{var}={value}: {err}");

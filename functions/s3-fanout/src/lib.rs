@@ -350,6 +350,18 @@ mod tests {
         assert!(err.to_string().contains("overlap"), "{err}");
         let err = Config::from_vars(&Vars::from_pairs([("SOURCE_BUCKET", "s-b")])).unwrap_err();
         assert_eq!(err.var(), Some("DEST_BUCKET"));
+        let err = Config::from_vars(&vars(&[("COPY_REPORT_URL", "reports/")])).unwrap_err();
+        assert_eq!(err.var(), Some("COPY_REPORT_URL"), "{err}");
+        let config = Config::from_vars(&vars(&[
+            ("COPY_REPORT_URL", "s3://reports/nightly"),
+            ("RUN_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:runs"),
+        ]))
+        .unwrap();
+        assert_eq!(config.report_url, Some(Location::new("reports", "nightly")));
+        assert_eq!(
+            config.events_topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:1:runs")
+        );
     }
 
     #[test]

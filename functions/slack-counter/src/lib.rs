@@ -28,6 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "SLACK_VERIFICATION_TOKEN",
     "SLACK_SIGNING_SECRET_PARAM",
     "SLACK_VERIFICATION_TOKEN_PARAM",
+    "SLACK_ACCEPT_UNSIGNED_WITH_TOKEN",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml). Publishing
@@ -58,6 +59,9 @@ pub struct Config {
     pub topic_arn: Option<String>,
     pub signing_secret: Secret,
     pub verification_token: Secret,
+    /// `SLACK_ACCEPT_UNSIGNED_WITH_TOKEN`: with both credentials, a request with no signature
+    /// headers (a legacy outgoing webhook) is checked by its token. `false` unless set.
+    pub accept_unsigned_with_token: bool,
 }
 
 impl Config {
@@ -71,6 +75,22 @@ impl Config {
                 "SLACK_VERIFICATION_TOKEN",
                 "SLACK_VERIFICATION_TOKEN_PARAM",
             )?,
+            accept_unsigned_with_token: vars.parsed_or(
+                "SLACK_ACCEPT_UNSIGNED_WITH_TOKEN",
+                false,
+                "true or false",
+            )?,
+        })
+        .and_then(|config| {
+            if config.accept_unsigned_with_token && config.verification_token == Secret::Unset {
+                return Err(ConfigError::Invalid {
+                    var: "SLACK_ACCEPT_UNSIGNED_WITH_TOKEN",
+                    value: "true".into(),
+                    reason: "there is no verification token to check unsigned requests with".into(),
+                    expected: "false, or SLACK_VERIFICATION_TOKEN (or its _PARAM form) set too",
+                });
+            }
+            Ok(config)
         })
     }
 }
@@ -106,7 +126,8 @@ pub async fn verifier(config: &Config, secrets: &Secrets) -> Result<Verifier, Se
         resolve(&config.signing_secret, secrets),
         resolve(&config.verification_token, secrets),
     );
-    let verifier = Verifier::new(secret?, token?);
+    let verifier = Verifier::new(secret?, token?)
+        .accepting_unsigned_with_token(config.accept_unsigned_with_token);
     if !verifier.is_configured() {
         tracing::error!(
             "neither SLACK_SIGNING_SECRET nor SLACK_VERIFICATION_TOKEN (nor their _PARAM forms) is set: every request will be refused with 401"
@@ -346,6 +367,30 @@ mod tests {
             Secret::Parameter("/fanout/slack/signing-secret".into())
         );
         assert_eq!(config.verification_token, Secret::Unset);
+        assert!(!config.accept_unsigned_with_token);
+    }
+
+    #[test]
+    fn unsigned_requests_are_accepted_with_the_token_only_when_asked_and_with_a_token() {
+        let base = [("WORDS_TABLE", "words"), ("SLACK_SIGNING_SECRET", "secret")];
+        let read = |extra: &[(&'static str, &'static str)]| {
+            Config::from_vars(&Vars::from_pairs(base.iter().chain(extra).copied()))
+        };
+        let with_token = [
+            ("SLACK_VERIFICATION_TOKEN", "tok"),
+            ("SLACK_ACCEPT_UNSIGNED_WITH_TOKEN", "true"),
+        ];
+        assert!(read(&with_token).unwrap().accept_unsigned_with_token);
+        let err = read(&[("SLACK_ACCEPT_UNSIGNED_WITH_TOKEN", "true")]).unwrap_err();
+        assert_eq!(err.var(), Some("SLACK_ACCEPT_UNSIGNED_WITH_TOKEN"));
+        assert!(err.to_string().contains("no verification token"), "{err}");
+        let err = read(&[("SLACK_ACCEPT_UNSIGNED_WITH_TOKEN", "yes")]).unwrap_err();
+        assert!(err.to_string().contains("true or false"), "{err}");
+        let off = read(&[
+            ("SLACK_VERIFICATION_TOKEN", "tok"),
+            ("SLACK_ACCEPT_UNSIGNED_WITH_TOKEN", "false"),
+        ]);
+        assert!(!off.unwrap().accept_unsigned_with_token);
     }
 
     use fanout_words_core::memory::{Fault, MemoryPublisher, MemoryWords};

@@ -63,6 +63,9 @@ pub enum Verified {
 pub struct Verifier {
     signing_secret: Option<Vec<u8>>,
     token: Option<Vec<u8>>,
+    /// With a signing secret too: a request that carries no signature at all (a legacy
+    /// outgoing webhook, which Slack never signs) is checked by its token instead.
+    unsigned_with_token: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Verifier {
                 &self.signing_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("unsigned_with_token", &self.unsigned_with_token)
             .finish()
     }
 }
@@ -82,7 +86,18 @@ impl Verifier {
         Verifier {
             signing_secret: signing_secret.map(String::into_bytes),
             token: token.map(String::into_bytes),
+            unsigned_with_token: false,
         }
+    }
+
+    /// Where both a signing secret and a token are configured, whether a request with neither
+    /// signature header is checked by its token (`SLACK_ACCEPT_UNSIGNED_WITH_TOKEN`): for a
+    /// legacy outgoing webhook beside a signed Slack app. A request that carries a signature
+    /// header is always checked by its signature, so a bad signature is never excused by a
+    /// token. Off by default: the token is a static secret that every payload repeats.
+    pub fn accepting_unsigned_with_token(mut self, accept: bool) -> Self {
+        self.unsigned_with_token = accept;
+        self
     }
 
     /// Whether any credential is configured; without one, every request is refused.
@@ -91,7 +106,8 @@ impl Verifier {
     }
 
     /// The first check, on the raw request. With a signing secret, the signature over
-    /// `v0:{timestamp}:{body}` must match and the timestamp be within 5 minutes of `now`.
+    /// `v0:{timestamp}:{body}` must match and the timestamp be within 5 minutes of `now`;
+    /// unless the request has neither header and unsigned requests are accepted with the token.
     pub fn check_signature(
         &self,
         timestamp: Option<&str>,
@@ -107,7 +123,12 @@ impl Verifier {
             };
         };
         let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
-            return Err(AuthError::Unsigned);
+            let unsigned = timestamp.is_none() && signature.is_none();
+            return if unsigned && self.unsigned_with_token && self.token.is_some() {
+                Ok(Verified::TokenPending)
+            } else {
+                Err(AuthError::Unsigned)
+            };
         };
         let ts: i64 = timestamp
             .trim()
@@ -404,6 +425,12 @@ mod tests {
         Verifier::new(Some(EXAMPLE_SECRET.into()), None)
     }
 
+    /// Also accepts unsigned requests with a token: signed ones must be checked the same.
+    fn signed_or_token() -> Verifier {
+        Verifier::new(Some(EXAMPLE_SECRET.into()), Some("tok".into()))
+            .accepting_unsigned_with_token(true)
+    }
+
     #[test]
     fn slacks_published_example_verifies() {
         assert_eq!(
@@ -453,7 +480,12 @@ mod tests {
 
     #[test]
     fn stale_missing_and_garbage_timestamps_are_refused() {
-        let v = signed();
+        for v in [signed(), signed_or_token()] {
+            stale_missing_and_garbage_timestamps_are_refused_by(&v);
+        }
+    }
+
+    fn stale_missing_and_garbage_timestamps_are_refused_by(v: &Verifier) {
         let body = EXAMPLE_BODY.as_bytes();
         let stale = v.check_signature(
             Some(EXAMPLE_TIMESTAMP),
@@ -545,6 +577,45 @@ mod tests {
         let v = Verifier::new(Some(EXAMPLE_SECRET.into()), Some("tok".into()));
         assert_eq!(
             v.check_signature(None, None, b"token=tok", EXAMPLE_NOW),
+            Err(AuthError::Unsigned)
+        );
+    }
+
+    #[test]
+    fn unsigned_requests_accepted_with_the_token_are_checked_by_it_and_signed_ones_by_signature() {
+        let v = signed_or_token();
+        let pending = v.check_signature(None, None, b"token=tok", EXAMPLE_NOW);
+        assert_eq!(pending, Ok(Verified::TokenPending));
+        assert_eq!(v.check_token(Verified::TokenPending, Some("tok")), Ok(()));
+        assert_eq!(
+            v.check_token(Verified::TokenPending, Some("tok2")),
+            Err(AuthError::BadToken)
+        );
+        assert_eq!(
+            v.check_token(Verified::TokenPending, None),
+            Err(AuthError::MissingToken)
+        );
+        // A signature header present means the request is checked by its signature alone (the
+        // half-signed and stale cases are in the tests above, for this verifier too).
+        let body = EXAMPLE_BODY.as_bytes();
+        assert_eq!(
+            v.check_signature(Some(EXAMPLE_TIMESTAMP), Some("v0=00"), body, EXAMPLE_NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            v.check_signature(
+                Some(EXAMPLE_TIMESTAMP),
+                Some(EXAMPLE_SIGNATURE),
+                body,
+                EXAMPLE_NOW
+            ),
+            Ok(Verified::Signed)
+        );
+        // Without a token to check there is nothing to accept an unsigned request with.
+        let secret_only =
+            Verifier::new(Some(EXAMPLE_SECRET.into()), None).accepting_unsigned_with_token(true);
+        assert_eq!(
+            secret_only.check_signature(None, None, b"token=tok", EXAMPLE_NOW),
             Err(AuthError::Unsigned)
         );
     }

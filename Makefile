@@ -13,7 +13,7 @@ doctor:
 	@bash tools/doctor.sh
 
 ## test: formatting, lints, template checks, unit and integration tests (against moto server), the demo
-test: dev-tools lint infra-check
+test: dev-tools aws-cli lint infra-check
 	cargo build --workspace --bins
 	cargo test --workspace --all-targets
 	$(MAKE) --no-print-directory demo
@@ -30,12 +30,22 @@ $(VENV)/.dev-tools: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+## aws-cli: the pinned AWS CLI in .venv-aws (its own venv: it pins a botocore moto cannot share)
+AWS_VENV := .venv-aws
+.PHONY: aws-cli
+aws-cli: $(AWS_VENV)/.installed
+
+$(AWS_VENV)/.installed: requirements-aws.txt
+	test -x $(AWS_VENV)/bin/python || $(PYTHON) -m venv $(AWS_VENV)
+	$(AWS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-aws.txt
+	touch $@
+
 fmt:
 	cargo fmt --all
 
 clean:
 	cargo clean
-	rm -rf $(VENV) $(INFRA_VENV)
+	rm -rf $(VENV) $(INFRA_VENV) $(AWS_VENV)
 
 # --- Infrastructure: infra/template.yaml -------------------------------------------------------
 # The template tools live in their own venvs: checkov pins a boto3 that aws-sam-cli cannot share.
@@ -84,13 +94,12 @@ bench-words: dev-tools
 	target/release/words-load $(WORDS_LOAD_ARGS)
 
 ## bench-copy: the S3 bulk-copy benchmark: s3-copy against `aws s3 cp` (AWS CLI from PyPI, in
-## .venv-bench) and rclone (Debian) through the latency proxy's S3 copy model; docs/performance.md
-BENCH_VENV := .venv-bench
+## .venv-aws) and rclone (Debian) through the latency proxy's S3 copy model; docs/performance.md
 .PHONY: bench-copy
-bench-copy: dev-tools $(BENCH_VENV)/.installed
+bench-copy: dev-tools aws-cli
 	command -v rclone >/dev/null || apt-get install -y rclone || { apt-get update && apt-get install -y rclone; }
 	cargo build --release -p s3-copy -p fanout-bench
-	$(VENV)/bin/python bench/copy_bench.py --aws-bin $(BENCH_VENV)/bin/aws $(COPY_BENCH_ARGS)
+	$(VENV)/bin/python bench/copy_bench.py --aws-bin $(AWS_VENV)/bin/aws $(COPY_BENCH_ARGS)
 
 ## bench-fanout-sim: the copy fan-out on the same model in virtual time (the copy code is
 ## fanout-copy-core's own; S3, the queue and Lambda simulated): (c) one 5 TiB object, (d) the
@@ -100,11 +109,6 @@ bench-fanout-sim:
 	cargo build --release -p fanout-bench --bin fanout-sim
 	target/release/fanout-sim --json bench/results/fanout-sim.json $(FANOUT_SIM_ARGS)
 
-$(BENCH_VENV)/.installed: bench/requirements-copy.txt
-	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-copy.txt
-	$(BENCH_VENV)/bin/pip show awscli | grep -i '^version'
-	touch $@
 
 # --- Local stack: the whole suite on this machine ----------------------------------------------
 # cargo lambda watch runs `cargo run --bin <function>`; building each the same way first makes

@@ -392,7 +392,7 @@ def main() -> None:
     p.add_argument("--moto-server", default=os.path.join(root, ".venv/bin/moto_server"))
     p.add_argument("--proxy-bin", default=os.path.join(root, "target/release/latency-proxy"))
     p.add_argument("--s3-copy-bin", default=os.path.join(root, "target/release/s3-copy"))
-    p.add_argument("--aws-bin", default=os.path.join(root, ".venv-bench/bin/aws"))
+    p.add_argument("--aws-bin", default=os.path.join(root, ".venv-aws/bin/aws"))
     p.add_argument("--rclone-bin", default=shutil.which("rclone") or "rclone")
     p.add_argument("--results", default=os.path.join(root, "target/copy-bench.json"))
     p.add_argument("--self-test", action="store_true", help="check the model arithmetic and exit")

@@ -118,6 +118,10 @@ async fn serve(
             ExitCode::FAILURE
         };
     }
+    if let Err(err) = resources::put_sample_objects(&stack.plan, &stack.sdk).await {
+        eprintln!("fanout-local: {err}");
+        return ExitCode::FAILURE;
+    }
     println!("{}", stack.usage());
     std::future::pending().await
 }

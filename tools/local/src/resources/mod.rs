@@ -61,6 +61,12 @@ pub enum ResourceError {
         name: String,
         source: Box<SdkError<PutParameterError>>,
     },
+    #[error("putting the sample object s3://{bucket}/{key}: {}", DisplayErrorContext(.source))]
+    SampleObject {
+        bucket: String,
+        key: String,
+        source: Box<SdkError<aws_sdk_s3::operation::put_object::PutObjectError>>,
+    },
     #[error("bucket {bucket}: {}", DisplayErrorContext(.source))]
     Bucket {
         bucket: String,
@@ -181,5 +187,35 @@ async fn create_buckets(plan: &Plan, s3: &aws_sdk_s3::Client) -> Result<(), Reso
             })?;
         println!("  bucket {bucket}");
     }
+    Ok(())
+}
+
+/// Puts the sample objects (`settings::SAMPLE_OBJECTS`) in the source bucket, for `make up`: the
+/// s3-fanout samples list them, the s3-copier samples copy one of them.
+pub async fn put_sample_objects(plan: &Plan, sdk: &SdkConfig) -> Result<(), ResourceError> {
+    let s3 = s3_client(sdk);
+    let bucket = plan
+        .parameters
+        .get("SourceBucket")
+        .cloned()
+        .unwrap_or_default();
+    for (key, size) in crate::settings::SAMPLE_OBJECTS {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(*key)
+            .body(crate::settings::sample_bytes(*size).into())
+            .content_type("image/jpeg")
+            .send()
+            .await
+            .map_err(|source| ResourceError::SampleObject {
+                bucket: bucket.clone(),
+                key: (*key).to_owned(),
+                source: source.into(),
+            })?;
+    }
+    println!(
+        "  {} sample objects in s3://{bucket}/photos/",
+        crate::settings::SAMPLE_OBJECTS.len()
+    );
     Ok(())
 }

@@ -103,7 +103,7 @@ impl Demo<'_> {
         sizes.push(("images/large-20MiB.bin".into(), 20 << 20));
         let total: usize = sizes.iter().map(|(_, n)| n).sum();
         for (key, size) in &sizes {
-            let body: Vec<u8> = (0..*size).map(|i| (i % 251) as u8).collect();
+            let body = crate::settings::sample_bytes(*size);
             s3.put_object()
                 .bucket(&self.source_bucket)
                 .key(key)

@@ -41,27 +41,38 @@ impl Stack {
         );
         let _ = writeln!(out, "  export PATH=\"$PWD/.venv/bin:$PATH\"");
         let port = self.watch_url.rsplit(':').next().unwrap_or_default();
-        let _ = writeln!(out, "  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {port} sns-logger --data-file events/sns-logger-sns.json\n");
-        let _ = writeln!(
-            out,
-            "Look at the tables, topics and buckets with the aws CLI:"
-        );
-        let _ = writeln!(out, "  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={REGION}", self.endpoint);
-        for table in &self.plan.tables {
-            let _ = writeln!(out, "  aws dynamodb scan --table-name {}", table.name);
+        for (function, sample) in [
+            ("slack-counter", "slack-counter-apigw-rest-webhook.json"),
+            ("sns-logger", "sns-logger-sns.json"),
+            ("s3-fanout", "s3-fanout-manual-dry-run.json"),
+        ] {
+            let _ = writeln!(out, "  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {port} {function} --data-file events/{sample}");
         }
         let _ = writeln!(
             out,
-            "  aws s3 ls s3://{}/ --recursive",
-            self.plan
-                .parameters
-                .get("DestinationBucket")
-                .cloned()
-                .unwrap_or_default()
+            "\nLook at the tables, topics, queues and buckets with the aws CLI (`make aws-cli` puts it in .venv-aws):"
         );
+        let _ = writeln!(out, "  export PATH=\"$PWD/.venv-aws/bin:$PATH\"");
+        let _ = writeln!(out, "  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION}", self.endpoint);
+        let _ = writeln!(out, "  aws dynamodb list-tables");
+        for table in &self.plan.tables {
+            let _ = writeln!(out, "  aws dynamodb scan --table-name {}", table.name);
+        }
+        let _ = writeln!(out, "  aws sns list-topics");
+        // The v1 CLI sends SQS requests to SQS's legacy endpoint unless --endpoint-url is given:
+        // AWS_ENDPOINT_URL alone is not enough there.
         let _ = writeln!(
             out,
-            "  (the aws CLI: pip install awscli, or .venv/bin/python -m pip install awscli)"
+            "  aws sqs list-queues --endpoint-url \"$AWS_ENDPOINT_URL\""
+        );
+        for parameter in ["SourceBucket", "DestinationBucket"] {
+            if let Some(bucket) = self.plan.parameters.get(parameter) {
+                let _ = writeln!(out, "  aws s3 ls s3://{bucket}/ --recursive");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nEvery command above works as printed (a test runs them); docs/local-stack.md has the rest."
         );
         out
     }

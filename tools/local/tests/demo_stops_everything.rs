@@ -11,24 +11,20 @@
 //! and the function binaries (`make local-bins`, or `cargo build --workspace --bins` as
 //! `make test` does). Without them it fails and says so; it never skips.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::waitpid;
-use nix::unistd::Pid;
+use support::{
+    as_from_a_shell, become_subreaper, check_prerequisites, end, survivors, workspace_root,
+};
 
 #[test]
 fn demo_returns_only_after_every_process_it_started_has_ended() {
     let root = workspace_root();
     let programs = check_prerequisites(&root);
-    nix::sys::prctl::set_child_subreaper(true).expect("becoming a child subreaper");
-    let me = std::process::id();
-    let began = processes()
-        .get(&me)
-        .map(|p| p.started)
-        .expect("this test process is in /proc");
+    let (me, began) = become_subreaper();
 
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fanout-local-demo-{me}.log"));
     let status = demo(&root, &log);
@@ -60,31 +56,11 @@ fn demo_returns_only_after_every_process_it_started_has_ended() {
 
 /// Runs `fanout-local demo` as `make demo` does, its transcript written to `log`.
 fn demo(root: &Path, log: &Path) -> ExitStatus {
-    let venv_bin = root.join(".venv/bin");
-    let path = format!(
-        "{}:{}",
-        venv_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     // The transcript goes to a file, not a pipe: waiting for a pipe to close would also wait for
     // every process that inherited it, and hide the very processes this test looks for.
     let file = std::fs::File::create(log).expect("creating the transcript file");
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_fanout-local"));
-    // As from a shell: the variables cargo sets for this test would reach the builds cargo
-    // lambda watch runs, and one that a build script tracks (ring's CARGO_MANIFEST_DIR) would
-    // make them rebuild the AWS SDK, here and again in the next ordinary build.
-    for (var, _) in std::env::vars_os() {
-        if var.to_str().is_some_and(set_by_cargo_for_tests) {
-            demo.env_remove(var);
-        }
-    }
+    let mut demo = as_from_a_shell(Command::new(env!("CARGO_BIN_EXE_fanout-local")), root);
     demo.arg("demo")
-        .current_dir(root)
-        .env("PATH", path)
-        // The project's moto launcher, as `make demo` runs it (it fixes what moto serves
-        // differently from AWS).
-        .env("MOTO_SERVER", root.join("tools/moto/moto-server"))
-        .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .stdout(
             file.try_clone()
@@ -93,142 +69,4 @@ fn demo(root: &Path, log: &Path) -> ExitStatus {
         .stderr(file)
         .status()
         .expect("running fanout-local demo")
-}
-
-/// The variables cargo sets for a crate's tests, not found in a shell (cargo's reference,
-/// "Environment variables Cargo sets for crates").
-fn set_by_cargo_for_tests(var: &str) -> bool {
-    var.starts_with("CARGO_PKG_")
-        || var.starts_with("CARGO_BIN_EXE_")
-        || [
-            "CARGO_MANIFEST_DIR",
-            "CARGO_MANIFEST_PATH",
-            "CARGO_CRATE_NAME",
-            "CARGO_BIN_NAME",
-            "CARGO_PRIMARY_PACKAGE",
-            "CARGO_TARGET_TMPDIR",
-            "CARGO_RUSTC_CURRENT_DIR",
-        ]
-        .contains(&var)
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("tools/local is two levels below the workspace root")
-        .to_path_buf()
-}
-
-/// Fails with what to run when the demo cannot start; returns the names of the programs the demo
-/// starts, to look for afterwards.
-fn check_prerequisites(root: &Path) -> Vec<String> {
-    let venv_bin = root.join(".venv/bin");
-    for tool in ["moto_server", "cargo-lambda"] {
-        assert!(
-            venv_bin.join(tool).exists(),
-            "{} is missing: run `make dev-tools` (it installs moto server and cargo-lambda into .venv)",
-            venv_bin.join(tool).display()
-        );
-    }
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_fanout-local"))
-        .parent()
-        .expect("binaries live in a directory");
-    let mut programs: Vec<String> = std::fs::read_dir(root.join("functions"))
-        .expect("the functions directory")
-        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
-        .collect();
-    programs.push("fanout-smoke".into());
-    for binary in &programs {
-        assert!(
-            bin_dir.join(binary).exists(),
-            "{} is missing: run `make local-bins` (or `cargo build --workspace --bins`) first",
-            bin_dir.join(binary).display()
-        );
-    }
-    programs.extend(["moto_server".into(), "cargo-lambda".into()]);
-    programs
-}
-
-#[derive(Debug)]
-struct Process {
-    pid: u32,
-    parent: u32,
-    /// Clock ticks after boot.
-    started: u64,
-    zombie: bool,
-    command: String,
-    cwd: Option<PathBuf>,
-    /// Below this test process: the demo's for certain.
-    descendant: bool,
-}
-
-/// The live processes that are descendants of this one, or were started after it and name one of
-/// `programs` and this work tree.
-fn survivors(me: u32, began: u64, root: &Path, programs: &[String]) -> Vec<Process> {
-    let all = processes();
-    let is_descendant = |mut pid: u32| {
-        while let Some(process) = all.get(&pid) {
-            if process.parent == me {
-                return true;
-            }
-            pid = process.parent;
-        }
-        false
-    };
-    let root_text = root.display().to_string();
-    let names_ours = |p: &Process| {
-        let here = p.command.contains(&root_text) || p.cwd.as_deref() == Some(root);
-        here && programs
-            .iter()
-            .any(|name| p.command.contains(name.as_str()))
-    };
-    let descendants: Vec<u32> = all
-        .keys()
-        .copied()
-        .filter(|pid| is_descendant(*pid))
-        .collect();
-    all.into_values()
-        .map(|p| Process {
-            descendant: descendants.contains(&p.pid),
-            ..p
-        })
-        .filter(|p| p.pid != me && !p.zombie)
-        .filter(|p| p.descendant || (p.started >= began && names_ours(p)))
-        .collect()
-}
-
-/// Ends the survivors below this process, so that a failing run leaves nothing behind either.
-/// The others only match by name, and may be someone else's `make up`: they are only reported.
-fn end(survivors: &[Process]) {
-    let me = std::process::id();
-    for process in survivors.iter().filter(|p| p.descendant) {
-        let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGKILL);
-    }
-    for process in survivors.iter().filter(|p| p.parent == me) {
-        let _ = waitpid(Pid::from_raw(process.pid as i32), None);
-    }
-}
-
-fn processes() -> BTreeMap<u32, Process> {
-    let Ok(all) = procfs::process::all_processes() else {
-        return BTreeMap::new();
-    };
-    all.flatten()
-        .filter_map(|process| {
-            // A process that ended since /proc was listed has no stat any more.
-            let stat = process.stat().ok()?;
-            let command = process.cmdline().unwrap_or_default().join(" ");
-            Some(Process {
-                pid: u32::try_from(stat.pid).ok()?,
-                parent: u32::try_from(stat.ppid).ok()?,
-                started: stat.starttime,
-                zombie: stat.state == 'Z',
-                command,
-                cwd: process.cwd().ok(),
-                descendant: false,
-            })
-        })
-        .map(|p| (p.pid, p))
-        .collect()
 }

@@ -233,7 +233,7 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
 
 /// Creates a runs table (partition key `run_id`, String) and returns its name.
 pub async fn create_runs_table(sdk: &SdkConfig) -> String {
-    crate::create_unique_table(sdk, "copy-runs", "run_id").await
+    crate::create_unique_table(sdk, "copy-runs", "run_id", &[]).await
 }
 
 /// Makes every request naming this key (its path, or its copy source) unreachable: the

@@ -159,43 +159,83 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Creates an on-demand DynamoDB table `name` with a String partition key `key`.
+/// A global secondary index of a table, keys only: a partition key and a sort key, both
+/// numbers (the words table's leaderboard, `by-count`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberIndex {
+    pub name: String,
+    pub partition_key: String,
+    pub sort_key: String,
+}
+
+/// Creates an on-demand DynamoDB table `name` with a String partition key `key`, and the
+/// `indexes`.
 pub async fn create_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
     key: &str,
+    indexes: &[NumberIndex],
 ) -> Result<(), SdkError<CreateTableError>> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
     };
-    dynamodb
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .expect("a complete attribute definition")
+    };
+    let key_element = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("a complete key schema")
+    };
+    let mut request = dynamodb
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(key)
-                .attribute_type(ScalarAttributeType::S)
+        .attribute_definitions(attribute(key, ScalarAttributeType::S))
+        .key_schema(key_element(key, KeyType::Hash));
+    let mut defined = vec![key.to_owned()];
+    for index in indexes {
+        for number in [&index.partition_key, &index.sort_key] {
+            if !defined.contains(number) {
+                request = request.attribute_definitions(attribute(number, ScalarAttributeType::N));
+                defined.push(number.clone());
+            }
+        }
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .key_schema(key_element(&index.partition_key, KeyType::Hash))
+                .key_schema(key_element(&index.sort_key, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
                 .build()
-                .expect("a complete attribute definition"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("a complete key schema"),
-        )
-        .send()
-        .await?;
+                .expect("a complete index"),
+        );
+    }
+    request.send().await?;
     Ok(())
 }
 
 /// Creates a table as [`create_table`] does, named after `prefix` and unique in this process,
 /// and returns its name.
-pub async fn create_unique_table(sdk: &SdkConfig, prefix: &str, key: &str) -> String {
+pub async fn create_unique_table(
+    sdk: &SdkConfig,
+    prefix: &str,
+    key: &str,
+    indexes: &[NumberIndex],
+) -> String {
     let name = unique(prefix);
-    create_table(&aws_sdk_dynamodb::Client::new(sdk), &name, key)
+    create_table(&aws_sdk_dynamodb::Client::new(sdk), &name, key, indexes)
         .await
         .unwrap_or_else(|e| {
             panic!(

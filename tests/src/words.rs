@@ -8,9 +8,19 @@ use fanout_words_dynamodb::WordStore;
 
 use crate::unique;
 
-/// Creates a words table (partition key `word`, String) and returns its name.
+/// Creates a words table as the template defines it (partition key `word`, String; the
+/// leaderboard index `by-count`) and returns its name.
 pub async fn create_words_table(sdk: &SdkConfig) -> String {
-    crate::create_unique_table(sdk, "words", "word").await
+    crate::create_unique_table(sdk, "words", "word", &[words_board_index()]).await
+}
+
+/// The words table's leaderboard index.
+pub fn words_board_index() -> crate::NumberIndex {
+    crate::NumberIndex {
+        name: fanout_words_dynamodb::BOARD_INDEX.into(),
+        partition_key: fanout_words_dynamodb::BOARD_SHARD.into(),
+        sort_key: fanout_words_dynamodb::COUNT.into(),
+    }
 }
 
 /// The count of `word` in the words table `table`, read as the functions read counts (the word

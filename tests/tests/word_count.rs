@@ -616,6 +616,11 @@ async fn declared_iam_actions_are_exactly_the_sdk_calls_made() {
         StatusCode::OK
     );
     assert_eq!(call(&counter, form_request(body)).await.0, StatusCode::OK);
+    // A leaderboard command, and a count command.
+    for text in ["top 3", "count awsadvent"] {
+        let (status, reply) = call(&counter, slash_command(text, text)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
 
     // The multiplier: a message applied, its redelivery, and a message it can never apply,
     // which it sends to its dead-letter queue.
@@ -674,4 +679,133 @@ async fn declared_iam_actions_are_exactly_the_sdk_calls_made() {
         sns_logger::IAM_ACTIONS.is_empty(),
         "sns-logger makes no AWS calls"
     );
+}
+
+fn slash_command(text: &str, trigger: &str) -> Request {
+    form_request(
+        serde_urlencoded::to_string([
+            ("token", TOKEN),
+            ("team_id", "T0001"),
+            ("channel_id", "C2147483705"),
+            ("user_id", "U2147483697"),
+            ("command", "/wordcount"),
+            ("text", text),
+            ("trigger_id", trigger),
+        ])
+        .unwrap(),
+    )
+}
+
+/// 200 messages with known words, counted and multiplied: the leaderboard is exact, with the
+/// multiplier's +10s, stop words left out unless asked for; and it is read without a Scan.
+#[tokio::test]
+async fn the_leaderboard_after_200_messages_is_exact_and_never_scans() {
+    let f = Fixture::new().await;
+    let calls = fanout_tests::iam::CallRecorder::default();
+    let recorded = aws_sdk_dynamodb::config::Builder::from(&f.sdk)
+        .interceptor(calls.clone())
+        .build();
+    let counter = Counter::new(
+        Verifier::new(None, Some(TOKEN.into())),
+        WordStore::new(aws_sdk_dynamodb::Client::from_conf(recorded), &f.table),
+        Some(Publisher::new(
+            aws_sdk_sns::Client::new(&f.sdk),
+            &f.topic_arn,
+        )),
+    );
+    let mut occurrences = std::collections::BTreeMap::<String, i64>::new();
+    for i in 0..200 {
+        let mut words = vec!["awsadvent".to_owned(), format!("once{i}")];
+        for (every, word) in [(2, "lambda"), (3, "the"), (5, "serverless"), (8, "rust")] {
+            if i % every == 0 {
+                words.push(word.into());
+            }
+        }
+        for word in &words {
+            *occurrences.entry(word.clone()).or_default() += 1;
+        }
+        let body = webhook_body(&words.join(" "), &format!("1481660433.{i:06}"));
+        let (status, reply) = call(&counter, form_request(body)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        // The multiplier takes each message as it comes, as the queue feeds it.
+        let published = f.published().await;
+        assert_eq!(
+            deliver_via_sqs(&f.multiplier(), &published).await,
+            json!({"batchItemFailures": []})
+        );
+    }
+    let expected = |word: &str| occurrences[word] * 11;
+    assert_eq!((expected("awsadvent"), expected("the")), (2200, 737));
+
+    let ask = |text: &'static str| {
+        let counter = &counter;
+        let request = slash_command(text, &format!("trigger-{text}"));
+        async move {
+            let (status, reply) = call(counter, request).await;
+            assert_eq!(status, StatusCode::OK, "{text}: {reply}");
+            assert_eq!(reply["response_type"], "ephemeral", "{text}: {reply}");
+            reply["text"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(
+        ask("top 3").await,
+        "1. awsadvent: 2,200\n2. lambda: 1,100\n3. serverless: 440"
+    );
+    assert_eq!(
+        ask("TOP 3 all").await,
+        "1. awsadvent: 2,200\n2. lambda: 1,100\n3. the: 737"
+    );
+    let top = ask("top").await;
+    assert_eq!(top.lines().count(), 10, "{top}");
+    assert!(
+        top.starts_with(
+            "1. awsadvent: 2,200\n2. lambda: 1,100\n3. serverless: 440\n4. rust: 275\n5. "
+        ),
+        "{top}"
+    );
+    assert!(!top.contains("the:"), "stop words are left out: {top}");
+    assert_eq!(
+        ask("count awsadvent words").await,
+        "awsadvent: 2200, words: 0"
+    );
+    assert!(ask("help").await.contains("`top N`"));
+    for usage in ["top 0", "top 999", "top banana"] {
+        assert!(ask(usage).await.contains("Try `top`"), "{usage}");
+    }
+    assert_eq!(f.count("top").await, None, "a command is not counted");
+    let operations = calls.operations();
+    assert!(operations.contains("DynamoDB:Query"), "{operations:?}");
+    assert!(
+        !operations.iter().any(|op| op.contains("Scan")),
+        "the leaderboard scans: {operations:?}"
+    );
+}
+
+/// Slack's `ssl_check=1` gets 200 and an empty body; a refused request's body says nothing of
+/// why (the log does).
+#[tokio::test]
+async fn ssl_checks_are_answered_and_refusals_reveal_nothing() {
+    let f = Fixture::new().await;
+    let signed = f.counter_with(Verifier::new(Some(SECRET.into()), None), None);
+    let response = signed
+        .handle(form_request(format!("ssl_check=1&token={TOKEN}")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.body().as_ref().is_empty());
+    let body = webhook_body("forged words", "1481660433.000001");
+    for request in [
+        form_request(body.clone()),
+        signed_request(&body, "application/x-www-form-urlencoded", "wrong", now()),
+        signed_request(
+            &body,
+            "application/x-www-form-urlencoded",
+            SECRET,
+            now() - 3600,
+        ),
+    ] {
+        let (status, reply) = call(&signed, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply, json!({"error": "invalid request"}));
+    }
+    assert_eq!(f.word_items().await, 0);
 }

@@ -9,11 +9,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
+use fanout_words_core::command::{self, Command};
 use fanout_words_core::count::CountError;
 use fanout_words_core::count::{count_message, CountOutcome};
 use fanout_words_core::failure::FailureClass;
 use fanout_words_core::slack::{self, AuthError, ParseError, RequestKind, SlackMessage, Verifier};
-use fanout_words_core::store::{Publish, WordCountStore};
+use fanout_words_core::store::{Leaderboard, Publish, StoreError, WordCountStore};
 use fanout_words_core::Source;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::http::StatusCode;
@@ -38,6 +39,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
     "dynamodb:PutItem",
     "dynamodb:BatchGetItem",
+    "dynamodb:Query",
     "sns:Publish",
     "ssm:GetParameter",
 ];
@@ -154,7 +156,7 @@ fn unix_now() -> i64 {
 
 impl<S, P> Counter<S, P>
 where
-    S: WordCountStore,
+    S: WordCountStore + Leaderboard,
     P: Publish,
 {
     pub fn new(verifier: Verifier, store: S, publisher: P) -> Self {
@@ -180,6 +182,11 @@ where
     async fn respond(&self, request: Request) -> Reply {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let body: &[u8] = request.body().as_ref();
+        // Slack checks a slash command's certificate with an unsigned `ssl_check=1`: answered
+        // with 200 and nothing else, as Slack's own SDKs do; nothing is read or acted on.
+        if slack::is_ssl_check(header("content-type"), body) {
+            return Reply::empty();
+        }
         // Parsed first only so that a refusal's log names the message it claims to be; nothing
         // is acted on before the request is verified.
         let parsed = slack::parse(header("content-type"), body);
@@ -208,7 +215,45 @@ where
                 tracing::info!(%reason, "acknowledged, not counted");
                 Reply::ok(json!({ "ok": true }))
             }
+            RequestKind::Message(message) if message.addressed => {
+                match command::parse(&message.text) {
+                    Command::Text => self.count(message).await,
+                    command => self.command(command, &message).await,
+                }
+            }
             RequestKind::Message(message) => self.count(message).await,
+        }
+    }
+
+    /// Answers a command said to the app: ephemeral to a slash command's user; as the counts
+    /// are, to an app mention.
+    async fn command(&self, command: Command, message: &SlackMessage) -> Reply {
+        let text = match command {
+            Command::Top { n, all } => {
+                let skip: fn(&str) -> bool = if all {
+                    |_| false
+                } else {
+                    command::is_stop_word
+                };
+                match self.store.top(n, skip).await {
+                    Ok(entries) => command::top_text(&entries, all),
+                    Err(err) => return fail(Failure::NotAnswered(err), Some(&message.message_id)),
+                }
+            }
+            Command::Count(words) => match self.store.counts(&words).await {
+                Ok(counts) => command::count_text(&words, &counts),
+                Err(err) => return fail(Failure::NotAnswered(err), Some(&message.message_id)),
+            },
+            Command::Help => command::help_text(),
+            Command::Usage(usage) => usage,
+            Command::Text => unreachable!("text is counted, not answered"),
+        };
+        tracing::info!(message_id = %message.message_id, "answered a command");
+        match message.source {
+            Source::SlashCommand => {
+                Reply::ok(json!({ "response_type": "ephemeral", "text": text }))
+            }
+            source => answer(source, text),
         }
     }
 
@@ -250,6 +295,8 @@ enum Failure {
     /// Counting or publishing failed after the adapters' retries. What was counted stays
     /// counted, once: Slack's retry finishes the job (503), unless it never can (422).
     NotCounted(CountError),
+    /// A command's answer could not be read (503 when it may work later, else 422).
+    NotAnswered(StoreError),
 }
 
 impl Failure {
@@ -259,6 +306,8 @@ impl Failure {
             Failure::Refused(_) | Failure::BadRequest(_) => FailureClass::Permanent,
             Failure::NotCounted(err) if err.transient() => FailureClass::Transient,
             Failure::NotCounted(_) => FailureClass::Permanent,
+            Failure::NotAnswered(err) if err.transient => FailureClass::Transient,
+            Failure::NotAnswered(_) => FailureClass::Permanent,
         }
     }
 
@@ -268,6 +317,8 @@ impl Failure {
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
             Failure::NotCounted(err) if err.transient() => StatusCode::SERVICE_UNAVAILABLE,
             Failure::NotCounted(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Failure::NotAnswered(err) if err.transient => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NotAnswered(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -279,6 +330,16 @@ impl Failure {
                 format!("the message could not be fully handled and will be retried: {err}")
             }
             Failure::NotCounted(err) => format!("the message can never be counted: {err}"),
+            Failure::NotAnswered(err) => format!("the command could not be answered: {err}"),
+        }
+    }
+
+    /// The body's error: a refusal's reason goes to the log only, so that a forger learns
+    /// nothing from the answer.
+    fn public_answer(&self) -> String {
+        match self {
+            Failure::Refused(_) => REFUSED.into(),
+            other => other.answer(),
         }
     }
 }
@@ -290,8 +351,11 @@ fn fail(failure: Failure, message_id: Option<&str>) -> Reply {
     let (class, status) = (failure.class(), failure.status());
     let message_id = message_id.unwrap_or_default();
     let error = failure.answer();
+    let public = failure.public_answer();
     match failure {
-        Failure::Refused(AuthError::NotConfigured) | Failure::NotCounted(_) => {
+        Failure::Refused(AuthError::NotConfigured)
+        | Failure::NotCounted(_)
+        | Failure::NotAnswered(_) => {
             tracing::error!(message_id, class = class.as_str(), status = status.as_u16(), %error, "not handled")
         }
         Failure::Refused(_) | Failure::BadRequest(_) => {
@@ -300,10 +364,13 @@ fn fail(failure: Failure, message_id: Option<&str>) -> Reply {
     }
     Reply {
         status,
-        body: json!({ "error": error }),
+        body: json!({ "error": public }),
         no_retry: class == FailureClass::Permanent,
     }
 }
+
+/// The body of every refused request (401).
+pub const REFUSED: &str = "invalid request";
 
 /// A status and a JSON body, and whether Slack is asked not to retry.
 #[derive(Debug)]
@@ -322,6 +389,11 @@ impl Reply {
         }
     }
 
+    /// 200 with an empty body.
+    fn empty() -> Reply {
+        Reply::ok(Value::Null)
+    }
+
     fn into_response(self) -> Response<Body> {
         let mut response = Response::builder()
             .status(self.status)
@@ -329,8 +401,12 @@ impl Reply {
         if self.no_retry {
             response = response.header(NO_RETRY_HEADER, "1");
         }
+        let body = match self.body {
+            Value::Null => Body::Empty,
+            body => Body::Text(body.to_string()),
+        };
         response
-            .body(Body::Text(self.body.to_string()))
+            .body(body)
             .unwrap_or_else(|_| Response::new(Body::Empty))
     }
 }

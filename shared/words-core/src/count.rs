@@ -117,6 +117,7 @@ mod tests {
             channel_id: Some("C1".into()),
             user_id: Some("U1".into()),
             text: text.into(),
+            addressed: false,
         }
     }
 

@@ -8,6 +8,7 @@
 //! [`failure`] names the two classes of failure; [`dead_letter`] is where a message that can
 //! never be applied goes.
 
+pub mod command;
 pub mod count;
 pub mod counts;
 pub mod dead_letter;

@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::message::WordsMessage;
-use crate::store::{ChunkOutcome, Publish, PublishError, StoreError, WordCountStore};
+use crate::store::{
+    best_of, ChunkOutcome, Leaderboard, Publish, PublishError, StoreError, WordCountStore,
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -168,5 +170,26 @@ impl Publish for MemoryPublisher {
             }),
             None => Ok(()),
         }
+    }
+}
+
+impl Leaderboard for MemoryWords {
+    async fn top(
+        &self,
+        n: usize,
+        skip: fn(&str) -> bool,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut state = lock(&self.state);
+        state.calls.push("top".into());
+        if state.fault("top").is_some() {
+            return Err(failed("top"));
+        }
+        let counts = state
+            .counts
+            .iter()
+            .filter(|(word, _)| !skip(word))
+            .map(|(word, count)| (word.clone(), *count))
+            .collect();
+        Ok(best_of([counts], n))
     }
 }

@@ -106,6 +106,7 @@ fn slack(words: usize) -> SlackMessage {
         channel_id: Some("C1".into()),
         user_id: Some("U1".into()),
         text: text.concat(),
+        addressed: false,
     }
 }
 

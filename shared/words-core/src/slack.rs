@@ -240,6 +240,18 @@ pub struct SlackMessage {
     pub channel_id: Option<String>,
     pub user_id: Option<String>,
     pub text: String,
+    /// Said to the app: a slash command, or an app mention. Its text may be a command
+    /// ([`crate::command`]).
+    pub addressed: bool,
+}
+
+/// Whether the request is Slack's `ssl_check=1` (a form Slack sends to check a slash command's
+/// certificate, to be answered with 200).
+pub fn is_ssl_check(content_type: Option<&str>, body: &[u8]) -> bool {
+    let form =
+        content_type.is_none_or(|ct| ct.to_ascii_lowercase().contains("x-www-form-urlencoded"));
+    form && serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .is_ok_and(|fields| fields.iter().any(|(k, v)| k == "ssl_check" && v == "1"))
 }
 
 /// Parses a request body. `content_type` decides between JSON and a form; without one, a body
@@ -308,6 +320,7 @@ fn parse_form(body: &str) -> Result<ParsedRequest, ParseError> {
             channel_id: field("channel_id"),
             user_id: field("user_id"),
             text,
+            addressed: source == Source::SlashCommand,
         }),
     })
 }
@@ -393,6 +406,21 @@ fn event_request(
     if own {
         return ignored("the app's own message".into());
     }
+    // "@app top 3" reaches a channel's app twice: as a message and as an app_mention. The
+    // mention answers it; the message is not counted.
+    let text = event.text.unwrap_or_default();
+    let to_the_app = text.split_whitespace().next().is_some_and(|first| {
+        authorizations
+            .iter()
+            .filter_map(|a| a.user_id.as_deref().filter(|_| a.is_bot))
+            .any(|bot| first == format!("<@{bot}>"))
+    });
+    if event.kind == "message"
+        && to_the_app
+        && crate::command::parse(&text) != crate::command::Command::Text
+    {
+        return ignored("a command to the app, answered as its app_mention".into());
+    }
     // The workspace the event was delivered for, as an outgoing webhook's team_id is.
     let team_id = team_id.or(event.team);
     let (Some(channel), Some(ts)) = (&event.channel, &event.ts) else {
@@ -405,7 +433,8 @@ fn event_request(
         team_id,
         channel_id: event.channel,
         user_id: event.user,
-        text: event.text.unwrap_or_default(),
+        text,
+        addressed: event.kind == "app_mention",
     }))
 }
 
@@ -772,6 +801,58 @@ mod tests {
         // A person the app is installed for is counted.
         let person = r#"{"type":"event_callback","authorizations":[{"user_id":"UAPP","is_bot":true}],"event":{"type":"message","user":"U1","channel":"C","text":"hi","ts":"1"}}"#;
         assert_eq!(message_of(None, person).message_id, ":C:1");
+    }
+
+    #[test]
+    fn commands_to_the_app_are_answered_once_as_its_mention() {
+        let event = |kind: &str, text: &str| {
+            format!(
+                r#"{{"type":"event_callback","authorizations":[{{"user_id":"UAPP","is_bot":true}}],"event":{{"type":"{kind}","user":"U1","channel":"C","text":"{text}","ts":"1"}}}}"#
+            )
+        };
+        // The mention is addressed to the app; the same message as a `message` is not counted.
+        let mention = message_of(None, &event("app_mention", "<@UAPP> top 3"));
+        assert!(mention.addressed);
+        assert!(matches!(
+            parse(None, event("message", "<@UAPP> top 3").as_bytes())
+                .unwrap()
+                .kind,
+            RequestKind::Ignored { .. }
+        ));
+        // Words said to the app, or a command word mid-sentence, are counted as ever.
+        for text in [
+            "<@UAPP> nice words",
+            "top of the morning <@UAPP>",
+            "<@UOTHER> top 3",
+        ] {
+            let message = message_of(None, &event("message", text));
+            assert!(!message.addressed, "{text}");
+        }
+        let slash = message_of(
+            None,
+            "token=t&team_id=T1&channel_id=C1&user_id=U1&command=%2Fwordcount&text=top&trigger_id=1.2.3",
+        );
+        assert!(slash.addressed);
+        let webhook = message_of(
+            None,
+            "token=t&channel_id=C1&timestamp=1.0&text=top&trigger_word=top",
+        );
+        assert!(!webhook.addressed);
+    }
+
+    #[test]
+    fn ssl_checks_are_recognised_and_nothing_else_is() {
+        let form = Some("application/x-www-form-urlencoded");
+        assert!(is_ssl_check(form, b"ssl_check=1&token=abc"));
+        assert!(is_ssl_check(None, b"token=abc&ssl_check=1"));
+        for (content_type, body) in [
+            (form, &b"ssl_check=0&token=abc"[..]),
+            (form, b"token=abc&text=ssl_check%3D1"),
+            (Some("application/json"), b"ssl_check=1"),
+            (form, b"\xff\xfe"),
+        ] {
+            assert!(!is_ssl_check(content_type, body), "{body:?}");
+        }
     }
 
     #[test]

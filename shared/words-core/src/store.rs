@@ -64,6 +64,42 @@ pub trait WordCountStore: Send + Sync {
     ) -> impl Future<Output = Result<HashMap<String, i64>, StoreError>> + Send;
 }
 
+/// The most counted words, read from a view the store keeps as counts change: never a scan of
+/// every word, and no dearer with more distinct words.
+pub trait Leaderboard: Send + Sync {
+    /// The `n` words with the highest counts, highest first (equal counts by word), leaving out
+    /// the words `skip` says.
+    fn top(
+        &self,
+        n: usize,
+        skip: fn(&str) -> bool,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+}
+
+/// The number of leaderboard shards: each word is in one ([`board_shard`]), and the top `n` is
+/// the best `n` of each shard's top `n`. Spreads the writes to the view over 16 partitions.
+pub const BOARD_SHARDS: u32 = 16;
+
+/// A word's leaderboard shard: FNV-1a of its bytes, modulo [`BOARD_SHARDS`].
+pub fn board_shard(word: &str) -> u32 {
+    let hash = word.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    u32::try_from(hash % u64::from(BOARD_SHARDS)).unwrap_or(0)
+}
+
+/// The best `n` of several lists of `(word, count)`: highest count first, equal counts by word.
+pub fn best_of(
+    lists: impl IntoIterator<Item = Vec<(String, i64)>>,
+    n: usize,
+) -> Vec<(String, i64)> {
+    let mut all: Vec<(String, i64)> = lists.into_iter().flatten().collect();
+    all.sort_by(|(a, x), (b, y)| y.cmp(x).then_with(|| a.cmp(b)));
+    all.dedup_by(|a, b| a.0 == b.0);
+    all.truncate(n);
+    all
+}
+
 /// Publishes a counted message for the consumers downstream.
 pub trait Publish: Send + Sync {
     fn publish(
@@ -89,5 +125,37 @@ pub struct NoPublish;
 impl Publish for NoPublish {
     async fn publish(&self, _message: &WordsMessage) -> Result<(), PublishError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        assert_eq!(board_shard("awsadvent"), board_shard("awsadvent"));
+        let shards: std::collections::HashSet<u32> = (0..1000)
+            .map(|i| board_shard(&format!("word{i}")))
+            .collect();
+        assert_eq!(shards.len(), BOARD_SHARDS as usize, "every shard is used");
+    }
+
+    proptest! {
+        /// The best n of the shards' best n is the best n of all: what the sharded view relies on.
+        #[test]
+        fn the_best_of_each_shards_best_is_the_best_of_all(
+            counts in proptest::collection::hash_map("[a-e]{1,3}", 0i64..20, 0..60),
+            n in 1usize..12,
+        ) {
+            let all: Vec<(String, i64)> = counts.into_iter().collect();
+            let mut shards: Vec<Vec<(String, i64)>> = vec![Vec::new(); BOARD_SHARDS as usize];
+            for entry in &all {
+                shards[board_shard(&entry.0) as usize].push(entry.clone());
+            }
+            let per_shard = shards.into_iter().map(|shard| best_of([shard], n));
+            prop_assert_eq!(best_of(per_shard, n), best_of([all], n));
+        }
     }
 }

@@ -5,6 +5,11 @@
 //! TransactWriteItems per chunk of at most 99 words together with the chunk's claim. Claims
 //! live in the same table, under keys that start with `#` (which no word can: `#` is a word
 //! boundary), with a TTL attribute `expires_at` (docs/counting.md).
+//!
+//! The leaderboard is a sparse global secondary index, `by-count`: partition key `board_shard`
+//! (N, the word's [`board_shard`], set by every `ADD`), sort key `count`. Only words carry a
+//! shard, so claims are not in it. `top n` queries each of the 16 shards for its highest counts,
+//! newest first, and keeps the best `n` (docs/slack.md).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +20,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use fanout_aws::DisplayErrorContext;
-use fanout_words_core::store::{ChunkOutcome, StoreError, WordCountStore};
+use fanout_words_core::store::{
+    best_of, board_shard, ChunkOutcome, Leaderboard, StoreError, WordCountStore, BOARD_SHARDS,
+};
 
 /// The partition key attribute.
 pub const KEY: &str = "word";
@@ -23,6 +30,10 @@ pub const KEY: &str = "word";
 pub const COUNT: &str = "count";
 /// The TTL attribute of "applied once" records.
 pub const EXPIRES_AT: &str = "expires_at";
+/// The leaderboard shard attribute (N), the partition key of [`BOARD_INDEX`].
+pub const BOARD_SHARD: &str = "board_shard";
+/// The leaderboard index: partition key [`BOARD_SHARD`], sort key [`COUNT`], keys only.
+pub const BOARD_INDEX: &str = "by-count";
 
 const BATCH_GET_LIMIT: usize = 100;
 
@@ -232,9 +243,14 @@ impl WordStore {
             let add = Update::builder()
                 .table_name(&self.table)
                 .key(KEY, AttributeValue::S(word.clone()))
-                .update_expression("ADD #count :delta")
+                .update_expression("ADD #count :delta SET #shard = :shard")
                 .expression_attribute_names("#count", COUNT)
+                .expression_attribute_names("#shard", BOARD_SHARD)
                 .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                .expression_attribute_values(
+                    ":shard",
+                    AttributeValue::N(board_shard(word).to_string()),
+                )
                 .build()
                 .map_err(|e| self.error_of("DynamoDB TransactWriteItems", false, e))?;
             items.push(TransactWriteItem::builder().update(add).build());
@@ -248,4 +264,59 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+impl Leaderboard for WordStore {
+    /// One Query per shard, at once; each reads its highest counts a page at a time until it
+    /// has `n` words that are not skipped (or runs out).
+    async fn top(
+        &self,
+        n: usize,
+        skip: fn(&str) -> bool,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let shards = (0..BOARD_SHARDS).map(|shard| self.shard_top(shard, n, skip));
+        let lists = futures::future::try_join_all(shards).await?;
+        Ok(best_of(lists, n))
+    }
+}
+
+impl WordStore {
+    async fn shard_top(
+        &self,
+        shard: u32,
+        n: usize,
+        skip: fn(&str) -> bool,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BOARD_INDEX)
+                .key_condition_expression("#shard = :shard")
+                .expression_attribute_names("#shard", BOARD_SHARD)
+                .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(n + 20).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.error("DynamoDB Query", e))?;
+            for item in page.items() {
+                if let (Some(AttributeValue::S(word)), Some(count)) =
+                    (item.get(KEY), count_of(item))
+                {
+                    if !skip(word) {
+                        found.push((word.clone(), count));
+                    }
+                }
+            }
+            start = page.last_evaluated_key;
+            if found.len() >= n || start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
 }

@@ -118,7 +118,7 @@ async fn create_table(
     table: &Table,
 ) -> Result<(), ResourceError> {
     use aws_sdk_dynamodb::types::TimeToLiveSpecification;
-    fanout_tests::create_table(dynamodb, &table.name, &table.key)
+    fanout_tests::create_table(dynamodb, &table.name, &table.key, &table.indexes)
         .await
         .map_err(|source| ResourceError::Table {
             table: table.name.clone(),

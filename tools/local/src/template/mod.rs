@@ -32,6 +32,8 @@ pub struct Table {
     pub name: String,
     pub key: String,
     pub ttl_attribute: Option<String>,
+    /// Its global secondary indexes (numeric keys, as the words table's leaderboard).
+    pub indexes: Vec<fanout_tests::NumberIndex>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,7 +45,50 @@ pub(super) fn table(ctx: &Context, id: &str, props: &Value) -> Result<Table, Tem
             .get("TimeToLiveSpecification")
             .and_then(|t| t.get("AttributeName"))
             .and_then(scalar),
+        indexes: indexes(id, props)?,
     })
+}
+
+/// A table's `GlobalSecondaryIndexes`, each with a HASH and a RANGE key.
+fn indexes(id: &str, props: &Value) -> Result<Vec<fanout_tests::NumberIndex>, TemplateError> {
+    let Some(indexes) = props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+    else {
+        return Ok(Vec::new());
+    };
+    indexes
+        .iter()
+        .map(|index| {
+            let key = |kind: &str| {
+                index
+                    .get("KeySchema")
+                    .and_then(Value::as_sequence)
+                    .and_then(|keys| {
+                        keys.iter()
+                            .find(|k| k.get("KeyType").and_then(Value::as_str) == Some(kind))
+                    })
+                    .and_then(|k| k.get("AttributeName"))
+                    .and_then(scalar)
+            };
+            match (
+                index.get("IndexName").and_then(scalar),
+                key("HASH"),
+                key("RANGE"),
+            ) {
+                (Some(name), Some(partition_key), Some(sort_key)) => {
+                    Ok(fanout_tests::NumberIndex {
+                        name,
+                        partition_key,
+                        sort_key,
+                    })
+                }
+                _ => Err(TemplateError::NoHashKey(format!(
+                    "{id}'s GlobalSecondaryIndexes"
+                ))),
+            }
+        })
+        .collect()
 }
 
 pub(super) fn queue(ctx: &Context, id: &str, props: &Value) -> Result<Queue, TemplateError> {

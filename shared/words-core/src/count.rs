@@ -27,13 +27,12 @@ pub struct Counted {
 
 impl Counted {
     /// `word: N, word: N`, in the message's order of first appearance.
+    /// At most [`crate::reply::MAX_REPLY_WORDS`] words, then `…and N more`.
     pub fn reply_text(&self) -> String {
-        self.message
-            .words
-            .iter()
-            .filter_map(|(word, _)| self.counts.get(word).map(|n| format!("{word}: {n}")))
-            .collect::<Vec<_>>()
-            .join(", ")
+        crate::reply::counts_text(
+            self.message.words.iter().map(|(word, _)| word),
+            &self.counts,
+        )
     }
 }
 
@@ -118,6 +117,7 @@ mod tests {
             user_id: Some("U1".into()),
             text: text.into(),
             addressed: false,
+            thread_ts: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod failure;
 pub mod memory;
 pub mod message;
 pub mod once;
+pub mod reply;
 pub mod slack;
 pub mod store;
 pub mod tokenize;

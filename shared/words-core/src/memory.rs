@@ -7,9 +7,16 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::message::WordsMessage;
+use crate::reply::{Claim, Reply, ReplyClaims, SlackWeb, WebError};
 use crate::store::{
     best_of, ChunkOutcome, Leaderboard, Publish, PublishError, StoreError, WordCountStore,
 };
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyState {
+    Done,
+    Leased { expired: bool },
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -30,6 +37,8 @@ pub enum Fault {
 struct State {
     counts: HashMap<String, i64>,
     claims: HashSet<String>,
+    /// Reply claims: done, or the lease still runs.
+    replies: HashMap<String, ReplyState>,
     /// Calls still to fail, by operation (`apply_chunk`, `counts`).
     faults: HashMap<&'static str, (usize, Fault)>,
     calls: Vec<String>,
@@ -191,5 +200,109 @@ impl Leaderboard for MemoryWords {
             .map(|(word, count)| (word.clone(), *count))
             .collect();
         Ok(best_of([counts], n))
+    }
+}
+
+impl MemoryWords {
+    /// Lets every running reply lease expire, as time passing would.
+    pub fn expire_leases(&self) {
+        for state in lock(&self.state).replies.values_mut() {
+            if let ReplyState::Leased { expired } = state {
+                *expired = true;
+            }
+        }
+    }
+}
+
+impl ReplyClaims for MemoryWords {
+    async fn claim(&self, message_id: &str, _lease: Duration) -> Result<Claim, StoreError> {
+        let mut state = lock(&self.state);
+        state.calls.push(format!("claim {message_id}"));
+        let claim = match state.replies.get(message_id) {
+            None => Claim::Taken {
+                after_an_attempt: false,
+            },
+            Some(ReplyState::Done) => Claim::Done,
+            Some(ReplyState::Leased { expired: false }) => Claim::Busy,
+            Some(ReplyState::Leased { expired: true }) => Claim::Taken {
+                after_an_attempt: true,
+            },
+        };
+        if let Claim::Taken { .. } = claim {
+            state
+                .replies
+                .insert(message_id.to_owned(), ReplyState::Leased { expired: false });
+        }
+        Ok(claim)
+    }
+
+    async fn done(&self, message_id: &str, _outcome: &str) -> Result<(), StoreError> {
+        lock(&self.state)
+            .replies
+            .insert(message_id.to_owned(), ReplyState::Done);
+        Ok(())
+    }
+}
+
+/// Slack's Web API in memory: the replies posted, and failures to meet.
+#[derive(Debug, Default)]
+pub struct MemorySlack {
+    state: Mutex<SlackState>,
+}
+
+#[derive(Debug, Default)]
+struct SlackState {
+    posts: Vec<Reply>,
+    attempts: usize,
+    failures: Vec<WebError>,
+    lost_answers: usize,
+}
+
+impl MemorySlack {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The replies posted, in order.
+    pub fn posts(&self) -> Vec<Reply> {
+        lock(&self.state).posts.clone()
+    }
+
+    /// How many posts were tried.
+    pub fn attempts(&self) -> usize {
+        lock(&self.state).attempts
+    }
+
+    /// The next post fails with `error`, before it is posted.
+    pub fn fail_next(&self, error: WebError) {
+        lock(&self.state).failures.push(error);
+    }
+
+    /// The next `n` posts are posted, but their answers are lost (a poster killed mid-way).
+    pub fn lose_answers(&self, n: usize) {
+        lock(&self.state).lost_answers = n;
+    }
+}
+
+impl SlackWeb for MemorySlack {
+    async fn post(&self, reply: &Reply) -> Result<(), WebError> {
+        let mut state = lock(&self.state);
+        state.attempts += 1;
+        if !state.failures.is_empty() {
+            return Err(state.failures.remove(0));
+        }
+        state.posts.push(reply.clone());
+        if state.lost_answers > 0 {
+            state.lost_answers -= 1;
+            return Err(WebError::Transient("the answer was lost".into()));
+        }
+        Ok(())
+    }
+
+    async fn already_posted(&self, reply: &Reply) -> Result<bool, WebError> {
+        Ok(lock(&self.state)
+            .posts
+            .iter()
+            .any(|p| p.message_id == reply.message_id && p.thread_ts == reply.thread_ts))
     }
 }

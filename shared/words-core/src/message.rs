@@ -60,6 +60,10 @@ pub struct WordsMessage {
     pub text: String,
     /// Each distinct word with its multiplicity, in order of first appearance.
     pub words: WordCounts,
+    /// An Events API message's thread (its `thread_ts`, or its own `ts`): where its counts are
+    /// posted as a reply. Absent for the other sources, which the counter answers inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
 }
 
 /// Why an SNS or SQS message could not be read.
@@ -149,6 +153,7 @@ impl WordsMessage {
             user_id: None,
             text: body.to_owned(),
             words: tokenize(body),
+            thread_ts: None,
         })
     }
 
@@ -163,6 +168,7 @@ impl WordsMessage {
             user_id: slack.user_id,
             text: slack.text,
             words,
+            thread_ts: slack.thread_ts,
         }
     }
 
@@ -265,6 +271,7 @@ mod tests {
             user_id: Some("U1".into()),
             text: "the the cat".into(),
             words: tokenize("the the cat"),
+            thread_ts: None,
         }
     }
 

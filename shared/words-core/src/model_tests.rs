@@ -107,6 +107,7 @@ fn slack(words: usize) -> SlackMessage {
         user_id: Some("U1".into()),
         text: text.concat(),
         addressed: false,
+        thread_ts: None,
     }
 }
 

@@ -243,6 +243,9 @@ pub struct SlackMessage {
     /// Said to the app: a slash command, or an app mention. Its text may be a command
     /// ([`crate::command`]).
     pub addressed: bool,
+    /// Where a reply to an Events API message goes: the thread it is in (its `thread_ts`), or
+    /// a new thread under it (its `ts`). `None` for the other sources, which answer inline.
+    pub thread_ts: Option<String>,
 }
 
 /// Whether the request is Slack's `ssl_check=1` (a form Slack sends to check a slash command's
@@ -321,6 +324,7 @@ fn parse_form(body: &str) -> Result<ParsedRequest, ParseError> {
             user_id: field("user_id"),
             text,
             addressed: source == Source::SlashCommand,
+            thread_ts: None,
         }),
     })
 }
@@ -355,6 +359,7 @@ struct Event {
     user: Option<String>,
     text: Option<String>,
     ts: Option<String>,
+    thread_ts: Option<String>,
     team: Option<String>,
 }
 
@@ -435,6 +440,7 @@ fn event_request(
         user_id: event.user,
         text,
         addressed: event.kind == "app_mention",
+        thread_ts: event.thread_ts.or(event.ts),
     }))
 }
 

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use fanout_aws::DisplayErrorContext;
+use fanout_words_core::reply::{Claim, ReplyClaims};
 use fanout_words_core::store::{
     best_of, board_shard, ChunkOutcome, Leaderboard, StoreError, WordCountStore, BOARD_SHARDS,
 };
@@ -318,5 +319,87 @@ impl WordStore {
                 return Ok(found);
             }
         }
+    }
+}
+
+/// The key prefix of reply claims (`#reply#<message_id>`), in the claims' `#` namespace.
+pub const REPLY_PREFIX: &str = "#reply#";
+/// How long a reply claim is kept: as long as the counting records (docs/counting.md).
+const REPLY_RECORD_TTL: Duration = Duration::from_secs(15 * 24 * 3600);
+
+impl ReplyClaims for WordStore {
+    /// One conditional UpdateItem: taken if there is no claim, or its lease expired while not
+    /// done. The old item says whether an attempt came before; on a refusal, whether it is done.
+    async fn claim(&self, message_id: &str, lease: Duration) -> Result<Claim, StoreError> {
+        use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+        let now = unix_now();
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                KEY,
+                AttributeValue::S(format!("{REPLY_PREFIX}{message_id}")),
+            )
+            .update_expression("SET #state = :posting, #lease = :until, #expires = :expires")
+            .condition_expression(
+                "attribute_not_exists(#key) OR (#state = :posting AND #lease < :now)",
+            )
+            .expression_attribute_names("#key", KEY)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":posting", AttributeValue::S("posting".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(
+                ":until",
+                AttributeValue::N((now + lease.as_secs()).to_string()),
+            )
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((now + REPLY_RECORD_TTL.as_secs()).to_string()),
+            )
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(output) => Ok(Claim::Taken {
+                after_an_attempt: output.attributes.is_some_and(|old| !old.is_empty()),
+            }),
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+                if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
+                    err.as_service_error()
+                {
+                    let done = failed
+                        .item()
+                        .and_then(|item| item.get("state"))
+                        .and_then(|state| state.as_s().ok())
+                        .is_some_and(|state| state == "done");
+                    return Ok(if done { Claim::Done } else { Claim::Busy });
+                }
+                Err(self.error("DynamoDB UpdateItem", err))
+            }
+        }
+    }
+
+    async fn done(&self, message_id: &str, outcome: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                KEY,
+                AttributeValue::S(format!("{REPLY_PREFIX}{message_id}")),
+            )
+            .update_expression("SET #state = :done, #outcome = :outcome")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_values(":done", AttributeValue::S("done".into()))
+            .expression_attribute_values(":outcome", AttributeValue::S(outcome.to_owned()))
+            .send()
+            .await
+            .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
+        Ok(())
     }
 }

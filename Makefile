@@ -113,7 +113,7 @@ bench-fanout-sim:
 # --- Local stack: the whole suite on this machine ----------------------------------------------
 # cargo lambda watch runs `cargo run --bin <function>`; building each the same way first makes
 # the stack start in seconds.
-FUNCTIONS := slack-counter sns-multiplier sns-logger s3-fanout s3-copier
+FUNCTIONS := slack-counter sns-multiplier sns-logger slack-replier s3-fanout s3-copier
 .PHONY: demo up local-bins
 
 ## demo: start moto + cargo lambda watch + the template's wiring, play the scripted scenario, stop

@@ -9,7 +9,8 @@
 //! - fixtures: [`create_table`] and [`create_unique_table`], [`words`] (the words table and its
 //!   counts, topics and probe queues), [`copy`] (buckets, objects, the runs table, a failing
 //!   part);
-//! - [`iam`]: the SDK operations a client sends, as the IAM actions they need.
+//! - [`iam`]: the SDK operations a client sends, as the IAM actions they need;
+//! - [`slack_api::SlackApi`]: a stand-in for Slack's Web API, recording the posts.
 //!
 //! moto is installed by `make test` into the project's `.venv`. When it is missing the tests fail
 //! with a message that says how to install it; they never skip.
@@ -252,4 +253,5 @@ pub mod iam;
 pub mod ports;
 pub mod runtime_api;
 pub mod serve;
+pub mod slack_api;
 pub mod words;

@@ -125,6 +125,46 @@ async fn sns_multiplier_events_are_handled() {
 }
 
 #[tokio::test]
+async fn slack_replier_events_are_handled() {
+    let sdk = Emulator::shared().sdk_config().await;
+    for (name, text) in event_files("slack-replier-") {
+        let table = create_words_table(&sdk).await;
+        let store = WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+        // The words were counted before they were published.
+        let deltas = [("awsadvent", 1), ("some", 1), ("words", 1)].map(|(w, n)| (w.to_owned(), n));
+        fanout_words_core::store::WordCountStore::apply_chunk(
+            &store,
+            "#count#sample",
+            &deltas,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        let slack = fanout_tests::slack_api::SlackApi::start("xoxb-sample")
+            .await
+            .unwrap();
+        let replier = slack_replier::Replier::new(
+            store,
+            Some(fanout_slack_web::SlackApi::new(&slack.url(), "xoxb-sample")),
+            slack_replier::DEFAULT_LEASE,
+        );
+        let event: Batch = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("events/{name} is not an SNS or SQS event: {e}"));
+        let answer = replier
+            .handle(event)
+            .await
+            .unwrap_or_else(|e| panic!("events/{name}: {e}"));
+        assert_eq!(answer, json!({"batchItemFailures": []}), "events/{name}");
+        let posts = slack.posts();
+        assert_eq!(posts.len(), 1, "events/{name}");
+        assert_eq!(
+            posts[0].text, "awsadvent: 1, some: 1, words: 1",
+            "events/{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn sns_logger_events_are_handled() {
     for (name, text) in event_files("sns-logger-") {
         let event: Batch = serde_json::from_str(&text)

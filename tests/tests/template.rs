@@ -67,6 +67,20 @@ const DECLARED: &[(&str, Declared)] = &[
         },
     ),
     (
+        "slack-replier",
+        Declared {
+            env_vars: slack_replier::ENV_VARS,
+            iam_actions: slack_replier::IAM_ACTIONS,
+            config: Some(|vars| slack_replier::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("WORDS_TABLE", "words"),
+                ("SLACK_BOT_TOKEN_PARAM", "/fanout/slack/bot-token"),
+                ("SLACK_API_URL", "https://slack.com/api/"),
+                ("SLACK_REPLY_LEASE_SECONDS", "30"),
+            ],
+        },
+    ),
+    (
         "sns-logger",
         Declared {
             env_vars: sns_logger::ENV_VARS,
@@ -112,7 +126,11 @@ const DECLARED: &[(&str, Declared)] = &[
 /// Variables a function reads only in local runs; a deployment must never set them, because
 /// their values are the Slack secrets themselves. The template passes the names of SSM
 /// SecureString parameters instead (`*_PARAM`), which the counter reads at init.
-const LOCAL_ONLY_VARS: &[&str] = &["SLACK_SIGNING_SECRET", "SLACK_VERIFICATION_TOKEN"];
+const LOCAL_ONLY_VARS: &[&str] = &[
+    "SLACK_SIGNING_SECRET",
+    "SLACK_VERIFICATION_TOKEN",
+    "SLACK_BOT_TOKEN",
+];
 
 /// Actions the platform performs with a function's role for every function: writing its log
 /// group.

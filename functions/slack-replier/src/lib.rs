@@ -150,6 +150,10 @@ where
         };
         let words: Vec<String> = message.words.iter().map(|(w, _)| w.to_owned()).collect();
         let counts = self.store.counts(&words).await?;
+        if counts.is_empty() {
+            tracing::warn!(message_id = %message.message_id, "none of its words has a count (a table emptied since?): no reply");
+            return Ok(());
+        }
         let reply = Reply {
             message_id: message.message_id.clone(),
             channel: channel.clone(),

@@ -92,6 +92,12 @@ impl SlackApi {
         self.state.lock().unwrap().posts.clone()
     }
 
+    /// A function that reads the posts so far, usable after the server has moved.
+    pub fn posts_handle(&self) -> impl Fn() -> Vec<Post> + Send + 'static {
+        let state = self.state.clone();
+        move || state.lock().unwrap().posts.clone()
+    }
+
     /// Every call so far (`chat.postMessage`, `chat.postMessage 429`…).
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()

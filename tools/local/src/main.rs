@@ -104,7 +104,7 @@ async fn serve(
     demo: bool,
     supervisor: &mut processes::Supervisor,
 ) -> ExitCode {
-    let stack = match stack::Stack::start(plan, !demo, supervisor).await {
+    let mut stack = match stack::Stack::start(plan, !demo, supervisor).await {
         Ok(stack) => stack,
         Err(err) => {
             eprintln!("fanout-local: the stack did not start: {err}");
@@ -122,7 +122,13 @@ async fn serve(
         eprintln!("fanout-local: {err}");
         return ExitCode::FAILURE;
     }
+    stack.echo_slack_posts();
     println!("{}", stack.usage());
+    println!(
+        "fanout-local ready: slack={} endpoint={}",
+        stack.slack_url().unwrap_or_default(),
+        stack.endpoint
+    );
     std::future::pending().await
 }
 

@@ -15,6 +15,7 @@ pub const LOCAL_PARAMETERS: &[(&str, &str)] = &[
     // no signature (a fixed timestamp would be stale); signed requests are still checked by
     // their signature (docs/local-stack.md).
     ("SlackAcceptUnsignedWithToken", "true"),
+    ("SlackBotTokenParameter", "/fanout/local/slack-bot-token"),
     ("SourceBucket", "fanout-local-source"),
     ("DestinationBucket", "fanout-local-backup"),
     ("CopyMultipartThreshold", "8MiB"),
@@ -24,6 +25,8 @@ pub const LOCAL_PARAMETERS: &[(&str, &str)] = &[
 /// The Slack credentials stored in the local SSM parameters.
 pub const SIGNING_SECRET: &str = "local-signing-secret";
 pub const VERIFICATION_TOKEN: &str = "local-verification-token";
+/// The bot token the stand-in Slack Web API accepts (stored in SSM like the others).
+pub const BOT_TOKEN: &str = "xoxb-local-bot-token";
 
 /// The objects `make up` puts in the source bucket, as `(key, size)`, so that the s3-fanout
 /// samples in events/ list something and the s3-copier samples copy an object that exists (their

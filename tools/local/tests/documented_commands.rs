@@ -1042,7 +1042,12 @@ fn every_documented_local_command_works_as_written() {
     let started = Instant::now();
     let usage = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(end) = text.find(USAGE_END) {
+        // The contract: one line once everything is ready, after the usage.
+        let ready = text.lines().any(|l| {
+            l.starts_with("fanout-local ready: slack=http://127.0.0.1:")
+                && l.contains("/lambda-url/slack-counter/ endpoint=http://127.0.0.1:")
+        });
+        if let Some(end) = text.find(USAGE_END).filter(|_| ready) {
             let start = text.find("fanout is running locally").unwrap_or(0).min(end);
             break Some(text[start..end].to_owned());
         }

@@ -27,7 +27,7 @@ mod watch;
 
 pub use moto::{start_moto, MotoError};
 pub use ports::{free_port, wait_for_port};
-pub use watch::{start_watch, Logs, WatchError};
+pub use watch::{start_watch, Logs, SlackWebApi, WatchError};
 
 /// How long a process may take to stop after SIGTERM before it gets SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);

@@ -52,6 +52,7 @@ pub async fn start_watch(
     supervisor: &mut Supervisor,
     plan: &Plan,
     endpoint: &str,
+    slack: &SlackWebApi,
     echo: bool,
 ) -> Result<Watch, WatchError> {
     let root = workspace_root();
@@ -61,7 +62,7 @@ pub async fn start_watch(
     }
     let port = free_port().map_err(WatchError::NoPort)?;
     let url = format!("http://127.0.0.1:{port}");
-    let env_file = write_env_file(plan, endpoint, &url)?;
+    let env_file = write_env_file(plan, endpoint, &url, slack)?;
     println!("▸ starting cargo lambda watch on {url} (the real function binaries)…");
     let mut command = watch_command(&root, &venv_bin, port, &env_file);
     let child = supervisor.spawn("cargo lambda watch", &mut command)?;
@@ -103,6 +104,8 @@ fn watch_command(root: &Path, venv_bin: &Path, port: u16, env_file: &Path) -> Co
         .env("CARGO_TERM_COLOR", "never")
         .env_remove("SLACK_SIGNING_SECRET")
         .env_remove("SLACK_VERIFICATION_TOKEN")
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("SLACK_API_URL")
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -120,9 +123,28 @@ async fn collect_lines(stream: Box<dyn AsyncRead + Send + Unpin>, logs: Logs, ec
     }
 }
 
-/// The functions' environment as the template sets it, pointed at the emulator.
-fn write_env_file(plan: &Plan, endpoint: &str, watch_url: &str) -> Result<PathBuf, WatchError> {
+/// Where the functions that post to Slack post: the Web API's URL, and the bot token itself when
+/// it is not the one the local stack keeps in SSM.
+#[derive(Debug, Clone)]
+pub struct SlackWebApi {
+    pub url: String,
+    pub bot_token: Option<String>,
+}
+
+/// The functions' environment as the template sets it, pointed at the emulator and at
+/// `slack`.
+fn write_env_file(
+    plan: &Plan,
+    endpoint: &str,
+    watch_url: &str,
+    slack: &SlackWebApi,
+) -> Result<PathBuf, WatchError> {
     let mut env = plan.merged_env()?;
+    env.insert("SLACK_API_URL".into(), slack.url.clone());
+    if let Some(token) = &slack.bot_token {
+        env.remove("SLACK_BOT_TOKEN_PARAM");
+        env.insert("SLACK_BOT_TOKEN".into(), token.clone());
+    }
     env.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
     // s3-fanout continues long listings by invoking itself: locally, through cargo lambda.
     env.insert("AWS_ENDPOINT_URL_LAMBDA".into(), watch_url.into());

@@ -13,7 +13,7 @@ use aws_sdk_sns::operation::subscribe::SubscribeError;
 use aws_sdk_sqs::operation::create_queue::CreateQueueError;
 use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 
-use crate::settings::{SIGNING_SECRET, VERIFICATION_TOKEN};
+use crate::settings::{BOT_TOKEN, SIGNING_SECRET, VERIFICATION_TOKEN};
 use crate::template::{Plan, Table};
 use queues::{create_queues, subscribe_queues};
 
@@ -153,6 +153,7 @@ async fn put_slack_parameters(plan: &Plan, ssm: &aws_sdk_ssm::Client) -> Result<
     for (parameter, value) in [
         ("SlackSigningSecretParameter", SIGNING_SECRET),
         ("SlackVerificationTokenParameter", VERIFICATION_TOKEN),
+        ("SlackBotTokenParameter", BOT_TOKEN),
     ] {
         let Some(name) = plan.parameters.get(parameter).filter(|n| !n.is_empty()) else {
             continue;

@@ -17,6 +17,45 @@ impl Demo<'_> {
         self.backups(t).await;
         t.step(6, "The post-deploy smoke test, against this local stack");
         self.smoke_test(t).await;
+        self.leaderboard(t).await;
+    }
+
+    /// Step 7: the leaderboard, asked with a slash command.
+    async fn leaderboard(&self, t: &mut Transcript) {
+        t.step(7, "The leaderboard: /wordcount top 3");
+        let command = serde_urlencoded::to_string([
+            ("token", VERIFICATION_TOKEN),
+            ("team_id", "T0DEMO"),
+            ("channel_id", "C0DEMO"),
+            ("user_id", "U0DEMO"),
+            ("command", "/wordcount"),
+            ("text", "top 3"),
+            ("trigger_id", &format!("{}.demo.top", now())),
+        ])
+        .unwrap_or_default();
+        let (status, text) = self.post_signed(&command, FORM).await;
+        let first = text.lines().next().unwrap_or_default().to_owned();
+        t.check(
+            "the three most counted words, awsadvent first, only to the one who asked",
+            status == 200 && text.lines().count() == 3 && first.starts_with("1. awsadvent: "),
+            format!("{status} {}", text.replace('\n', " | ")),
+        );
+    }
+
+    /// Waits for the stand-in Slack Web API to receive a reply in `thread_ts`.
+    async fn wait_for_reply(&self, channel: &str, thread_ts: &str) -> Option<String> {
+        let stand_in = self.stack.slack_stand_in.as_ref()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let reply = stand_in
+                .posts()
+                .into_iter()
+                .find(|p| p.channel == channel && p.thread_ts.as_deref() == Some(thread_ts));
+            if reply.is_some() || std::time::Instant::now() > deadline {
+                return reply.map(|p| p.text);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// Step 1: a Slack outgoing webhook counts words, the multiplier and the logger follow.
@@ -74,6 +113,20 @@ impl Demo<'_> {
             status == 200 && text.starts_with("signed: 1") && text.contains(":tada:: 1"),
             format!("{status} {text:?}"),
         );
+        // Slack ignores an Events API answer's body: slack-replier posts the counts in the
+        // message's thread, through the Web API (here the stand-in).
+        if self.stack.slack_stand_in.is_some() {
+            t.note("WordsTopic → ReplierQueue → slack-replier posts the counts in the thread…");
+            let thread = format!("{run_stamp}.000300");
+            let reply = self.wait_for_reply("C0DEMO", &thread).await;
+            t.check(
+                &format!("a threaded reply in C0DEMO, thread {thread}"),
+                reply.as_deref().is_some_and(|r| r.starts_with("signed: 1")),
+                format!("{reply:?}"),
+            );
+        } else {
+            t.note("SLACK_API_URL is set: the reply goes to that Slack, not checked here");
+        }
         event
     }
 

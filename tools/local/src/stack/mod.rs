@@ -10,10 +10,10 @@ use tokio::task::JoinHandle;
 
 use crate::invoker::Invoker;
 use crate::pollers::{Wiring, WiringError};
-use crate::processes::{start_moto, start_watch, MotoError, Supervisor, WatchError};
+use crate::processes::{start_moto, start_watch, MotoError, SlackWebApi, Supervisor, WatchError};
 use crate::project::sign_slack_request;
 use crate::resources::{create_resources, ResourceError};
-use crate::settings::{SIGNING_SECRET, VERIFICATION_TOKEN};
+use crate::settings::{BOT_TOKEN, SIGNING_SECRET, VERIFICATION_TOKEN};
 use crate::template::{Plan, Trigger};
 
 pub use crate::processes::Logs;
@@ -33,6 +33,8 @@ pub enum StackError {
     Watch(#[from] WatchError),
     #[error("HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error("the stand-in Slack Web API did not start: {0}")]
+    SlackStandIn(#[source] std::io::Error),
     #[error(transparent)]
     Wiring(#[from] WiringError),
 }
@@ -47,6 +49,10 @@ pub struct Stack {
     pub watch_url: String,
     /// The lines `cargo lambda watch` and the functions printed so far.
     pub logs: Logs,
+    /// Where replies are posted: the stand-in Slack Web API, unless `SLACK_API_URL` was set.
+    pub slack: SlackWebApi,
+    /// The stand-in, recording the posts (`None` with a real `SLACK_API_URL`).
+    pub slack_stand_in: Option<fanout_tests::slack_api::SlackApi>,
     pollers: Vec<JoinHandle<()>>,
 }
 
@@ -66,7 +72,42 @@ impl Stack {
         println!("▸ creating the resources of infra/template.yaml…");
         let mut queue_urls = create_resources(&plan, &sdk).await?;
 
-        let watch = start_watch(supervisor, &plan, &moto.endpoint, echo).await?;
+        // Replies go to SLACK_API_URL with SLACK_BOT_TOKEN when they are set (a real Slack
+        // workspace, say); else to a stand-in that records them.
+        let (slack, slack_stand_in) = match std::env::var("SLACK_API_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => (
+                SlackWebApi {
+                    url,
+                    bot_token: std::env::var("SLACK_BOT_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty()),
+                },
+                None,
+            ),
+            None => {
+                let stand_in = fanout_tests::slack_api::SlackApi::start(BOT_TOKEN)
+                    .await
+                    .map_err(StackError::SlackStandIn)?;
+                println!("  stand-in Slack Web API at {}", stand_in.url());
+                let bot_token = std::env::var("SLACK_BOT_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty());
+                if bot_token.is_some() {
+                    println!("  (SLACK_BOT_TOKEN is set without SLACK_API_URL: the stand-in takes only the local token, so it is not used)");
+                }
+                (
+                    SlackWebApi {
+                        url: stand_in.url(),
+                        bot_token: None,
+                    },
+                    Some(stand_in),
+                )
+            }
+        };
+        let watch = start_watch(supervisor, &plan, &moto.endpoint, &slack, echo).await?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -79,6 +120,8 @@ impl Stack {
             http,
             watch_url: watch.url,
             logs: watch.logs,
+            slack,
+            slack_stand_in,
             pollers: Vec::new(),
         };
         stack.warm_up().await;
@@ -92,6 +135,30 @@ impl Stack {
         .start()
         .await?;
         Ok(stack)
+    }
+
+    /// Prints each post the stand-in Slack Web API receives, as it comes (for `make up`).
+    pub fn echo_slack_posts(&mut self) {
+        let Some(stand_in) = &self.slack_stand_in else {
+            return;
+        };
+        let posts = stand_in.posts_handle();
+        self.pollers.push(tokio::spawn(async move {
+            let mut shown = 0;
+            loop {
+                let all = posts();
+                for post in &all[shown.min(all.len())..] {
+                    println!(
+                        "  │ slack: posted in {} (thread {}): {}",
+                        post.channel,
+                        post.thread_ts.as_deref().unwrap_or("-"),
+                        post.text
+                    );
+                }
+                shown = all.len();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }));
     }
 
     /// The function URL of the function behind the template's HTTP route.

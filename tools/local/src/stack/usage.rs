@@ -18,7 +18,17 @@ impl Stack {
         );
         let _ = writeln!(out, "  AWS emulator (moto):   {}", self.endpoint);
         let _ = writeln!(out, "  Lambda (cargo lambda): {}", self.watch_url);
-        let _ = writeln!(out, "  Slack URL:             {slack}\n");
+        let _ = writeln!(out, "  Slack URL:             {slack}");
+        let _ = writeln!(
+            out,
+            "  Slack Web API:         {}{}\n",
+            self.slack.url,
+            if self.slack_stand_in.is_some() {
+                " (a stand-in: the app's threaded replies are printed as it receives them)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(
             out,
             "Count some words, as a Slack outgoing webhook would, signed with the local signing secret (needs openssl):"

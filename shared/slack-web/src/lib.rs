@@ -12,6 +12,16 @@ use std::time::Duration;
 use fanout_words_core::reply::{Reply, SlackWeb, WebError, REPLY_EVENT_TYPE};
 use serde_json::{json, Value};
 
+/// The Web API methods this crate calls, with the bot scopes they need (for a public channel's
+/// thread, a private one's).
+pub const METHODS: &[(&str, &[&str])] = &[
+    ("chat.postMessage", &["chat:write"]),
+    (
+        "conversations.replies",
+        &["channels:history", "groups:history"],
+    ),
+];
+
 /// Slack's Web API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 

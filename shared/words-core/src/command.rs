@@ -7,6 +7,9 @@ use std::sync::OnceLock;
 
 use crate::tokenize::tokenize;
 
+/// The slash command the app's manifest (slack/manifest.yaml) declares.
+pub const SLASH_COMMAND: &str = "/wordcount";
+
 /// The most words `top` lists.
 pub const MAX_TOP: usize = 50;
 /// What `top` lists without a number.
@@ -113,7 +116,7 @@ pub fn count_text(words: &[String], counts: &std::collections::HashMap<String, i
 /// What the app understands.
 pub fn help_text() -> String {
     format!(
-        "Send words and I count them, replying with each word's count.\n\
+        "Send words and I count them, replying with each word's count. With {SLASH_COMMAND} or by mentioning me:\n\
          `top` — the {DEFAULT_TOP} most counted words (stop words left out); `top N` — the N most (1 to {MAX_TOP}); `top N all` — with stop words\n\
          `count WORD…` — those words' counts\n\
          `help` — this"

@@ -210,6 +210,14 @@ pub enum RequestKind {
     Ignored { reason: String },
 }
 
+/// The Events API subscriptions the counter handles, with the bot scope each needs (the app's
+/// manifest, slack/manifest.yaml, subscribes to exactly these).
+pub const BOT_EVENTS: &[(&str, &str)] = &[
+    ("app_mention", "app_mentions:read"),
+    ("message.channels", "channels:history"),
+    ("message.groups", "groups:history"),
+];
+
 /// The message subtypes that carry someone's words, beside the plain message (no subtype): a
 /// file shared with a comment, a thread reply also sent to the channel, a `/me` message. Every
 /// other subtype (edits, deletions, joins, bot messages…) is acknowledged and not counted.

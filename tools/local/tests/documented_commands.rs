@@ -891,6 +891,7 @@ fn check_answer(local: &Local, line: &str, output: &str) -> Result<(), String> {
             "slack-counter",
             "sns-multiplier",
             "sns-logger",
+            "slack-replier",
             "s3-fanout",
             "s3-copier",
         ]
@@ -904,7 +905,9 @@ fn check_answer(local: &Local, line: &str, output: &str) -> Result<(), String> {
                     body["text"].is_string() || body["challenge"].is_string()
                 }
             }
-            "sns-multiplier" | "s3-copier" => answer["batchItemFailures"] == serde_json::json!([]),
+            "sns-multiplier" | "s3-copier" | "slack-replier" => {
+                answer["batchItemFailures"] == serde_json::json!([])
+            }
             "sns-logger" => answer.is_null(),
             _ => answer["listed"].as_u64().is_some_and(|n| n > 0) && answer["complete"] == true,
         };

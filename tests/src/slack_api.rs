@@ -42,6 +42,8 @@ pub enum Answer {
 struct State {
     token: String,
     posts: Vec<Post>,
+    /// What was posted to response URLs (`/response/…`), as `(path, body)`.
+    responses: Vec<(String, Value)>,
     /// Every call, as `method` (with `429` or the error code when it failed).
     calls: Vec<String>,
     script: VecDeque<Answer>,
@@ -92,6 +94,16 @@ impl SlackApi {
         self.state.lock().unwrap().posts.clone()
     }
 
+    /// A response URL of this stand-in (`/response/<id>`).
+    pub fn response_url(&self, id: &str) -> String {
+        format!("http://{}/response/{id}", self.addr)
+    }
+
+    /// What was posted to its response URLs, as `(path, body)`.
+    pub fn responses(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().responses.clone()
+    }
+
     /// A function that reads the posts so far, usable after the server has moved.
     pub fn posts_handle(&self) -> impl Fn() -> Vec<Post> + Send + 'static {
         let state = self.state.clone();
@@ -131,6 +143,14 @@ async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if path.starts_with("/response/") {
+        // A slash command's response_url: no token, answered "ok" as Slack does.
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut state = state.lock().unwrap();
+        state.calls.push("response_url".into());
+        state.responses.push((path, body));
+        return Response::new(Full::new(Bytes::from_static(b"ok")));
+    }
     let method = path.trim_start_matches("/api/").to_owned();
     let token = state.lock().unwrap().token.clone();
     if authorized.as_deref() != Some(&format!("Bearer {token}")) {

@@ -284,3 +284,73 @@ async fn a_poster_killed_after_slack_took_its_post_is_not_followed_by_a_second_p
         ["chat.postMessage held", "conversations.replies"]
     );
 }
+
+/// A slash command whose counting outlasts its deadline (here 0) is answered at once and handed
+/// to slack-replier with its response_url; the replier finishes the counting (once, however
+/// often the message is delivered) and posts the counts there, to the channel.
+#[tokio::test]
+async fn a_slow_slash_command_is_acknowledged_at_once_and_answered_at_its_response_url() {
+    let f = Fixture::new().await;
+    let counter = slack_counter::Counter::new(
+        Verifier::new(None, Some("token".into())),
+        f.store(),
+        Some(fanout_sns::WordsPublisher::new(
+            aws_sdk_sns::Client::new(&f.sdk),
+            &f.topic_arn,
+        )),
+    )
+    .with_command_deadline(Duration::ZERO);
+    let response_url = f.slack.response_url("T1/1/slow");
+    let body = serde_urlencoded::to_string([
+        ("token", "token"),
+        ("team_id", "T1"),
+        ("channel_id", "C1"),
+        ("user_id", "U1"),
+        ("command", "/wordcount"),
+        ("text", "slow slow words"),
+        ("trigger_id", "1.2.slow"),
+        ("response_url", response_url.as_str()),
+    ])
+    .unwrap();
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let response = counter.handle(request).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+    assert!(
+        answer["text"].as_str().unwrap().starts_with("Counting"),
+        "{answer}"
+    );
+
+    let published = drain(&f.sdk, &f.queue).await;
+    assert_eq!(published.len(), 1);
+    for _delivery in 0..2 {
+        let answer = f
+            .replier(BOT_TOKEN)
+            .handle(sqs_event(&published))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    let counts = f
+        .store()
+        .counts(&["slow".into(), "words".into()])
+        .await
+        .unwrap();
+    assert_eq!((counts["slow"], counts["words"]), (2, 1), "counted once");
+    let responses = f.slack.responses();
+    assert_eq!(responses.len(), 1, "{:?}", f.slack.calls());
+    assert_eq!(responses[0].0, "/response/T1/1/slow");
+    assert_eq!(
+        responses[0].1,
+        json!({"response_type": "in_channel", "text": "slow: 2, words: 1"})
+    );
+    assert!(
+        f.slack.posts().is_empty(),
+        "no threaded reply for a slash command"
+    );
+}

@@ -5,7 +5,7 @@
 //! targets and Function URLs; base64-encoded bodies are decoded by lambda_http before the
 //! signature is checked, so the signature covers the decoded bytes.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
@@ -30,6 +30,7 @@ pub const ENV_VARS: &[&str] = &[
     "SLACK_SIGNING_SECRET_PARAM",
     "SLACK_VERIFICATION_TOKEN_PARAM",
     "SLACK_ACCEPT_UNSIGNED_WITH_TOKEN",
+    "SLACK_COMMAND_DEADLINE_MS",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml). Publishing
@@ -64,7 +65,14 @@ pub struct Config {
     /// `SLACK_ACCEPT_UNSIGNED_WITH_TOKEN`: with both credentials, a request with no signature
     /// headers (a legacy outgoing webhook) is checked by its token. `false` unless set.
     pub accept_unsigned_with_token: bool,
+    /// `SLACK_COMMAND_DEADLINE_MS`: how long a slash command's counting may take before it is
+    /// handed to slack-replier (with a topic). Slack waits 3 s.
+    pub command_deadline: Duration,
 }
+
+/// The slash-command deadline when `SLACK_COMMAND_DEADLINE_MS` is unset: Slack waits 3 s for an
+/// answer, and the answer itself needs time to travel.
+pub const DEFAULT_COMMAND_DEADLINE: Duration = Duration::from_millis(2500);
 
 impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
@@ -82,6 +90,11 @@ impl Config {
                 false,
                 "true or false",
             )?,
+            command_deadline: Duration::from_millis(vars.parsed_or(
+                "SLACK_COMMAND_DEADLINE_MS",
+                u64::try_from(DEFAULT_COMMAND_DEADLINE.as_millis()).unwrap_or(2500),
+                "a whole number of milliseconds",
+            )?),
         })
         .and_then(|config| {
             if config.accept_unsigned_with_token && config.verification_token == Secret::Unset {
@@ -145,6 +158,9 @@ pub struct Counter<S, P> {
     store: S,
     publisher: P,
     clock: fn() -> i64,
+    /// How long a slash command's counting may take before it is handed to slack-replier
+    /// through the topic; `None`: never handed over (no topic).
+    command_deadline: Option<Duration>,
 }
 
 fn unix_now() -> i64 {
@@ -165,7 +181,16 @@ where
             store,
             publisher,
             clock: unix_now,
+            command_deadline: None,
         }
+    }
+
+    /// Hands a slash command's counting to slack-replier (through the topic, with its
+    /// `response_url`) when it takes longer than `deadline`, or fails for a moment: Slack shows
+    /// an error for an answer slower than 3 seconds. Only with a topic to publish to.
+    pub fn with_command_deadline(mut self, deadline: Duration) -> Self {
+        self.command_deadline = Some(deadline);
+        self
     }
 
     /// Replaces the clock used for the timestamp check (for tests of old signed examples).
@@ -225,6 +250,17 @@ where
         }
     }
 
+    /// A command that could not be answered: to a slash command's user, a sorry; else the
+    /// failure's status.
+    fn not_answered(&self, err: StoreError, message: &SlackMessage) -> Reply {
+        let reply = fail(Failure::NotAnswered(err), Some(&message.message_id));
+        if message.source == Source::SlashCommand {
+            ephemeral("Sorry, that could not be answered just now. Please try again in a moment.")
+        } else {
+            reply
+        }
+    }
+
     /// Answers a command said to the app: ephemeral to a slash command's user; as the counts
     /// are, to an app mention.
     async fn command(&self, command: Command, message: &SlackMessage) -> Reply {
@@ -237,12 +273,12 @@ where
                 };
                 match self.store.top(n, skip).await {
                     Ok(entries) => command::top_text(&entries, all),
-                    Err(err) => return fail(Failure::NotAnswered(err), Some(&message.message_id)),
+                    Err(err) => return self.not_answered(err, message),
                 }
             }
             Command::Count(words) => match self.store.counts(&words).await {
                 Ok(counts) => command::count_text(&words, &counts),
-                Err(err) => return fail(Failure::NotAnswered(err), Some(&message.message_id)),
+                Err(err) => return self.not_answered(err, message),
             },
             Command::Help => command::help_text(),
             Command::Usage(usage) => usage,
@@ -260,7 +296,32 @@ where
     async fn count(&self, slack: SlackMessage) -> Reply {
         let started = Instant::now();
         let (message_id, source) = (slack.message_id.clone(), slack.source);
-        match count_message(&self.store, &self.publisher, slack).await {
+        let deadline = self
+            .command_deadline
+            .filter(|_| source == Source::SlashCommand && slack.response_url.is_some());
+        let counted = match deadline {
+            None => count_message(&self.store, &self.publisher, slack).await,
+            Some(deadline) => {
+                let handed_over = slack.clone();
+                match tokio::time::timeout(
+                    deadline,
+                    count_message(&self.store, &self.publisher, slack),
+                )
+                .await
+                {
+                    Ok(Err(err)) if err.transient() => {
+                        tracing::warn!(%message_id, error = %err, "a slash command failed for a moment: handed to slack-replier");
+                        return self.hand_over(handed_over).await;
+                    }
+                    Ok(counted) => counted,
+                    Err(_) => {
+                        tracing::info!(%message_id, deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX), "a slash command took too long: handed to slack-replier");
+                        return self.hand_over(handed_over).await;
+                    }
+                }
+            }
+        };
+        match counted {
             Ok(CountOutcome::NoWords) => {
                 tracing::info!(%message_id, "no words to count");
                 answer(
@@ -280,7 +341,28 @@ where
                 );
                 answer(source, counted.reply_text())
             }
+            Err(err) if source == Source::SlashCommand => {
+                let _logged = fail(Failure::NotCounted(err), Some(&message_id));
+                ephemeral("Sorry, your words could not be counted just now. Please try again in a moment.")
+            }
             Err(err) => fail(Failure::NotCounted(err), Some(&message_id)),
+        }
+    }
+
+    /// Publishes the slash command with its `response_url`, for slack-replier to finish the
+    /// counting (once: the same claims) and post the counts there; answers at once.
+    async fn hand_over(&self, slack: SlackMessage) -> Reply {
+        let message_id = slack.message_id.clone();
+        let response_url = slack.response_url.clone();
+        let words = fanout_words_core::tokenize(&slack.text);
+        let mut message = fanout_words_core::WordsMessage::from_slack(slack, words);
+        message.response_url = response_url;
+        match self.publisher.publish(&message).await {
+            Ok(()) => ephemeral("Counting… the counts will follow here in a moment."),
+            Err(err) => {
+                tracing::error!(%message_id, error = %err, "a slash command could not be handed over");
+                ephemeral("Sorry, your words could not be counted just now. Please try again in a moment.")
+            }
         }
     }
 }
@@ -411,6 +493,11 @@ impl Reply {
     }
 }
 
+/// An answer only the slash command's user sees.
+fn ephemeral(text: &str) -> Reply {
+    Reply::ok(json!({ "response_type": "ephemeral", "text": text }))
+}
+
 /// The header that tells Slack not to retry a request.
 pub const NO_RETRY_HEADER: &str = "x-slack-no-retry";
 
@@ -504,6 +591,52 @@ mod tests {
             assert_eq!(response.headers()["content-type"], "application/json");
         }
         assert!(counter.store.calls().is_empty(), "nothing was touched");
+    }
+
+    fn slash(text: &str) -> Request {
+        form(&format!(
+            "token=tok&team_id=T1&channel_id=C1&command=%2Fwordcount&text={text}&trigger_id=9.9.9&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F9%2Fx"
+        ))
+    }
+
+    async fn body_of(response: Response<Body>) -> Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slash_command_failing_for_a_moment_is_handed_over() {
+        // (Past its deadline: tests/tests/replies.rs, where the store takes time to answer.)
+        {
+            let counter = counter().with_command_deadline(Duration::from_secs(60));
+            counter.store.fail("apply_chunk", 1, Fault::Before);
+            let answer = body_of(counter.handle(slash("hello+there")).await).await;
+            assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+            assert!(answer["text"].as_str().unwrap().starts_with("Counting"));
+            let published = counter.publisher.published();
+            assert_eq!(published.len(), 1);
+            assert_eq!(
+                published[0].response_url.as_deref(),
+                Some("https://hooks.slack.com/commands/T1/9/x")
+            );
+        }
+        // Without a deadline (no topic to hand over to), a failure is a sorry to its user.
+        let plain = counter();
+        plain.store.fail("apply_chunk", 1, Fault::Before);
+        let response = plain.handle(slash("hello")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let answer = body_of(response).await;
+        assert_eq!(answer["response_type"], "ephemeral");
+        assert!(
+            answer["text"].as_str().unwrap().starts_with("Sorry"),
+            "{answer}"
+        );
+        // In time, the counts, to the channel, as ever.
+        let in_time = counter().with_command_deadline(Duration::from_secs(60));
+        let answer = body_of(in_time.handle(slash("hello")).await).await;
+        assert_eq!(
+            answer,
+            json!({"response_type": "in_channel", "text": "hello: 1"})
+        );
     }
 
     #[tokio::test]

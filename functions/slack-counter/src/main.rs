@@ -17,7 +17,13 @@ async fn main() -> Result<(), Error> {
         let store = WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
         let publisher = (config.topic_arn.as_ref())
             .map(|arn| WordsPublisher::new(aws_sdk_sns::Client::new(&sdk), arn));
-        Ok::<_, InitError>(Counter::new(verifier, store, publisher))
+        let has_topic = publisher.is_some();
+        let counter = Counter::new(verifier, store, publisher);
+        Ok::<_, InitError>(if has_topic {
+            counter.with_command_deadline(config.command_deadline)
+        } else {
+            counter
+        })
     })
     .await?;
     let counter = &counter;

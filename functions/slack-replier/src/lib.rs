@@ -12,8 +12,9 @@ use std::time::Duration;
 use fanout_common::events::{Batch, BatchError, Delivery};
 use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
+use fanout_words_core::once::{apply_once, Stage};
 use fanout_words_core::reply::{
-    counts_text, reply_once, Replied, Reply, ReplyClaims, ReplyError, SlackWeb,
+    counts_text, reply_once, respond_once, Replied, Reply, ReplyClaims, ReplyError, SlackWeb,
 };
 use fanout_words_core::store::WordCountStore;
 use fanout_words_core::WordsMessage;
@@ -31,6 +32,7 @@ pub const ENV_VARS: &[&str] = &[
 /// The IAM actions this function's code calls (checked against infra/template.yaml).
 pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
     "dynamodb:BatchGetItem",
     "ssm:GetParameter",
 ];
@@ -109,6 +111,8 @@ pub struct Replier<S, W> {
     store: S,
     slack: Option<W>,
     lease: Duration,
+    /// Whether Events API messages get threaded replies (a bot token is configured).
+    threads: bool,
 }
 
 impl<S, W> Replier<S, W>
@@ -121,7 +125,15 @@ where
             store,
             slack,
             lease,
+            threads: true,
         }
+    }
+
+    /// Posts no threaded replies (no bot token), only slash commands' late answers (a response
+    /// URL needs none).
+    pub fn without_threaded_replies(mut self) -> Self {
+        self.threads = false;
+        self
     }
 
     /// Handles an SNS or SQS event.
@@ -143,9 +155,15 @@ where
                 return Ok(());
             }
         };
-        let (Some(slack), Some(channel), Some(thread_ts)) =
-            (&self.slack, &message.channel_id, &message.thread_ts)
-        else {
+        if let Some(response_url) = &message.response_url {
+            return self.finish_command(&message, response_url).await;
+        }
+        let (Some(slack), Some(channel), Some(thread_ts), true) = (
+            &self.slack,
+            &message.channel_id,
+            &message.thread_ts,
+            self.threads,
+        ) else {
             return Ok(());
         };
         let words: Vec<String> = message.words.iter().map(|(w, _)| w.to_owned()).collect();
@@ -171,6 +189,58 @@ where
             }
             Err(err) => {
                 tracing::warn!(%message_id, error = %err, "not replied yet; it will be retried");
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S, W> Replier<S, W>
+where
+    S: WordCountStore + ReplyClaims,
+    W: SlackWeb,
+{
+    /// A slash command slack-counter handed over: its counting finished (once: the counter's
+    /// own claims), then the counts posted to its `response_url`. Needs no bot token.
+    async fn finish_command(
+        &self,
+        message: &WordsMessage,
+        response_url: &str,
+    ) -> Result<(), ReplyError> {
+        let message_id = &message.message_id;
+        let deltas = match message.deltas(1) {
+            Ok(deltas) => deltas,
+            Err(invalid) => {
+                tracing::error!(%message_id, error = %invalid, "an invalid handed-over command: not counted");
+                return Ok(());
+            }
+        };
+        apply_once(&self.store, Stage::Count, message_id, &deltas).await?;
+        let words: Vec<String> = deltas.into_iter().map(|(w, _)| w).collect();
+        let counts = self.store.counts(&words).await?;
+        let text = counts_text(words.iter().map(String::as_str), &counts);
+        let Some(slack) = &self.slack else {
+            tracing::warn!(%message_id, "counted; no Web API client to post the answer with");
+            return Ok(());
+        };
+        match respond_once(
+            &self.store,
+            slack,
+            message_id,
+            response_url,
+            &text,
+            self.lease,
+            tokio::time::sleep,
+        )
+        .await
+        {
+            Ok(Replied::Refused(code)) => {
+                tracing::error!(%message_id, slack_error = %code, "Slack refused the command's answer for good")
+            }
+            Ok(_) => tracing::info!(%message_id, "counted a handed-over command and answered it"),
+            Err(err) => {
+                tracing::warn!(%message_id, error = %err, "not answered yet; it will be retried");
                 return Err(err);
             }
         }

@@ -14,8 +14,14 @@ async fn main() -> Result<(), Error> {
         let sdk = fanout_aws::sdk_config().await;
         let token = bot_token(&config, &Secrets::new(aws_sdk_ssm::Client::new(&sdk))).await?;
         let store = WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
-        let slack = token.map(|token| SlackApi::new(&config.api_url, token));
-        Ok::<_, InitError>(Replier::new(store, slack, config.lease))
+        // Without a bot token, slash commands' late answers still go to their response URLs.
+        let slack = SlackApi::new(&config.api_url, token.clone().unwrap_or_default());
+        let replier = Replier::new(store, Some(slack), config.lease);
+        Ok::<_, InitError>(if token.is_some() {
+            replier
+        } else {
+            replier.without_threaded_replies()
+        })
     })
     .await?;
     let replier = &replier;

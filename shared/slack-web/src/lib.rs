@@ -122,7 +122,50 @@ fn is_reply_to(message: &Value, message_id: &str) -> bool {
         && metadata["event_payload"]["message_id"] == message_id
 }
 
+impl SlackApi {
+    /// Whether `response_url` is one of Slack's (or, for tests and the local stack, on the
+    /// configured API's host): a forged message must not make the replier post elsewhere.
+    fn is_slacks(&self, response_url: &reqwest::Url) -> bool {
+        let slack =
+            response_url.scheme() == "https" && response_url.host_str() == Some("hooks.slack.com");
+        let configured = reqwest::Url::parse(&self.base)
+            .is_ok_and(|base| base.origin() == response_url.origin());
+        slack || configured
+    }
+}
+
 impl SlackWeb for SlackApi {
+    async fn respond(&self, response_url: &str, text: &str) -> Result<(), WebError> {
+        let url = reqwest::Url::parse(response_url)
+            .map_err(|e| WebError::Permanent(format!("response_url: {e}")))?;
+        if !self.is_slacks(&url) {
+            return Err(WebError::Permanent(format!(
+                "response_url {} is not Slack's (hooks.slack.com)",
+                url.origin().ascii_serialization()
+            )));
+        }
+        let body = json!({ "response_type": "in_channel", "text": text });
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| WebError::Transient(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let detail = response.text().await.unwrap_or_default();
+        Err(match status.as_u16() {
+            429 => WebError::RateLimited(Duration::from_secs(1)),
+            500.. => WebError::Transient(format!("HTTP {status}")),
+            // 404 expired_url, used_url, and the like: the URL will not take it later.
+            _ => WebError::Permanent(format!("HTTP {status} {}", detail.trim())),
+        })
+    }
+
     async fn post(&self, reply: &Reply) -> Result<(), WebError> {
         let body = json!({
             "channel": reply.channel,
@@ -186,6 +229,25 @@ mod tests {
             );
         }
         assert!(!format!("{:?}", SlackApi::new(DEFAULT_API_URL, "xoxb-secret")).contains("xoxb"));
+    }
+
+    #[test]
+    fn answers_go_only_to_slacks_response_urls() {
+        let api = SlackApi::new("http://127.0.0.1:9/api/", "x");
+        for (url, allowed) in [
+            ("https://hooks.slack.com/commands/T1/1/abc", true),
+            ("http://hooks.slack.com/commands/T1/1/abc", false),
+            ("https://hooks.slack.com.evil.example/commands", false),
+            ("https://example.com/commands", false),
+            ("http://127.0.0.1:9/response/1", true),
+            ("http://127.0.0.1:10/response/1", false),
+        ] {
+            assert_eq!(
+                api.is_slacks(&reqwest::Url::parse(url).unwrap()),
+                allowed,
+                "{url}"
+            );
+        }
     }
 
     #[test]

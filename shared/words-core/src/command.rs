@@ -105,12 +105,13 @@ pub fn top_text(entries: &[(String, i64)], all: bool) -> String {
 }
 
 /// `word: N, word: N` for the words asked about; a word never counted has 0.
+/// Capped as every reply is ([`crate::reply::counts_text`]).
 pub fn count_text(words: &[String], counts: &std::collections::HashMap<String, i64>) -> String {
-    words
+    let with_zeros: std::collections::HashMap<String, i64> = words
         .iter()
-        .map(|w| format!("{w}: {}", counts.get(w).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|w| (w.clone(), counts.get(w).copied().unwrap_or(0)))
+        .collect();
+    crate::reply::counts_text(words.iter().map(String::as_str), &with_zeros)
 }
 
 /// What the app understands.
@@ -217,6 +218,8 @@ mod tests {
             "awsadvent: 3, never: 0"
         );
         assert!(help_text().contains("`top N all`"));
+        let many: Vec<String> = (0..60).map(|i| format!("w{i}")).collect();
+        assert!(count_text(&many, &counts).ends_with("w49: 0, …and 10 more"));
         for (n, text) in [
             (0, "0"),
             (999, "999"),

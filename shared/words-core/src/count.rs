@@ -118,6 +118,7 @@ mod tests {
             text: text.into(),
             addressed: false,
             thread_ts: None,
+            response_url: None,
         }
     }
 

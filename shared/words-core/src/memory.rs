@@ -253,6 +253,7 @@ pub struct MemorySlack {
 #[derive(Debug, Default)]
 struct SlackState {
     posts: Vec<Reply>,
+    responses: Vec<(String, String)>,
     attempts: usize,
     failures: Vec<WebError>,
     lost_answers: usize,
@@ -266,6 +267,11 @@ impl MemorySlack {
     /// The replies posted, in order.
     pub fn posts(&self) -> Vec<Reply> {
         lock(&self.state).posts.clone()
+    }
+
+    /// The answers posted to response URLs, as `(url, text)`.
+    pub fn responses(&self) -> Vec<(String, String)> {
+        lock(&self.state).responses.clone()
     }
 
     /// How many posts were tried.
@@ -296,6 +302,18 @@ impl SlackWeb for MemorySlack {
             state.lost_answers -= 1;
             return Err(WebError::Transient("the answer was lost".into()));
         }
+        Ok(())
+    }
+
+    async fn respond(&self, response_url: &str, text: &str) -> Result<(), WebError> {
+        let mut state = lock(&self.state);
+        state.attempts += 1;
+        if !state.failures.is_empty() {
+            return Err(state.failures.remove(0));
+        }
+        state
+            .responses
+            .push((response_url.to_owned(), text.to_owned()));
         Ok(())
     }
 

@@ -64,6 +64,10 @@ pub struct WordsMessage {
     /// posted as a reply. Absent for the other sources, which the counter answers inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_ts: Option<String>,
+    /// A slash command whose counting took longer than Slack waits: its `response_url`, where
+    /// slack-replier posts the counts once it has finished counting. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_url: Option<String>,
 }
 
 /// Why an SNS or SQS message could not be read.
@@ -154,6 +158,7 @@ impl WordsMessage {
             text: body.to_owned(),
             words: tokenize(body),
             thread_ts: None,
+            response_url: None,
         })
     }
 
@@ -169,6 +174,7 @@ impl WordsMessage {
             text: slack.text,
             words,
             thread_ts: slack.thread_ts,
+            response_url: None,
         }
     }
 
@@ -272,6 +278,7 @@ mod tests {
             text: "the the cat".into(),
             words: tokenize("the the cat"),
             thread_ts: None,
+            response_url: None,
         }
     }
 

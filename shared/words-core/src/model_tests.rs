@@ -108,6 +108,7 @@ fn slack(words: usize) -> SlackMessage {
         text: text.concat(),
         addressed: false,
         thread_ts: None,
+        response_url: None,
     }
 }
 

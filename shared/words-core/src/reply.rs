@@ -124,6 +124,13 @@ pub trait SlackWeb: Send + Sync {
     /// Whether the thread already holds the app's reply to `reply.message_id`
     /// (`conversations.replies`, with metadata).
     fn already_posted(&self, reply: &Reply) -> impl Future<Output = Result<bool, WebError>> + Send;
+
+    /// Posts a slash command's answer to its `response_url`, to the channel.
+    fn respond(
+        &self,
+        response_url: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<(), WebError>> + Send;
 }
 
 /// What replying did.
@@ -145,6 +152,9 @@ pub enum ReplyError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Web(WebError),
+    /// A handed-over slash command's counting failed.
+    #[error(transparent)]
+    Count(#[from] crate::once::ApplyError),
 }
 
 /// Posts `reply` once (module docs). `wait` sleeps (tests pass a clock that records instead).
@@ -170,11 +180,28 @@ where
         claims.done(&reply.message_id, "already posted").await?;
         return Ok(Replied::AlreadyPosted);
     }
+    post_and_mark(claims, &reply.message_id, || web.post(reply), wait).await
+}
+
+/// Posts, waiting out rate limits, then marks the claim done: posted, or refused for good.
+async fn post_and_mark<C, P, PFut, F, Fut>(
+    claims: &C,
+    message_id: &str,
+    post: P,
+    wait: F,
+) -> Result<Replied, ReplyError>
+where
+    C: ReplyClaims,
+    P: Fn() -> PFut,
+    PFut: Future<Output = Result<(), WebError>>,
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut waits = 0;
     loop {
-        match web.post(reply).await {
+        match post().await {
             Ok(()) => {
-                claims.done(&reply.message_id, "posted").await?;
+                claims.done(message_id, "posted").await?;
                 return Ok(Replied::Posted);
             }
             Err(WebError::RateLimited(delay))
@@ -184,12 +211,39 @@ where
                 wait(delay).await;
             }
             Err(WebError::Permanent(code)) => {
-                claims.done(&reply.message_id, &code).await?;
+                claims.done(message_id, &code).await?;
                 return Ok(Replied::Refused(code));
             }
             Err(err) => return Err(ReplyError::Web(err)),
         }
     }
+}
+
+/// Posts a slash command's late answer to its `response_url` once, under the same claims as a
+/// threaded reply. A response URL cannot be read back, so an attempt that died after Slack
+/// took its answer and before the claim was marked done is followed by a second answer: once,
+/// except in that window (docs/slack.md).
+pub async fn respond_once<C, W, F, Fut>(
+    claims: &C,
+    web: &W,
+    message_id: &str,
+    response_url: &str,
+    text: &str,
+    lease: Duration,
+    wait: F,
+) -> Result<Replied, ReplyError>
+where
+    C: ReplyClaims,
+    W: SlackWeb,
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match claims.claim(message_id, lease).await? {
+        Claim::Done => return Ok(Replied::AlreadyPosted),
+        Claim::Busy => return Err(ReplyError::Busy),
+        Claim::Taken { .. } => {}
+    }
+    post_and_mark(claims, message_id, || web.respond(response_url, text), wait).await
 }
 
 #[cfg(test)]

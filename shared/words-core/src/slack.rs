@@ -254,6 +254,8 @@ pub struct SlackMessage {
     /// Where a reply to an Events API message goes: the thread it is in (its `thread_ts`), or
     /// a new thread under it (its `ts`). `None` for the other sources, which answer inline.
     pub thread_ts: Option<String>,
+    /// A slash command's `response_url`: where its answer goes when it comes later.
+    pub response_url: Option<String>,
 }
 
 /// Whether the request is Slack's `ssl_check=1` (a form Slack sends to check a slash command's
@@ -333,6 +335,7 @@ fn parse_form(body: &str) -> Result<ParsedRequest, ParseError> {
             text,
             addressed: source == Source::SlashCommand,
             thread_ts: None,
+            response_url: field("response_url").filter(|_| source == Source::SlashCommand),
         }),
     })
 }
@@ -449,6 +452,7 @@ fn event_request(
         text,
         addressed: event.kind == "app_mention",
         thread_ts: event.thread_ts.or(event.ts),
+        response_url: None,
     }))
 }
 

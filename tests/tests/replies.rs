@@ -26,6 +26,7 @@ const BOT_TOKEN: &str = "xoxb-replies-test";
 const LEASE: Duration = Duration::from_secs(30);
 
 type Replier = slack_replier::Replier<WordStore, WebApi>;
+type Counter = slack_counter::Counter<WordStore, Option<fanout_sns::WordsPublisher>>;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -93,6 +94,18 @@ impl Fixture {
         WordStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
     }
 
+    /// slack-counter, publishing to the fixture's topic.
+    fn counter(&self, verifier: Verifier) -> Counter {
+        slack_counter::Counter::new(
+            verifier,
+            self.store(),
+            Some(fanout_sns::WordsPublisher::new(
+                aws_sdk_sns::Client::new(&self.sdk),
+                &self.topic_arn,
+            )),
+        )
+    }
+
     fn replier(&self, token: &str) -> Replier {
         Replier::new(
             self.store(),
@@ -120,14 +133,7 @@ impl Fixture {
 #[tokio::test]
 async fn a_message_and_its_mention_retried_three_times_and_raced_get_one_reply_in_the_thread() {
     let f = Fixture::new().await;
-    let counter = slack_counter::Counter::new(
-        Verifier::new(Some(SECRET.into()), None),
-        f.store(),
-        Some(fanout_sns::WordsPublisher::new(
-            aws_sdk_sns::Client::new(&f.sdk),
-            &f.topic_arn,
-        )),
-    );
+    let counter = f.counter(Verifier::new(Some(SECRET.into()), None));
     let ts = "1700000000.000100";
     for _slack_retry in 0..3 {
         for (kind, text) in [
@@ -171,6 +177,46 @@ async fn a_message_and_its_mention_retried_three_times_and_raced_get_one_reply_i
     assert_eq!(
         posts[0].metadata,
         json!({"event_type": "fanout_counts", "event_payload": {"message_id": format!("T1:C1:{ts}")}})
+    );
+}
+
+/// "@fanout top 3": Slack ignores the Events API answer, so the command's answer is posted in
+/// the message's thread by slack-replier; the channel's `message` event of it counts nothing.
+#[tokio::test]
+async fn a_command_in_a_mention_is_answered_in_the_thread() {
+    let f = Fixture::new().await;
+    f.counted_message("1700000000.000050", &["leader", "leader2"])
+        .await;
+    let counter = f.counter(Verifier::new(Some(SECRET.into()), None));
+    let ts = "1700000000.000600";
+    for kind in ["message", "app_mention", "app_mention"] {
+        let response = counter
+            .handle(event_request(kind, "<@UAPP> top 3", ts))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let published = drain(&f.sdk, &f.queue).await;
+    assert_eq!(
+        published.len(),
+        2,
+        "each mention delivery publishes its answer"
+    );
+    // One delivery at a time, as a second one meeting the first's claim would be retried.
+    for delivery in &published {
+        let answer = f
+            .replier(BOT_TOKEN)
+            .handle(sqs_event(std::slice::from_ref(delivery)))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    let posts = f.slack.posts();
+    assert_eq!(posts.len(), 1, "{:?}", f.slack.calls());
+    assert_eq!(posts[0].thread_ts.as_deref(), Some(ts));
+    assert!(posts[0].text.starts_with("1. leader"), "{}", posts[0].text);
+    assert_eq!(
+        f.store().counts(&["top".into()]).await.unwrap().get("top"),
+        None
     );
 }
 
@@ -270,7 +316,8 @@ async fn a_poster_killed_after_slack_took_its_post_is_not_followed_by_a_second_p
     );
 
     // The lease (1 s) runs out; SQS delivers the message again, to a fresh process.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // (Leases are kept in whole seconds: a 1-second lease has run out 2 seconds on.)
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let api = RuntimeApi::start().await.unwrap();
     let mut fresh = start_replier(&api, &f);
     let outcome = api.invoke(event, Duration::from_secs(60)).await;
@@ -291,15 +338,9 @@ async fn a_poster_killed_after_slack_took_its_post_is_not_followed_by_a_second_p
 #[tokio::test]
 async fn a_slow_slash_command_is_acknowledged_at_once_and_answered_at_its_response_url() {
     let f = Fixture::new().await;
-    let counter = slack_counter::Counter::new(
-        Verifier::new(None, Some("token".into())),
-        f.store(),
-        Some(fanout_sns::WordsPublisher::new(
-            aws_sdk_sns::Client::new(&f.sdk),
-            &f.topic_arn,
-        )),
-    )
-    .with_command_deadline(Duration::ZERO);
+    let counter = f
+        .counter(Verifier::new(None, Some("token".into())))
+        .with_command_deadline(Duration::ZERO);
     let response_url = f.slack.response_url("T1/1/slow");
     let body = serde_urlencoded::to_string([
         ("token", "token"),
@@ -328,14 +369,32 @@ async fn a_slow_slash_command_is_acknowledged_at_once_and_answered_at_its_respon
 
     let published = drain(&f.sdk, &f.queue).await;
     assert_eq!(published.len(), 1);
+    let calls = fanout_tests::iam::CallRecorder::default();
+    let recorded = aws_sdk_dynamodb::config::Builder::from(&f.sdk)
+        .interceptor(calls.clone())
+        .build();
+    let replier = Replier::new(
+        WordStore::new(aws_sdk_dynamodb::Client::from_conf(recorded), &f.table),
+        Some(WebApi::new(&f.slack.url(), BOT_TOKEN)),
+        LEASE,
+    );
     for _delivery in 0..2 {
-        let answer = f
-            .replier(BOT_TOKEN)
-            .handle(sqs_event(&published))
-            .await
-            .unwrap();
+        let answer = replier.handle(sqs_event(&published)).await.unwrap();
         assert_eq!(answer, json!({"batchItemFailures": []}));
     }
+    // Another message's threaded reply, so that every call the replier makes is recorded.
+    let threaded = f.counted_message("1700000000.000700", &["recorded"]).await;
+    replier.handle(sqs_event(&[threaded])).await.unwrap();
+    let mut made = calls.iam_actions();
+    made.insert("ssm:GetParameter".into()); // at init, for SLACK_BOT_TOKEN_PARAM
+    let declared: std::collections::BTreeSet<String> = slack_replier::IAM_ACTIONS
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(
+        made, declared,
+        "slack-replier's IAM_ACTIONS are exactly what it calls"
+    );
     let counts = f
         .store()
         .counts(&["slow".into(), "words".into()])
@@ -349,8 +408,9 @@ async fn a_slow_slash_command_is_acknowledged_at_once_and_answered_at_its_respon
         responses[0].1,
         json!({"response_type": "in_channel", "text": "slow: 2, words: 1"})
     );
-    assert!(
-        f.slack.posts().is_empty(),
-        "no threaded reply for a slash command"
+    assert_eq!(
+        f.slack.posts().len(),
+        1,
+        "no threaded reply for the slash command: only the other message's"
     );
 }

@@ -216,9 +216,14 @@ where
         // is acted on before the request is verified.
         let parsed = slack::parse(header("content-type"), body);
         let claimed = parsed.as_ref().ok().and_then(|p| p.message_id());
+        // A header that is there but not text counts as there: such a request is checked by
+        // its signature (and fails), never by a token.
+        let signed_header = |name: &str| {
+            header(name).or_else(|| request.headers().contains_key(name).then_some(""))
+        };
         let verified = match self.verifier.check_signature(
-            header("x-slack-request-timestamp"),
-            header("x-slack-signature"),
+            signed_header("x-slack-request-timestamp"),
+            signed_header("x-slack-signature"),
             body,
             (self.clock)(),
         ) {
@@ -231,6 +236,20 @@ where
         };
         if let Err(err) = self.verifier.check_token(verified, parsed.token.as_deref()) {
             return fail(Failure::Refused(err), parsed.message_id());
+        }
+        // (An ignored request does nothing, signed or not.)
+        let form = match &parsed.kind {
+            RequestKind::Message(m) => {
+                matches!(m.source, Source::OutgoingWebhook | Source::SlashCommand)
+            }
+            RequestKind::Ignored { .. } => true,
+            RequestKind::UrlVerification { .. } => false,
+        };
+        if verified == slack::Verified::UnsignedForm && !form {
+            return fail(
+                Failure::Refused(AuthError::UnsignedJson),
+                parsed.message_id(),
+            );
         }
         match parsed.kind {
             RequestKind::UrlVerification { challenge } => {
@@ -286,8 +305,22 @@ where
         };
         tracing::info!(message_id = %message.message_id, "answered a command");
         match message.source {
-            Source::SlashCommand => {
-                Reply::ok(json!({ "response_type": "ephemeral", "text": text }))
+            Source::SlashCommand => ephemeral(&text),
+            // Slack ignores an Events API answer's body: the answer goes to the thread, posted
+            // by slack-replier, as the counts of a message are.
+            Source::EventsApi => {
+                let mut published = fanout_words_core::WordsMessage::from_slack(
+                    message.clone(),
+                    fanout_words_core::WordCounts::default(),
+                );
+                published.answer = Some(text.clone());
+                match self.publisher.publish(&published).await {
+                    Ok(()) => answer(Source::EventsApi, text),
+                    Err(err) => fail(
+                        Failure::NotCounted(CountError::Publish(err)),
+                        Some(&message.message_id),
+                    ),
+                }
             }
             source => answer(source, text),
         }
@@ -637,6 +670,39 @@ mod tests {
             answer,
             json!({"response_type": "in_channel", "text": "hello: 1"})
         );
+    }
+
+    #[tokio::test]
+    async fn unsigned_requests_with_the_token_are_accepted_only_as_forms() {
+        let counter = Counter::new(
+            Verifier::new(Some("secret".into()), Some("tok".into()))
+                .accepting_unsigned_with_token(true),
+            MemoryWords::new(),
+            MemoryPublisher::new(),
+        );
+        assert_eq!(counter.handle(form(WEBHOOK)).await.status(), StatusCode::OK);
+        let event = r#"{"token":"tok","type":"event_callback","team_id":"T1","event":{"type":"message","user":"U1","channel":"C1","text":"forged words","ts":"7.0"}}"#;
+        let json = |headers: &[(&str, &[u8])]| {
+            let mut request =
+                lambda_http::http::Request::builder().header("content-type", "application/json");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.body(Body::from(event)).unwrap()
+        };
+        for request in [
+            json(&[]),
+            // A header that is not text is a header: checked by signature, and refused.
+            json(&[
+                ("x-slack-signature", b"v0=\xff"),
+                ("x-slack-request-timestamp", b"1"),
+            ]),
+            json(&[("x-slack-signature", b"v0=\xff")]),
+        ] {
+            let response = counter.handle(request).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(counter.store.count("forged"), None);
     }
 
     #[tokio::test]

@@ -166,17 +166,24 @@ where
         ) else {
             return Ok(());
         };
-        let words: Vec<String> = message.words.iter().map(|(w, _)| w.to_owned()).collect();
-        let counts = self.store.counts(&words).await?;
-        if counts.is_empty() {
-            tracing::warn!(message_id = %message.message_id, "none of its words has a count (a table emptied since?): no reply");
-            return Ok(());
-        }
+        let text = match &message.answer {
+            // A command said in a mention: its answer, computed by slack-counter.
+            Some(answer) => answer.clone(),
+            None => {
+                let words: Vec<String> = message.words.iter().map(|(w, _)| w.to_owned()).collect();
+                let counts = self.store.counts(&words).await?;
+                if counts.is_empty() {
+                    tracing::warn!(message_id = %message.message_id, "none of its words has a count (a table emptied since?): no reply");
+                    return Ok(());
+                }
+                counts_text(words.iter().map(String::as_str), &counts)
+            }
+        };
         let reply = Reply {
             message_id: message.message_id.clone(),
             channel: channel.clone(),
             thread_ts: thread_ts.clone(),
-            text: counts_text(words.iter().map(String::as_str), &counts),
+            text,
         };
         let message_id = &reply.message_id;
         match reply_once(&self.store, slack, &reply, self.lease, tokio::time::sleep).await {
@@ -212,14 +219,18 @@ where
         let deltas = match message.deltas(1) {
             Ok(deltas) => deltas,
             Err(invalid) => {
-                tracing::error!(%message_id, error = %invalid, "an invalid handed-over command: not counted");
+                // Not a message slack-counter makes: nothing is counted, and no URL is trusted.
+                tracing::error!(%message_id, error = %invalid, "an invalid handed-over command: not counted, not answered");
                 return Ok(());
             }
         };
         apply_once(&self.store, Stage::Count, message_id, &deltas).await?;
         let words: Vec<String> = deltas.into_iter().map(|(w, _)| w).collect();
         let counts = self.store.counts(&words).await?;
-        let text = counts_text(words.iter().map(String::as_str), &counts);
+        let mut text = counts_text(words.iter().map(String::as_str), &counts);
+        if text.is_empty() {
+            text = "Nothing to count: send some words.".into();
+        }
         let Some(slack) = &self.slack else {
             tracing::warn!(%message_id, "counted; no Web API client to post the answer with");
             return Ok(());

@@ -152,7 +152,8 @@ impl SlackWeb for SlackApi {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| WebError::Transient(e.to_string()))?;
+            // Without the URL: a response_url lets anyone post to the channel.
+            .map_err(|e| WebError::Transient(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -68,6 +68,10 @@ pub struct WordsMessage {
     /// slack-replier posts the counts once it has finished counting. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_url: Option<String>,
+    /// A command said to the app in a mention (`@fanout top 3`): its answer, which slack-replier
+    /// posts in the thread. Such a message has no words: nothing is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// Why an SNS or SQS message could not be read.
@@ -159,6 +163,7 @@ impl WordsMessage {
             words: tokenize(body),
             thread_ts: None,
             response_url: None,
+            answer: None,
         })
     }
 
@@ -175,6 +180,7 @@ impl WordsMessage {
             words,
             thread_ts: slack.thread_ts,
             response_url: None,
+            answer: None,
         }
     }
 
@@ -279,6 +285,7 @@ mod tests {
             words: tokenize("the the cat"),
             thread_ts: None,
             response_url: None,
+            answer: None,
         }
     }
 

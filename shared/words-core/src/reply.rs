@@ -20,9 +20,10 @@ pub const MAX_REPLY_CHARS: usize = 3000;
 pub const REPLY_EVENT_TYPE: &str = "fanout_counts";
 /// How many `ratelimited` answers one attempt waits out before leaving the message for a
 /// redelivery.
-pub const RATE_LIMIT_WAITS: u32 = 3;
-/// The longest `Retry-After` one attempt waits; a longer one leaves it to a redelivery.
-pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(20);
+pub const RATE_LIMIT_WAITS: u32 = 2;
+/// The longest `Retry-After` one attempt waits; a longer one leaves it to a redelivery. Two
+/// waits stay well inside the function's 10-second timeout, and its 30-second lease.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3);
 
 /// A reply to post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,9 +177,20 @@ where
         Claim::Busy => return Err(ReplyError::Busy),
         Claim::Taken { after_an_attempt } => after_an_attempt,
     };
-    if after_an_attempt && web.already_posted(reply).await.map_err(ReplyError::Web)? {
-        claims.done(&reply.message_id, "already posted").await?;
-        return Ok(Replied::AlreadyPosted);
+    if after_an_attempt {
+        match web.already_posted(reply).await {
+            Ok(true) => {
+                claims.done(&reply.message_id, "already posted").await?;
+                return Ok(Replied::AlreadyPosted);
+            }
+            Ok(false) => {}
+            // not_in_channel, missing_scope…: a post would meet the same.
+            Err(WebError::Permanent(code)) => {
+                claims.done(&reply.message_id, &code).await?;
+                return Ok(Replied::Refused(code));
+            }
+            Err(err) => return Err(ReplyError::Web(err)),
+        }
     }
     post_and_mark(claims, &reply.message_id, || web.post(reply), wait).await
 }
@@ -363,7 +375,9 @@ mod tests {
         assert_eq!(slack.attempts(), 3);
 
         // A delay longer than an attempt waits is left to a redelivery.
-        slack.fail_next(WebError::RateLimited(Duration::from_secs(60)));
+        slack.fail_next(WebError::RateLimited(
+            MAX_RATE_LIMIT_WAIT + Duration::from_secs(1),
+        ));
         let left = run(&claims, &slack, "T:C1:5.0").now_or_never().unwrap();
         assert!(matches!(
             left,

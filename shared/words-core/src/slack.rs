@@ -32,6 +32,8 @@ pub enum AuthError {
     MissingToken,
     #[error("the verification token does not match")]
     BadToken,
+    #[error("an unsigned request is accepted with the token only as a form (an outgoing webhook or slash command); Slack signs Events API requests")]
+    UnsignedJson,
 }
 
 /// Why a request could not be read (HTTP 400).
@@ -56,6 +58,10 @@ pub enum Verified {
     Signed,
     /// No signing secret is configured: the parsed request's token must still be checked.
     TokenPending,
+    /// Unsigned, accepted with a token ([`Verifier::accepting_unsigned_with_token`]): the
+    /// token must be checked, and the request must be a form (a legacy outgoing webhook or
+    /// slash command) — never an Events API payload, which Slack always signs.
+    UnsignedForm,
 }
 
 /// Checks requests with Slack's signing secret or, failing that, the legacy verification token.
@@ -125,7 +131,7 @@ impl Verifier {
         let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
             let unsigned = timestamp.is_none() && signature.is_none();
             return if unsigned && self.unsigned_with_token && self.token.is_some() {
-                Ok(Verified::TokenPending)
+                Ok(Verified::UnsignedForm)
             } else {
                 Err(AuthError::Unsigned)
             };
@@ -159,8 +165,10 @@ impl Verifier {
     pub fn check_token(&self, verified: Verified, token: Option<&str>) -> Result<(), AuthError> {
         match (verified, &self.token) {
             (Verified::Signed, _) => Ok(()),
-            (Verified::TokenPending, None) => Err(AuthError::NotConfigured),
-            (Verified::TokenPending, Some(expected)) => {
+            (Verified::TokenPending | Verified::UnsignedForm, None) => {
+                Err(AuthError::NotConfigured)
+            }
+            (Verified::TokenPending | Verified::UnsignedForm, Some(expected)) => {
                 let given = token.ok_or(AuthError::MissingToken)?;
                 if bool::from(given.as_bytes().ct_eq(expected)) {
                     Ok(())
@@ -425,12 +433,16 @@ fn event_request(
     // "@app top 3" reaches a channel's app twice: as a message and as an app_mention. The
     // mention answers it; the message is not counted.
     let text = event.text.unwrap_or_default();
-    let to_the_app = text.split_whitespace().next().is_some_and(|first| {
-        authorizations
-            .iter()
-            .filter_map(|a| a.user_id.as_deref().filter(|_| a.is_bot))
-            .any(|bot| first == format!("<@{bot}>"))
-    });
+    // The leading mentions, as `command::parse` skips them: a command to the app is one of them.
+    let to_the_app = text
+        .split_whitespace()
+        .take_while(|w| w.starts_with("<@") && w.ends_with('>'))
+        .any(|mention| {
+            authorizations
+                .iter()
+                .filter_map(|a| a.user_id.as_deref().filter(|_| a.is_bot))
+                .any(|bot| mention == format!("<@{bot}>"))
+        });
     if event.kind == "message"
         && to_the_app
         && crate::command::parse(&text) != crate::command::Command::Text
@@ -632,14 +644,14 @@ mod tests {
     fn unsigned_requests_accepted_with_the_token_are_checked_by_it_and_signed_ones_by_signature() {
         let v = signed_or_token();
         let pending = v.check_signature(None, None, b"token=tok", EXAMPLE_NOW);
-        assert_eq!(pending, Ok(Verified::TokenPending));
-        assert_eq!(v.check_token(Verified::TokenPending, Some("tok")), Ok(()));
+        assert_eq!(pending, Ok(Verified::UnsignedForm));
+        assert_eq!(v.check_token(Verified::UnsignedForm, Some("tok")), Ok(()));
         assert_eq!(
-            v.check_token(Verified::TokenPending, Some("tok2")),
+            v.check_token(Verified::UnsignedForm, Some("tok2")),
             Err(AuthError::BadToken)
         );
         assert_eq!(
-            v.check_token(Verified::TokenPending, None),
+            v.check_token(Verified::UnsignedForm, None),
             Err(AuthError::MissingToken)
         );
         // A signature header present means the request is checked by its signature alone (the

@@ -305,17 +305,23 @@ impl WordStore {
                 .send()
                 .await
                 .map_err(|e| self.error("DynamoDB Query", e))?;
+            let mut last_read = None;
             for item in page.items() {
                 if let (Some(AttributeValue::S(word)), Some(count)) =
                     (item.get(KEY), count_of(item))
                 {
+                    last_read = Some(count);
                     if !skip(word) {
                         found.push((word.clone(), count));
                     }
                 }
             }
             start = page.last_evaluated_key;
-            if found.len() >= n || start.is_none() {
+            // The index orders equal counts arbitrarily: read on while the page ended among
+            // words tied with the n-th, so that ties are broken by word (`best_of`).
+            let tied_at_the_cut =
+                n > 0 && found.len() >= n && last_read.is_some_and(|last| last >= found[n - 1].1);
+            if start.is_none() || (found.len() >= n && !tied_at_the_cut) {
                 return Ok(found);
             }
         }

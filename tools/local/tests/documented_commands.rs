@@ -760,6 +760,18 @@ fn the_checks_find_what_is_wrong() {
     );
 }
 
+#[test]
+fn a_script_stops_at_the_first_line_that_fails_even_left_of_and() {
+    let root = workspace_root();
+    let lines: Vec<String> = ["echo one", "false && echo never", "echo after"]
+        .map(String::from)
+        .to_vec();
+    let ran = run_script(&root, &lines);
+    let (line, _) = ran.failed.expect("the script failed");
+    assert_eq!(line, "false && echo never");
+    assert_eq!(ran.steps.len(), 2, "{:?}", ran.steps);
+}
+
 // --- The live run ----------------------------------------------------------------------------
 
 /// A script's outcome: each step's output, and where it stopped.
@@ -774,7 +786,10 @@ fn run_script(root: &Path, lines: &[String]) -> Ran {
     const MARK: &str = "@@fanout-doc-step@@";
     let mut script = String::from("set -e -o pipefail\n");
     for line in lines {
-        script.push_str(&format!("printf '\\n{MARK}\\n'\n{line}\n"));
+        // `set -e` lets a failure left of `&&` pass: the line's own status is checked too.
+        script.push_str(&format!(
+            "printf '\\n{MARK}\\n'\n{line}\nstatus=$?; [ \"$status\" -eq 0 ] || exit \"$status\"\n"
+        ));
     }
     let path: Vec<String> = std::env::var("PATH")
         .unwrap_or_default()

@@ -78,15 +78,22 @@ impl Stack {
             .ok()
             .filter(|u| !u.is_empty())
         {
-            Some(url) => (
-                SlackWebApi {
-                    url,
-                    bot_token: std::env::var("SLACK_BOT_TOKEN")
-                        .ok()
-                        .filter(|t| !t.is_empty()),
-                },
-                None,
-            ),
+            Some(url) => {
+                let bot_token = std::env::var("SLACK_BOT_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty());
+                if bot_token.is_none() {
+                    println!("  SLACK_API_URL is set without SLACK_BOT_TOKEN: no threaded reply is posted");
+                }
+                (
+                    SlackWebApi {
+                        url,
+                        // Never the local token, which is the stand-in's: a real Slack refuses it.
+                        bot_token: Some(bot_token.unwrap_or_default()),
+                    },
+                    None,
+                )
+            }
             None => {
                 let stand_in = fanout_tests::slack_api::SlackApi::start(BOT_TOKEN)
                     .await

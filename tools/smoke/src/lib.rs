@@ -120,7 +120,7 @@ pub enum SmokeError {
     #[error("the counter's reply is not the JSON {{\"text\": \"word: N, ...\"}}: {0}")]
     BadReply(String),
     #[error(
-        "the reply {text:?} does not count {word:?} once (the word is new, so its count must be 1)"
+        "the reply {text:?} does not count {word:?} once (the word is new: its count must be 1, or 1 plus the multiplier's share if sns-multiplier was quicker than the reply)"
     )]
     WrongCount { word: String, text: String },
     #[error("after {waited_s} s, {table}[{word}] is {count}, not {expected}: sns-multiplier has not applied the message (look at WordsTopic's subscription, MultiplierQueue, MultiplierDLQ and the multiplier's log group)")]

@@ -15,7 +15,7 @@ doctor:
 ## test: formatting, lints, template checks, unit and integration tests (against moto server), the demo
 test: dev-tools aws-cli lint infra-check
 	cargo build --workspace --bins
-	cargo test --workspace --all-targets
+	cargo test --workspace --all-targets --no-fail-fast
 	$(MAKE) --no-print-directory demo
 
 lint:

@@ -301,7 +301,13 @@ mod tests {
 
     #[tokio::test]
     async fn only_events_api_messages_are_replied_to_and_bad_ones_are_not_retried() {
-        let replier = Replier::new(MemoryWords::new(), Some(MemorySlack::new()), DEFAULT_LEASE);
+        let words = MemoryWords::new();
+        // The counter counted the words before it published the message.
+        words
+            .apply_chunk("#count#T1:C1:1.0#0", &[("hi".into(), 2)], DEFAULT_LEASE)
+            .await
+            .unwrap();
+        let replier = Replier::new(words, Some(MemorySlack::new()), DEFAULT_LEASE);
         let events = r#"{"schema_version":1,"message_id":"T1:C1:1.0","source":"events_api","team_id":"T1","channel_id":"C1","user_id":"U1","text":"hi hi","words":{"hi":2},"thread_ts":"1.0"}"#;
         let webhook = r#"{"schema_version":1,"message_id":"T1:C1:2.0","source":"outgoing_webhook","team_id":"T1","channel_id":"C1","user_id":"U1","text":"hi","words":{"hi":1}}"#;
         for body in [events, events, webhook, "{\"schema_version\": 1, \"oops\""] {

@@ -45,7 +45,7 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf $(VENV) $(INFRA_VENV) $(AWS_VENV)
+	rm -rf $(VENV) $(INFRA_VENV) $(AWS_VENV) .tools fuzz/target
 
 # --- Infrastructure: infra/template.yaml -------------------------------------------------------
 # The template tools live in their own venvs: checkov pins a boto3 that aws-sam-cli cannot share.
@@ -109,6 +109,26 @@ bench-fanout-sim:
 	cargo build --release -p fanout-bench --bin fanout-sim
 	target/release/fanout-sim --json bench/results/fanout-sim.json $(FANOUT_SIM_ARGS)
 
+
+# --- Fuzzing: cargo-fuzz (libFuzzer) on the nightly toolchain; docs/reliability.md -------------
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := slack_request tokenize words_message copy_job location_and_size part_layout function_events
+CARGO_FUZZ := $(CURDIR)/.tools/bin/cargo-fuzz
+.PHONY: fuzz fuzz-smoke fuzz-tools
+
+## fuzz-tools: cargo-fuzz, pinned, in .tools (the nightly toolchain comes with rustup)
+fuzz-tools: $(CARGO_FUZZ)
+
+$(CARGO_FUZZ):
+	cargo install --locked --root .tools cargo-fuzz --version 0.13.2
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (60 by default); a crash fails, saved in fuzz/artifacts/
+fuzz: fuzz-tools
+	for target in $(FUZZ_TARGETS); do bash tools/fuzz.sh $$target $(FUZZ_SECONDS) || exit 1; done
+
+## fuzz-smoke: every target for a few seconds on its corpus (part of make test)
+fuzz-smoke: fuzz-tools
+	for target in $(FUZZ_TARGETS); do bash tools/fuzz.sh $$target 3 || exit 1; done
 
 # --- Local stack: the whole suite on this machine ----------------------------------------------
 # cargo lambda watch runs `cargo run --bin <function>`; building each the same way first makes

@@ -326,3 +326,43 @@ async fn deliver_to_fresh(
     fresh.wait().unwrap();
     outcome
 }
+
+/// Found by fuzzing (docs/reliability.md): lambda_http panics turning an event whose `Host`
+/// header no URL can hold into a request (an ALB passes the client's header on). The runtime's
+/// panic layer makes it an invocation error; the real binary then serves the next request.
+#[tokio::test]
+async fn a_host_header_no_url_can_hold_is_an_invocation_error_and_the_next_request_is_served() {
+    let sdk = Emulator::shared().sdk_config().await;
+    let table = create_words_table(&sdk).await;
+    let (topic_arn, _queue) = topic_with_probe_queue(&sdk).await;
+    let api = RuntimeApi::start().await.unwrap();
+    let mut counter = start_counter(&api, &Emulator::shared().endpoint, &table, &topic_arn);
+    let body = format!("token={TOKEN}&channel_id=C0ALB&timestamp=1.000001&text=alb+words");
+    let alb = json!({
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/fanout/1"}},
+        "httpMethod": "POST", "path": "/slack", "queryStringParameters": {},
+        "headers": {"host": "a[b.example", "content-type": "application/x-www-form-urlencoded"},
+        "body": body, "isBase64Encoded": false
+    });
+    let refused = api
+        .invoke(Bytes::from(alb.to_string()), Duration::from_secs(60))
+        .await
+        .expect("answered");
+    assert!(
+        refused.is_error,
+        "{:?}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let served = api
+        .invoke(event("alb words", "2.000001"), Duration::from_secs(60))
+        .await
+        .expect("answered");
+    let answer: Value = serde_json::from_slice(&served.body).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert!(
+        counter.try_wait().unwrap().is_none(),
+        "the process is still running"
+    );
+    let _ = counter.kill();
+    counter.wait().unwrap();
+}

@@ -1,7 +1,7 @@
 //! How an object is copied: one CopyObject at or below the multipart threshold, else a
 //! multipart copy whose parts are at least 5 MiB and at most 10,000.
 
-use crate::size::{format_size, parse_size, GIB, MIB, TIB};
+use crate::size::{format_size, parse_size, GIB, KIB, MIB, TIB};
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
@@ -38,9 +38,21 @@ impl std::fmt::Display for PartSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PartSize::Auto => f.write_str("auto"),
-            PartSize::Fixed(size) => f.write_str(&format_size(*size)),
+            // Exactly, so that what is printed reads back (a size that is not a whole number
+            // of units is written in bytes).
+            PartSize::Fixed(size) => f.write_str(&format_size_exact(*size)),
         }
     }
+}
+
+/// A size as [`parse_size`] reads it back: whole units (`16 MiB`), else bytes (`5485760`).
+pub fn format_size_exact(bytes: u64) -> String {
+    for (unit, size) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
 }
 
 /// A part size that could not be read.
@@ -249,6 +261,22 @@ pub fn part_size_for(size: u64, part_size: PartSize, free_slots: usize) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by fuzzing (docs/reliability.md): 5485760 printed as "5.23 MiB", which no reader
+    /// takes back.
+    #[test]
+    fn a_part_size_prints_as_it_reads_back() {
+        for size in [5_485_760, 16 * MIB, GIB, 5 * GIB + 1, 1536, 0] {
+            let printed = PartSize::Fixed(size).to_string();
+            assert_eq!(
+                parse_part_size(&printed),
+                Ok(PartSize::Fixed(size)),
+                "{printed}"
+            );
+        }
+        assert_eq!(PartSize::Fixed(5_485_760).to_string(), "5485760");
+        assert_eq!(PartSize::Fixed(16 * MIB).to_string(), "16 MiB");
+    }
 
     fn fixed(threshold: u64, part_size: u64) -> Thresholds {
         Thresholds::new(threshold, PartSize::Fixed(part_size)).unwrap()

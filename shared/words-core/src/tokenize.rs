@@ -134,7 +134,11 @@ fn count_words(text: &str, counts: &mut WordCounts) {
     // Typographic apostrophes (don’t) count as the plain one (don't).
     let text = text.replace('\u{2019}', "'");
     for word in text.unicode_words() {
-        add_word(word.to_lowercase(), counts);
+        // A mark or symbol carrying combining characters (`>` + U+036A) is one segment, and
+        // counts as a word when the combining character is alphabetic: it is no word.
+        if word.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+            add_word(word.to_lowercase(), counts);
+        }
     }
 }
 
@@ -148,6 +152,15 @@ fn add_word(word: String, counts: &mut WordCounts) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by fuzzing (docs/reliability.md): `&gt;` followed by a combining letter was
+    /// counted as the word ">ͪ".
+    #[test]
+    fn a_mark_carrying_combining_characters_is_no_word() {
+        let words = tokenize("awe &gt;\u{36a} words >\u{301}x _init_ e\u{301}t\u{e9}");
+        let found: Vec<&str> = words.iter().map(|(w, _)| w).collect();
+        assert_eq!(found, ["awe", "words", "x", "_init_", "e\u{301}t\u{e9}"]);
+    }
 
     fn words(text: &str) -> Vec<(String, u64)> {
         tokenize(text)

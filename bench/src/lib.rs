@@ -7,7 +7,9 @@
 
 pub mod copy_model;
 pub mod fanout_sim;
+pub mod faults;
 pub mod function;
+pub mod outcome;
 pub mod proxy;
 pub mod slack;
 pub mod stats;

@@ -6,22 +6,27 @@
 //! here: moto closes its connection after every answer, and passing its `Connection: close` on
 //! would make clients reconnect for every request, which they do not have to against AWS.
 //!
+//! With a [`FaultPlan`] it also injects faults (see [`crate::faults`]), and
+//! [`Proxy::go_down`] takes the emulator away for a while: new connections are refused and
+//! requests on open ones are closed unanswered.
+//!
 //! `GET /__latency-proxy/stats` answers the counters as JSON instead of being forwarded (no S3
 //! bucket can be named so: bucket names have no underscores).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fanout_tests::serve::serve_http1;
+use fanout_tests::serve::serve_http1_or_hang_up;
+use futures::stream;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -29,11 +34,18 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::copy_model::{range_len, source_target, CopyModel};
+use crate::faults::{error_answer, Fault, FaultCounts, FaultPlan, Injector, Service};
 
 /// The path that answers the proxy's counters.
 pub const STATS_PATH: &str = "/__latency-proxy/stats";
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// What a handler returns to close its connection without an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the proxy hung up")]
+struct Hangup;
 
 /// How the proxy runs.
 #[derive(Debug, Clone)]
@@ -49,6 +61,8 @@ pub struct ProxyConfig {
     pub overlap: bool,
     /// Keep a log of every exchange (for [`Proxy::take_log`]).
     pub record: bool,
+    /// The faults to inject (none by default).
+    pub faults: FaultPlan,
 }
 
 /// The proxy's counters.
@@ -64,6 +78,8 @@ pub struct Stats {
     pub size_lookups: u64,
     /// Client connections accepted.
     pub connections: u64,
+    /// The faults injected, and the retries seen.
+    pub faults: FaultCounts,
 }
 
 /// One request that went through the proxy.
@@ -93,13 +109,15 @@ struct Shared {
     connections: AtomicU64,
     sizes: Mutex<HashMap<String, u64>>,
     log: Option<Mutex<Vec<Exchange>>>,
+    injector: Injector,
+    down: AtomicBool,
 }
 
 /// A running proxy; it stops when dropped.
 pub struct Proxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    accept: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Proxy {
@@ -122,23 +140,47 @@ impl Proxy {
             connections: AtomicU64::new(0),
             sizes: Mutex::new(HashMap::new()),
             log: config.record.then(|| Mutex::new(Vec::new())),
+            injector: Injector::new(config.faults),
+            down: AtomicBool::new(false),
         });
-        let accept = tokio::spawn(serve_http1(
-            listener,
-            shared.clone(),
-            |shared: Arc<Shared>, request| async move { shared.handle(request).await },
-            {
-                let shared = shared.clone();
-                move || {
-                    shared.connections.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-        ));
+        let accept = Mutex::new(Some(accept(listener, shared.clone())));
         Ok(Proxy {
             addr,
             shared,
             accept,
         })
+    }
+
+    /// Takes the emulator away for `period`: the listening socket is closed (new connections
+    /// are refused) and requests on open connections are closed unanswered; then it listens
+    /// again on the same address.
+    pub async fn go_down(&self, period: Duration) -> std::io::Result<()> {
+        self.shared.down.store(true, Ordering::SeqCst);
+        self.shared.injector.outages.fetch_add(1, Ordering::Relaxed);
+        let serving = self.accept.lock().expect("accept lock").take();
+        if let Some(serving) = serving {
+            serving.abort();
+            let _ = serving.await;
+        }
+        tokio::time::sleep(period).await;
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(err) if tries < 50 => {
+                    tries += 1;
+                    eprintln!(
+                        "latency-proxy: listening again on {} failed ({err}); retrying",
+                        self.addr
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        *self.accept.lock().expect("accept lock") = Some(accept(listener, self.shared.clone()));
+        self.shared.down.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -174,8 +216,22 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(serving) = self.accept.lock().expect("accept lock").take() {
+            serving.abort();
+        }
     }
+}
+
+/// Serves `listener` in the background.
+fn accept(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
+    tokio::spawn(serve_http1_or_hang_up(
+        listener,
+        shared.clone(),
+        |shared: Arc<Shared>, request| async move { shared.handle(request).await },
+        move || {
+            shared.connections.fetch_add(1, Ordering::Relaxed);
+        },
+    ))
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -190,16 +246,24 @@ impl Shared {
             copied_bytes: self.copied_bytes.load(Ordering::Relaxed),
             size_lookups: self.size_lookups.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
+            faults: self.injector.counts(),
         }
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(&self, request: Request<Incoming>) -> Result<Response<ProxyBody>, Hangup> {
         let received = Instant::now();
         if request.method() == Method::GET && request.uri().path() == STATS_PATH {
             let json = serde_json::to_string(&self.stats()).expect("stats serialize");
-            return text(StatusCode::OK, "application/json", json);
+            return Ok(text(StatusCode::OK, "application/json", json));
+        }
+        if self.down.load(Ordering::SeqCst) {
+            self.injector
+                .refused_while_down
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Hangup);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let fault = self.injector.draw(request.headers());
         let operation = operation(&request);
         let mut delay = Duration::from_micros(self.latency_us.load(Ordering::Relaxed));
         if let Some(source) = header(request.headers(), "x-amz-copy-source") {
@@ -216,22 +280,41 @@ impl Shared {
         if !self.overlap {
             tokio::time::sleep_until(due.into()).await;
         }
+        match fault {
+            Some(fault @ (Fault::Throttle | Fault::ServerError)) => {
+                let service = Service::of(request.headers());
+                let (status, content_type, body) =
+                    error_answer(service, fault, self.injector.alternate());
+                return Ok(text(status, content_type, body));
+            }
+            Some(Fault::Hang) => {
+                tokio::time::sleep(self.injector.plan.hang_for).await;
+                return Err(Hangup);
+            }
+            Some(Fault::Reset) | None => {}
+        }
         let forwarded = Instant::now();
         let (mut parts, body) = request.into_parts();
         drop_hop_by_hop(&mut parts.headers);
         parts.uri = match self.upstream_uri(&parts.uri) {
             Ok(uri) => uri,
-            Err(err) => return text(StatusCode::BAD_REQUEST, "text/plain", err),
+            Err(err) => return Ok(text(StatusCode::BAD_REQUEST, "text/plain", err)),
         };
         let response = match self
             .client
-            .request(Request::from_parts(parts, body.boxed()))
+            .request(Request::from_parts(
+                parts,
+                body.map_err(BoxError::from).boxed(),
+            ))
             .await
         {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 drop_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
+                if fault == Some(Fault::Reset) {
+                    return cut_short(parts, body).await;
+                }
+                Response::from_parts(parts, body.map_err(BoxError::from).boxed())
             }
             Err(err) => text(
                 StatusCode::BAD_GATEWAY,
@@ -254,7 +337,7 @@ impl Shared {
                 status: response.status().as_u16(),
             });
         }
-        response
+        Ok(response)
     }
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, String> {
@@ -311,6 +394,26 @@ impl Shared {
             .parse()
             .ok()
     }
+}
+
+/// The emulator's answer cut off halfway: its head and the first half of its body, then the
+/// connection is reset. An answer with less than two bytes of body is not answered at all.
+async fn cut_short(
+    parts: http::response::Parts,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, Hangup> {
+    let body = body.collect().await.map_err(|_| Hangup)?.to_bytes();
+    if body.len() < 2 {
+        return Err(Hangup);
+    }
+    let half = body.slice(..body.len() / 2);
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> =
+        vec![Ok(Frame::data(half)), Err(Box::new(Hangup) as BoxError)];
+    let mut response = Response::from_parts(parts, StreamBody::new(stream::iter(frames)).boxed());
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, body.len().into());
+    Ok(response)
 }
 
 /// Removes the headers that concern one connection only (RFC 9110, section 7.6.1), and those

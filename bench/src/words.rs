@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use fanout_tests::words::create_words_table;
 use fanout_tests::{sdk_config, Emulator};
 
+use crate::faults::FaultPlan;
 use crate::proxy::{Proxy, ProxyConfig};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -42,8 +43,13 @@ impl WordsEmulator {
         })
     }
 
-    /// A proxy in front of moto that adds `latency` to every request and logs each exchange.
-    pub async fn recording_proxy(&self, latency: Duration) -> Result<Proxy, Failure> {
+    /// A proxy in front of moto that adds `latency` to every request, injects `faults` and logs
+    /// each exchange.
+    pub async fn recording_proxy(
+        &self,
+        latency: Duration,
+        faults: FaultPlan,
+    ) -> Result<Proxy, Failure> {
         Ok(Proxy::start(ProxyConfig {
             listen: "127.0.0.1:0".parse()?,
             upstream: self.emulator.endpoint.parse()?,
@@ -51,6 +57,7 @@ impl WordsEmulator {
             copy: Default::default(),
             overlap: false,
             record: true,
+            faults,
         })
         .await?)
     }

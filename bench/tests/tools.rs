@@ -61,6 +61,7 @@ async fn proxy_to(upstream: SocketAddr, copy: CopyModel) -> Proxy {
         copy,
         overlap: false,
         record: true,
+        faults: Default::default(),
     })
     .await
     .unwrap()
@@ -132,6 +133,7 @@ async fn overlap_forwards_at_once_and_holds_the_answer_until_the_delay_has_passe
             copy: CopyModel::default(),
             overlap,
             record: true,
+            faults: Default::default(),
         })
         .await
         .unwrap();
@@ -279,4 +281,110 @@ async fn the_binary_prints_its_url_first_and_forwards() {
     let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
     assert_eq!(stats["requests"], 1);
     assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+/// The proxy with `faults` in front of a fresh moto, and SDK configurations through it and
+/// straight to moto.
+async fn faulty_moto(
+    faults: &str,
+) -> (
+    fanout_tests::Emulator,
+    Proxy,
+    aws_config::SdkConfig,
+    aws_config::SdkConfig,
+) {
+    let emulator = fanout_tests::Emulator::start();
+    let proxy = Proxy::start(ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: emulator.endpoint.parse().unwrap(),
+        latency: Duration::ZERO,
+        copy: CopyModel::default(),
+        overlap: false,
+        record: false,
+        faults: faults.parse().unwrap(),
+    })
+    .await
+    .unwrap();
+    let through = fanout_tests::sdk_config(&proxy.url()).await;
+    let direct = emulator.sdk_config().await;
+    (emulator, proxy, through, direct)
+}
+
+#[tokio::test]
+async fn throttling_is_answered_in_each_services_dialect_and_the_sdk_retries_it() {
+    let (_moto, proxy, through, direct) = faulty_moto("throttle=1").await;
+    let table = fanout_tests::words::create_words_table(&direct).await;
+    let err = aws_sdk_dynamodb::Client::new(&through)
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap_err();
+    let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err).map(str::to_owned);
+    assert!(
+        matches!(
+            code.as_deref(),
+            Some("ProvisionedThroughputExceededException" | "ThrottlingException")
+        ),
+        "{code:?}"
+    );
+    let err = aws_sdk_sns::Client::new(&through)
+        .list_topics()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_sns::error::ProvideErrorMetadata::code(&err),
+        Some("Throttling")
+    );
+    let counts = proxy.stats().faults;
+    // The SDK's standard mode: three attempts a call, two of them retries.
+    assert_eq!((counts.throttled, counts.retries), (6, 4), "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_reset_answer_was_applied_though_the_client_never_read_it() {
+    let (_moto, proxy, through, direct) = faulty_moto("reset=1").await;
+    let err = aws_sdk_sns::Client::new(&through)
+        .create_topic()
+        .name("made-through-resets")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            aws_sdk_sns::error::SdkError::ResponseError(_)
+                | aws_sdk_sns::error::SdkError::DispatchFailure(_)
+        ),
+        "{err:?}"
+    );
+    let topics = aws_sdk_sns::Client::new(&direct)
+        .list_topics()
+        .send()
+        .await
+        .unwrap();
+    assert!(topics.topics().iter().any(|t| t
+        .topic_arn()
+        .unwrap_or_default()
+        .ends_with(":made-through-resets")));
+    assert_eq!(proxy.stats().faults.resets, 3);
+}
+
+#[tokio::test]
+async fn while_the_emulator_is_down_connections_are_refused_and_then_served_again() {
+    let (_moto, proxy, through, _direct) = faulty_moto("").await;
+    let sns = aws_sdk_sns::Client::new(&through);
+    sns.list_topics().send().await.unwrap();
+    let proxy = Arc::new(proxy);
+    let outage = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { proxy.go_down(Duration::from_secs(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = tokio::net::TcpStream::connect(proxy.addr()).await;
+    assert!(refused.is_err(), "a connection was accepted while down");
+    outage.await.unwrap().unwrap();
+    sns.list_topics().send().await.unwrap();
+    assert_eq!(proxy.stats().faults.outages, 1);
 }

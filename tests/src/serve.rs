@@ -29,6 +29,29 @@ pub async fn serve_http1<S, H, F, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn Error + Send + Sync>>,
 {
+    let answer = move |state, request| {
+        let answer = handle(state, request);
+        async move { Ok::<_, Infallible>(answer.await) }
+    };
+    serve_http1_or_hang_up(listener, state, answer, accepted).await
+}
+
+/// Like [`serve_http1`], but a handler that returns an error closes the connection without an
+/// answer (as a server that crashed or a network that failed would).
+pub async fn serve_http1_or_hang_up<S, H, F, B, E>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handle: H,
+    accepted: impl Fn() + Send + 'static,
+) where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    E: Into<Box<dyn Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn Error + Send + Sync>>,
+{
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -43,10 +66,7 @@ pub async fn serve_http1<S, H, F, B>(
         accepted();
         let (state, handle) = (state.clone(), handle.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let answer = handle(state.clone(), request);
-                async move { Ok::<_, Infallible>(answer.await) }
-            });
+            let service = service_fn(move |request| handle(state.clone(), request));
             // A client that goes away mid-request is the client's business.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -151,7 +151,7 @@ async fn set_up(
     counter: Function,
 ) -> Result<(WordsEmulator, Proxy, String, Function), Failure> {
     let words = WordsEmulator::start("bench-words").await?;
-    let proxy = words.recording_proxy(latency).await?;
+    let proxy = words.recording_proxy(latency, Default::default()).await?;
     let mut function = counter
         .env("AWS_ENDPOINT_URL", proxy.url())
         .env("WORDS_TABLE", &words.table)

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use fanout_bench::copy_model::CopyModel;
+use fanout_bench::faults::FaultPlan;
 use fanout_bench::proxy::{Proxy, ProxyConfig, STATS_PATH};
 use http::Uri;
 
@@ -38,6 +39,11 @@ struct Args {
     /// inside the modelled time instead of being added to it.
     #[arg(long)]
     overlap: bool,
+    /// Faults to inject, each a share of requests: e.g.
+    /// `throttle=0.1,500=0.02,reset=0.02,hang=0.01,hang-seconds=15,seed=1` (see
+    /// docs/reliability.md). None by default.
+    #[arg(long, default_value = "")]
+    faults: FaultPlan,
 }
 
 fn millis(value: f64, flag: &str) -> Result<Duration, String> {
@@ -70,6 +76,7 @@ async fn main() -> Result<(), String> {
         },
         overlap: args.overlap,
         record: false,
+        faults: args.faults.clone(),
     })
     .await
     .map_err(|e| format!("could not listen on {}: {e}", args.listen))?;

@@ -23,7 +23,9 @@ use aws_sdk_sqs::types::{
 };
 use bytes::Bytes;
 use clap::Parser;
+use fanout_bench::faults::FaultPlan;
 use fanout_bench::function::{load_average, stop, Function};
+use fanout_bench::outcome::{MemorySampler, Outcome};
 use fanout_bench::proxy::{Exchange, Proxy};
 use fanout_bench::slack::{reply, webhook_event, TOKEN};
 use fanout_bench::stats::{ms, Summary};
@@ -88,9 +90,24 @@ struct Args {
     /// The sns-multiplier binary (a release build).
     #[arg(long)]
     multiplier_bin: Option<PathBuf>,
-    /// Where the functions' logs go; discarded when absent.
+    /// Where the functions' logs go; discarded when absent. When given, the run fails if any
+    /// function panicked.
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Faults the proxies inject into the functions' AWS requests, each a share of requests:
+    /// e.g. `throttle=0.1,reset=0.02` (kinds: throttle, 500, reset, hang, hang-seconds, seed;
+    /// see docs/reliability.md). None by default.
+    #[arg(long, default_value = "")]
+    faults: FaultPlan,
+    /// Take the emulator away from the functions this many seconds into the load.
+    #[arg(long)]
+    down_at_s: Option<f64>,
+    /// How long the emulator stays away.
+    #[arg(long, default_value_t = 5.0)]
+    down_for_s: f64,
+    /// Sample each function process's memory every this many seconds.
+    #[arg(long, default_value_t = 10)]
+    memory_every_s: u64,
 }
 
 /// One Slack message: its text and what it should add to each word.
@@ -465,11 +482,13 @@ async fn wait_for_drain(
 struct Stack {
     words: WordsEmulator,
     queue: Queue,
-    counter_proxy: Proxy,
-    multiplier_proxy: Proxy,
+    counter_proxy: Arc<Proxy>,
+    multiplier_proxy: Arc<Proxy>,
     counter_api: Arc<RuntimeApi>,
     multiplier_api: Arc<RuntimeApi>,
     processes: Vec<Child>,
+    /// How many of `processes` are slack-counters (the first ones).
+    counters: usize,
 }
 
 impl Drop for Stack {
@@ -496,9 +515,13 @@ async fn set_up(args: &Args, latency: Duration) -> Result<Stack, Failure> {
     );
     let words = WordsEmulator::start("load-words").await?;
     let queue = multiplier_queue(&words.direct, &words.topic_arn).await?;
+    let multiplier_faults = FaultPlan {
+        seed: args.faults.seed.wrapping_add(1),
+        ..args.faults.clone()
+    };
     let (counter_proxy, multiplier_proxy) = (
-        words.recording_proxy(latency).await?,
-        words.recording_proxy(latency).await?,
+        Arc::new(words.recording_proxy(latency, args.faults.clone()).await?),
+        Arc::new(words.recording_proxy(latency, multiplier_faults).await?),
     );
     let counter = counter
         .env("AWS_ENDPOINT_URL", counter_proxy.url())
@@ -524,6 +547,7 @@ async fn set_up(args: &Args, latency: Duration) -> Result<Stack, Failure> {
         counter_api: Arc::new(counter_api),
         multiplier_api: Arc::new(multiplier_api),
         processes,
+        counters: args.counters.max(1),
     })
 }
 
@@ -654,6 +678,31 @@ async fn main() -> Result<(), Failure> {
         })
         .collect();
     let load_before = load_average();
+    let outage = args.down_at_s.map(|at| {
+        let proxies = [stack.counter_proxy.clone(), stack.multiplier_proxy.clone()];
+        let period = Duration::from_secs_f64(args.down_for_s.max(0.0));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(at.max(0.0))).await;
+            eprintln!("the emulator goes away for {:.1} s…", period.as_secs_f64());
+            let [a, b] = proxies;
+            let (a, b) = tokio::join!(a.go_down(period), b.go_down(period));
+            a.and(b)
+        })
+    });
+    let pids: Vec<(&str, u32)> = stack
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(i, child)| {
+            let name = if i < stack.counters {
+                "slack-counter"
+            } else {
+                "sns-multiplier"
+            };
+            (name, child.id())
+        })
+        .collect();
+    let sampler = MemorySampler::start(pids, Duration::from_secs(args.memory_every_s.max(1)));
     eprintln!(
         "sending {total} messages at {}/s with {} ms added per AWS request…",
         args.rate,
@@ -683,6 +732,10 @@ async fn main() -> Result<(), Failure> {
         poller.await??;
     }
     let load_after = load_average();
+    if let Some(outage) = outage {
+        outage.await??;
+    }
+    let memory = sampler.stop().await;
     let tally = tally(&stack, &messages, &deliveries, args.vocabulary).await?;
     let report = Report {
         args: &args,
@@ -698,11 +751,29 @@ async fn main() -> Result<(), Failure> {
         load: (load_before, load_after),
     };
     report.print();
-    let lost = deliveries.iter().filter(|d| !d.acknowledged()).count();
-    if !tally.wrong.is_empty() || drained.is_none() || lost > 0 {
-        return Err("the counts are not exact (see above)".into());
+    println!("-- faults");
+    for (function, proxy) in [
+        ("slack-counter", &stack.counter_proxy),
+        ("sns-multiplier", &stack.multiplier_proxy),
+    ] {
+        println!("{function}: {}", proxy.stats().faults);
     }
-    Ok(())
+    println!();
+    memory.print();
+    let mut outcome = Outcome::default();
+    let mut stack = stack;
+    outcome.check_processes(&mut stack.processes, args.log.as_deref());
+    let lost = deliveries.iter().filter(|d| !d.acknowledged()).count();
+    if !tally.wrong.is_empty() {
+        outcome.fail(format!("{} words' counts are not exact", tally.wrong.len()));
+    }
+    if drained.is_none() {
+        outcome.fail("the multiplier's queue was not emptied".into());
+    }
+    if lost > 0 {
+        outcome.fail(format!("{lost} messages were never acknowledged"));
+    }
+    outcome.finish()
 }
 
 struct Report<'a> {

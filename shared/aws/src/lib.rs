@@ -4,6 +4,9 @@
 //!
 //! This crate links no service SDK: each adapter crate links the one it calls.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -12,9 +15,26 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 pub use aws_smithy_types::error::display::DisplayErrorContext;
 
+/// How long a call waits to connect (the SDK's own default).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// How long an attempt waits for the first byte of its answer before the SDK gives up on it
+/// and retries. Without it a request that is never answered (a connection that died without a
+/// reset) holds the invocation until Lambda's deadline. S3 answers a copy's head at once and
+/// the rest when it is done, so a long part copy stays within it.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Loads the shared SDK configuration once, at init.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// Whether a call that failed after the SDK's retries may succeed later: throttling, 5xx,

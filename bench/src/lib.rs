@@ -12,5 +12,6 @@ pub mod function;
 pub mod outcome;
 pub mod proxy;
 pub mod slack;
+pub mod sqs_source;
 pub mod stats;
 pub mod words;

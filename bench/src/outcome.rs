@@ -11,6 +11,41 @@ use tokio::task::JoinHandle;
 
 use crate::function::memory;
 
+/// The options a chaos or load run shares: when the emulator goes away, and how often memory
+/// is sampled.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunOptions {
+    /// Take the emulator away from the functions this many seconds into the run.
+    #[arg(long)]
+    pub down_at_s: Option<f64>,
+    /// How long the emulator stays away.
+    #[arg(long, default_value_t = 5.0)]
+    pub down_for_s: f64,
+    /// Sample each function process's memory every this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub memory_every_s: u64,
+}
+
+impl RunOptions {
+    /// The outage, if one was asked for, behind every one of `proxies`.
+    pub fn outage(
+        &self,
+        proxies: Vec<std::sync::Arc<crate::proxy::Proxy>>,
+    ) -> Option<JoinHandle<std::io::Result<()>>> {
+        self.down_at_s.map(|at| {
+            crate::proxy::outage(
+                proxies,
+                Duration::from_secs_f64(at.max(0.0)),
+                Duration::from_secs_f64(self.down_for_s.max(0.0)),
+            )
+        })
+    }
+
+    pub fn sampler(&self, processes: Vec<(&str, u32)>) -> MemorySampler {
+        MemorySampler::start(processes, Duration::from_secs(self.memory_every_s.max(1)))
+    }
+}
+
 /// The failures a run found; it passes when there are none.
 #[derive(Debug, Default)]
 pub struct Outcome {

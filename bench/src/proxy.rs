@@ -222,6 +222,24 @@ impl Drop for Proxy {
     }
 }
 
+/// Takes the emulator away behind every one of `proxies` at once, `at` from now, for `period`.
+pub fn outage(
+    proxies: Vec<Arc<Proxy>>,
+    at: Duration,
+    period: Duration,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        tokio::time::sleep(at).await;
+        eprintln!("the emulator goes away for {:.1} s…", period.as_secs_f64());
+        let downs = proxies.iter().map(|proxy| proxy.go_down(period));
+        futures::future::join_all(downs)
+            .await
+            .into_iter()
+            .collect::<std::io::Result<Vec<()>>>()
+            .map(|_| ())
+    })
+}
+
 /// Serves `listener` in the background.
 fn accept(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
     tokio::spawn(serve_http1_or_hang_up(

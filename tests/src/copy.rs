@@ -587,3 +587,63 @@ impl Intercept for ForgeChecksum {
         Ok(())
     }
 }
+
+/// Loses the answers of the first `times` CreateMultipartUpload requests: S3 (moto) created the
+/// upload, and the client gets a 500 instead of its id, as when a connection breaks after S3
+/// acted.
+#[derive(Debug, Clone)]
+pub struct LoseCreateAnswers {
+    pub times: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Marks an attempt that creates a multipart upload.
+#[derive(Debug, Clone)]
+struct CreatesUpload;
+
+impl aws_smithy_types::config_bag::Storable for CreatesUpload {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl Intercept for LoseCreateAnswers {
+    fn name(&self) -> &'static str {
+        "LoseCreateAnswers"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        if request.method() == "POST" && request.uri().contains("?uploads") {
+            cfg.interceptor_state().store_put(CreatesUpload);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use std::sync::atomic::Ordering;
+        let lose = cfg.load::<CreatesUpload>().is_some()
+            && self
+                .times
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if lose {
+            *context.response_mut() = aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(500)?,
+                aws_smithy_types::body::SdkBody::from(
+                    "<Error><Code>InternalError</Code><Message>lost</Message></Error>",
+                ),
+            );
+        }
+        Ok(())
+    }
+}

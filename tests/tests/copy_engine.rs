@@ -14,7 +14,7 @@ use fanout_copy_core::{Copied, Copier, CopyOptions, Location, RunSpec, Threshold
 use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_tests::copy::{
     body, bytes, carried, create_bucket, keys, open_uploads, put_in_parts, put_object, s3, s3_with,
-    Carried, FailPart, ForgeChecksum, RefuseChecksumMode, SigningRegions,
+    Carried, FailPart, ForgeChecksum, LoseCreateAnswers, RefuseChecksumMode, SigningRegions,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::Emulator;
@@ -360,6 +360,42 @@ async fn a_failed_multipart_copy_is_aborted_and_leaves_no_parts() {
             bytes: 16 * MIB,
             verified: true
         }
+    );
+}
+
+#[tokio::test]
+async fn uploads_whose_creation_answer_was_lost_are_aborted_and_the_copy_goes_on() {
+    let f = Fixture::new().await;
+    let etag = f
+        .put("large.bin", 16 * MIB as usize, 5, &Carried::sample())
+        .await;
+    let lose = LoseCreateAnswers {
+        times: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2)),
+    };
+    let copier = Copier::new(
+        ObjectStore::new(s3_with(&f.sdk, Some(lose.clone()))),
+        tiny_thresholds(),
+        4,
+    );
+    assert_eq!(
+        copier
+            .copy(&f.job("large.bin", 16 * MIB, &etag))
+            .await
+            .unwrap(),
+        Copied::Copied {
+            bytes: 16 * MIB,
+            verified: true
+        }
+    );
+    assert_eq!(lose.times.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // S3 made three uploads; the two whose answers were lost are aborted, the third completed.
+    assert_eq!(
+        open_uploads(&f.client, &f.destination).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        body(&f.client, &f.destination, "copy/large.bin").await,
+        bytes(16 * MIB as usize, 5)
     );
 }
 

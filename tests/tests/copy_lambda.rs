@@ -761,11 +761,15 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
     assert_eq!(swept["aborted"], 1);
 
     // What IAM needs beyond the calls themselves: the continuation's Invoke (not made here),
-    // and s3:PutObjectTagging for the tags a copy carries. (s3:ListBucket, which also makes
+    // s3:PutObjectTagging for the tags a copy carries, and the listing of uploads that looks
+    // for one whose creation answer was lost (not made here). (s3:ListBucket, which also makes
     // HEAD of a missing object a 404, is the bucket-region HeadBucket's.)
     let needs_beyond_calls: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
         ("s3-fanout", BTreeSet::from(["lambda:InvokeFunction"])),
-        ("s3-copier", BTreeSet::from(["s3:PutObjectTagging"])),
+        (
+            "s3-copier",
+            BTreeSet::from(["s3:PutObjectTagging", "s3:ListBucketMultipartUploads"]),
+        ),
     ]);
     for (function, declared, calls) in [
         ("s3-fanout", s3_fanout::IAM_ACTIONS, &fanout_calls),

@@ -16,6 +16,9 @@ transaction once a load run has written a few thousand claims. Here a transactio
 log instead: the previous state of each item it writes, put back if it is cancelled. That is
 the same state as the copy held, since nothing else runs meanwhile.
 
+moto's ListMultipartUploads says every upload was initiated on 2010-11-10T20:48:33Z; S3 says
+when each was. The launcher notes when each upload is created and answers that.
+
 moto's ListParts answers with the root element `ListPartsResponse`; S3 (and so the AWS SDK for
 Rust, which refuses anything else) says `ListPartsResult`. The launcher renames it.
 
@@ -34,11 +37,14 @@ Arguments are moto_server's (`-H 127.0.0.1 -p PORT`).
 """
 
 import copy
+import datetime
+import re
 import threading
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.responses import DynamoHandler
 from moto.core.utils import unix_time, unix_time_millis
+from moto.s3.models import FakeMultipart
 from moto.s3.responses import S3Response
 from moto.sqs.models import Queue, SQSBackend
 from moto.server import main
@@ -218,6 +224,43 @@ def _not_visible_count(queue):
 Queue.messages = property(_visible_messages)
 Queue.approximate_number_of_messages_delayed = property(_delayed_count)
 Queue.approximate_number_of_messages_not_visible = property(_not_visible_count)
+
+# When each multipart upload was created, by upload id.
+_INITIATED = {}
+_multipart_init = FakeMultipart.__init__
+
+
+def _multipart_init_noting_when(self, *args, **kwargs):
+    _multipart_init(self, *args, **kwargs)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    _INITIATED[self.id] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+FakeMultipart.__init__ = _multipart_init_noting_when
+
+_list_multipart_uploads = S3Response.list_multipart_uploads
+_UPLOAD = re.compile(r"<Upload>.*?</Upload>", re.S)
+
+
+def _upload_with_its_time(match):
+    upload = match.group(0)
+    upload_id = re.search(r"<UploadId>(.*?)</UploadId>", upload)
+    when = upload_id and _INITIATED.get(upload_id.group(1))
+    if not when:
+        return upload
+    return re.sub(r"<Initiated>.*?</Initiated>", f"<Initiated>{when}</Initiated>", upload)
+
+
+def _list_multipart_uploads_with_their_times(self):
+    status, headers, body = _list_multipart_uploads(self)
+    if isinstance(body, bytes):
+        body = _UPLOAD.sub(_upload_with_its_time, body.decode()).encode()
+    elif isinstance(body, str):
+        body = _UPLOAD.sub(_upload_with_its_time, body)
+    return status, headers, body
+
+
+S3Response.list_multipart_uploads = _list_multipart_uploads_with_their_times
 
 if __name__ == "__main__":
     main()

@@ -17,23 +17,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
-};
-use bytes::Bytes;
 use clap::Parser;
 use fanout_bench::faults::FaultPlan;
 use fanout_bench::function::{load_average, stop, Function};
-use fanout_bench::outcome::{MemorySampler, Outcome};
+use fanout_bench::outcome::{Outcome, RunOptions};
 use fanout_bench::proxy::{Exchange, Proxy};
 use fanout_bench::slack::{reply, webhook_event, TOKEN};
+use fanout_bench::sqs_source::{wait_for_drain, Consumed, Pollers, Queue};
 use fanout_bench::stats::{ms, Summary};
 use fanout_bench::words::WordsEmulator;
 use fanout_tests::runtime_api::RuntimeApi;
-use fanout_tests::words::{count_of, subscribed_queue};
+use fanout_tests::words::count_of;
 use fanout_tests::workspace_root;
-use tokio::sync::watch;
 
 /// Slack's timeout: an answer later than this is retried.
 const SLACK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -99,15 +94,8 @@ struct Args {
     /// see docs/reliability.md). None by default.
     #[arg(long, default_value = "")]
     faults: FaultPlan,
-    /// Take the emulator away from the functions this many seconds into the load.
-    #[arg(long)]
-    down_at_s: Option<f64>,
-    /// How long the emulator stays away.
-    #[arg(long, default_value_t = 5.0)]
-    down_for_s: f64,
-    /// Sample each function process's memory every this many seconds.
-    #[arg(long, default_value_t = 10)]
-    memory_every_s: u64,
+    #[command(flatten)]
+    run: RunOptions,
 }
 
 /// One Slack message: its text and what it should add to each word.
@@ -296,188 +284,6 @@ async fn complete(
     }
 }
 
-/// What the pollers feeding the multiplier saw.
-#[derive(Default)]
-struct Consumed {
-    batches: AtomicUsize,
-    records: AtomicUsize,
-    /// Records the multiplier answered as failed (left for redelivery).
-    failed: AtomicUsize,
-    /// Batches in the multiplier's hands right now.
-    in_flight: AtomicUsize,
-}
-
-/// The queue the multiplier consumes and how to reach it.
-#[derive(Clone)]
-struct Queue {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    arn: String,
-}
-
-/// The SQS event source mapping for one multiplier process: receive up to 10 records, invoke,
-/// delete what succeeded; until `stop` turns true.
-async fn poll_queue(
-    queue: Queue,
-    api: Arc<RuntimeApi>,
-    consumed: Arc<Consumed>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), Failure> {
-    while !*stop.borrow_and_update() {
-        let received = queue
-            .sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await?;
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            continue;
-        }
-        consumed.in_flight.fetch_add(1, Ordering::SeqCst);
-        let failed = invoke_multiplier(&api, &queue, &messages).await;
-        let done: Vec<_> = messages
-            .iter()
-            .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
-            .collect();
-        delete(&queue, &done).await?;
-        consumed.in_flight.fetch_sub(1, Ordering::SeqCst);
-        consumed.batches.fetch_add(1, Ordering::Relaxed);
-        consumed
-            .records
-            .fetch_add(messages.len(), Ordering::Relaxed);
-        consumed.failed.fetch_add(failed.len(), Ordering::Relaxed);
-    }
-    Ok(())
-}
-
-/// Hands a batch to the multiplier; returns the message ids it did not process (all of them
-/// when it failed or did not answer).
-async fn invoke_multiplier(
-    api: &RuntimeApi,
-    queue: &Queue,
-    messages: &[Message],
-) -> BTreeSet<String> {
-    let all = || {
-        messages
-            .iter()
-            .map(|m| m.message_id().unwrap_or_default().to_owned())
-            .collect()
-    };
-    let outcome = match api
-        .invoke(sqs_event(queue, messages), MULTIPLIER_TIMEOUT)
-        .await
-    {
-        Ok(outcome) if !outcome.is_error => outcome,
-        _ => return all(),
-    };
-    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&outcome.body) else {
-        return all();
-    };
-    answer["batchItemFailures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|failure| failure["itemIdentifier"].as_str().map(str::to_owned))
-        .collect()
-}
-
-/// The SQS event Lambda's event source mapping would hand the multiplier.
-fn sqs_event(queue: &Queue, messages: &[Message]) -> Bytes {
-    let records: Vec<_> = messages
-        .iter()
-        .map(|m| {
-            let attributes: HashMap<String, String> = m
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                .collect();
-            serde_json::json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue.arn,
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    Bytes::from(serde_json::json!({ "Records": records }).to_string())
-}
-
-async fn delete(queue: &Queue, messages: &[&Message]) -> Result<(), Failure> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let entries = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .build()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    queue
-        .sqs
-        .delete_message_batch()
-        .queue_url(&queue.url)
-        .set_entries(Some(entries))
-        .send()
-        .await?;
-    Ok(())
-}
-
-/// Messages in the queue, visible or in flight.
-async fn queue_depth(queue: &Queue) -> Result<usize, Failure> {
-    let attributes = queue
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&queue.url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    Ok(attributes
-        .values()
-        .filter_map(|value| value.parse::<usize>().ok())
-        .sum())
-}
-
-/// Waits until the queue has stayed empty, with no batch in the multiplier's hands, for two
-/// checks in a row. Returns how long that took, or `None` at the timeout.
-async fn wait_for_drain(
-    queue: &Queue,
-    consumed: &Consumed,
-    timeout: Duration,
-) -> Result<Option<Duration>, Failure> {
-    let started = Instant::now();
-    let mut quiet = 0;
-    while started.elapsed() < timeout {
-        let idle = consumed.in_flight.load(Ordering::SeqCst) == 0;
-        quiet = if idle && queue_depth(queue).await? == 0 {
-            quiet + 1
-        } else {
-            0
-        };
-        if quiet >= 2 {
-            return Ok(Some(started.elapsed()));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Ok(None)
-}
-
 /// The emulator, the topic's queue, the proxies and the function pools.
 struct Stack {
     words: WordsEmulator,
@@ -514,7 +320,15 @@ async fn set_up(args: &Args, latency: Duration) -> Result<Stack, Failure> {
         binary(&args.multiplier_bin, "sns-multiplier")?,
     );
     let words = WordsEmulator::start("load-words").await?;
-    let queue = multiplier_queue(&words.direct, &words.topic_arn).await?;
+    // The multiplier's queue: raw delivery off, as the template has it.
+    let (queue, _) = Queue::subscribed(
+        &words.direct,
+        &words.topic_arn,
+        false,
+        VISIBILITY_TIMEOUT_S,
+        None,
+    )
+    .await?;
     let multiplier_faults = FaultPlan {
         seed: args.faults.seed.wrapping_add(1),
         ..args.faults.clone()
@@ -549,30 +363,6 @@ async fn set_up(args: &Args, latency: Duration) -> Result<Stack, Failure> {
         processes,
         counters: args.counters.max(1),
     })
-}
-
-/// The multiplier's queue, subscribed to the topic (raw delivery off, as the template has it).
-async fn multiplier_queue(direct: &SdkConfig, topic_arn: &str) -> Result<Queue, Failure> {
-    let sqs = aws_sdk_sqs::Client::new(direct);
-    let url = subscribed_queue(direct, topic_arn, false).await;
-    sqs.set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            VISIBILITY_TIMEOUT_S.to_string(),
-        )
-        .send()
-        .await?;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or("moto gave the queue no ARN")?;
-    Ok(Queue { sqs, url, arn })
 }
 
 /// Sends `rate` messages a second for `seconds` seconds, each delivered by a task of its own;
@@ -665,30 +455,17 @@ async fn main() -> Result<(), Failure> {
     tokio::time::timeout(Duration::from_secs(20), stack.counter_api.first_poll()).await?;
     tokio::time::timeout(Duration::from_secs(20), stack.multiplier_api.first_poll()).await?;
 
-    let consumed = Arc::new(Consumed::default());
-    let (stop_polling, stopped) = watch::channel(false);
-    let pollers: Vec<_> = (0..args.multipliers.max(1))
-        .map(|_| {
-            tokio::spawn(poll_queue(
-                stack.queue.clone(),
-                stack.multiplier_api.clone(),
-                consumed.clone(),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let pollers = Pollers::start(
+        args.multipliers,
+        &stack.queue,
+        &stack.multiplier_api,
+        MULTIPLIER_TIMEOUT,
+    );
+    let consumed = pollers.consumed.clone();
     let load_before = load_average();
-    let outage = args.down_at_s.map(|at| {
-        let proxies = [stack.counter_proxy.clone(), stack.multiplier_proxy.clone()];
-        let period = Duration::from_secs_f64(args.down_for_s.max(0.0));
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(at.max(0.0))).await;
-            eprintln!("the emulator goes away for {:.1} s…", period.as_secs_f64());
-            let [a, b] = proxies;
-            let (a, b) = tokio::join!(a.go_down(period), b.go_down(period));
-            a.and(b)
-        })
-    });
+    let outage = args
+        .run
+        .outage([stack.counter_proxy.clone(), stack.multiplier_proxy.clone()].to_vec());
     let pids: Vec<(&str, u32)> = stack
         .processes
         .iter()
@@ -702,7 +479,7 @@ async fn main() -> Result<(), Failure> {
             (name, child.id())
         })
         .collect();
-    let sampler = MemorySampler::start(pids, Duration::from_secs(args.memory_every_s.max(1)));
+    let sampler = args.run.sampler(pids);
     eprintln!(
         "sending {total} messages at {}/s with {} ms added per AWS request…",
         args.rate,
@@ -727,10 +504,7 @@ async fn main() -> Result<(), Failure> {
         Duration::from_secs(args.drain_timeout_s),
     )
     .await?;
-    stop_polling.send_replace(true);
-    for poller in pollers {
-        poller.await??;
-    }
+    pollers.stop().await?;
     let load_after = load_average();
     if let Some(outage) = outage {
         outage.await??;

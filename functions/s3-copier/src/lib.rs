@@ -51,6 +51,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:PutObjectTagging",
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
+    "s3:ListBucketMultipartUploads",
     "sns:Publish",
     "dynamodb:UpdateItem",
     "dynamodb:GetItem",

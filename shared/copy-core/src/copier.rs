@@ -220,6 +220,14 @@ impl<S: ObjectCopier> Copier<S> {
         remaining: Remaining<'_>,
     ) -> Result<Copied, CopyError> {
         let Some(source) = self.source_to_copy(job).await? else {
+            // A continuation whose object another delivery of the job has copied meanwhile:
+            // its upload will never be completed.
+            if let Some(resume) = &job.resume {
+                let request = self.request(job, &ObjectHead::default());
+                if let Err(error) = self.discard(&request, &resume.upload_id).await {
+                    tracing::warn!(key = %job.destination.key, upload_id = %resume.upload_id, %error, "the upload of a continuation no longer needed was not aborted; the sweep will");
+                }
+            }
             return Ok(Copied::Skipped);
         };
         let src = &job.source;
@@ -956,6 +964,27 @@ mod tests {
         assert_eq!(count(&calls, "ListParts"), 2);
         assert!(store.open_uploads().is_empty());
         assert!(registry.open().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_continuation_whose_object_another_delivery_copied_aborts_its_upload() {
+        let (store, job) = store_with("huge.bin", 40 * MIB as usize);
+        // Without the registry, as when the two deliveries run at once: the second does not
+        // take the first's upload over.
+        let copier = Copier::new(store, five_mib_parts(), 2);
+        let remaining = time_for(3, Duration::from_secs(1));
+        let Copied::Paused { continuation } = copier.copy_within(&job, &remaining).await.unwrap()
+        else {
+            panic!("not paused");
+        };
+        // Another delivery of the original job, with time enough, copies the whole object.
+        assert!(matches!(
+            copier.copy(&job).await.unwrap(),
+            Copied::Copied { .. }
+        ));
+        assert_eq!(copier.store().open_uploads().len(), 1, "the paused one");
+        assert_eq!(copier.copy(&continuation).await.unwrap(), Copied::Skipped);
+        assert!(copier.store().open_uploads().is_empty());
     }
 
     #[tokio::test]

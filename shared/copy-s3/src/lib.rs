@@ -112,6 +112,23 @@ fn sse(request: &CopyRequest) -> Option<ServerSideEncryption> {
 }
 
 /// A failed call about the request's destination object.
+/// How far S3's clock may be from this machine's, when telling which uploads a lost
+/// answer may have created.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a failed request may still have been carried out: its answer was lost or cut (a
+/// timeout, a broken connection, a body that did not parse) or S3 failed inside (500). A
+/// throttled request (503 `SlowDown`) and a refused one were not.
+fn may_have_been_applied<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => service.raw().status().as_u16() == 500,
+        _ => false,
+    }
+}
+
 fn request_error<E>(
     request: &CopyRequest,
     operation: &'static str,
@@ -247,6 +264,47 @@ impl S3Store {
         };
         lock(&self.regional).insert(bucket.to_owned(), client.clone());
         client
+    }
+
+    /// Aborts the uploads of the request's key that started since `asked_at` (less a few
+    /// seconds for the clocks) other than `kept`: the ones whose creation answer was lost. Best
+    /// effort: what is left is for the lifecycle rule.
+    async fn abort_lost_uploads(
+        &self,
+        request: &CopyRequest,
+        kept: Option<&str>,
+        asked_at: std::time::SystemTime,
+    ) {
+        let since = asked_at
+            .checked_sub(CLOCK_SLACK)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        let location = Location {
+            bucket: request.bucket.clone(),
+            prefix: request.key.clone(),
+        };
+        let open = match self.open_uploads(&location).await {
+            Ok(open) => open,
+            Err(error) => {
+                tracing::warn!(key = %request.key, %error, "could not look for uploads whose creation answer was lost");
+                return;
+            }
+        };
+        for upload in open.into_iter().filter(|u| {
+            u.key == request.key && u.initiated >= since && Some(u.upload_id.as_str()) != kept
+        }) {
+            match self
+                .abort_upload(&request.bucket, &request.key, &upload.upload_id)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(key = %request.key, upload_id = %upload.upload_id, "aborted an upload whose creation answer was lost")
+                }
+                Err(error) => {
+                    tracing::warn!(key = %request.key, upload_id = %upload.upload_id, %error, "could not abort an upload whose creation answer was lost")
+                }
+            }
+        }
     }
 
     /// A client for this SDK configuration, retrying in standard mode (exponential backoff with
@@ -474,27 +532,57 @@ impl ObjectCopier for S3Store {
         }))
     }
 
+    /// Each attempt is sent alone (without the SDK's retries), so that an attempt whose
+    /// answer was lost is known: S3 may have created that upload, and nobody would ever learn
+    /// its id, complete it or abort it (the registry and the sweep know only the ids they were
+    /// told). Once an attempt answers, such lost uploads of this key are found and aborted.
     async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
-        let builder = self
-            .client_for(&request.bucket)
-            .await
-            .create_multipart_upload()
-            .bucket(&request.bucket)
-            .key(&request.key)
-            .set_tagging(tagging(request))
-            .set_checksum_algorithm(algorithm(request))
-            .set_checksum_type(algorithm(request).map(|_| ChecksumType::FullObject));
-        let output = carry!(builder, request)
-            .send()
-            .await
-            .map_err(|e| request_error(request, "CreateMultipartUpload", e))?;
-        output.upload_id().map(str::to_owned).ok_or_else(|| {
+        let client = self.client_for(&request.bucket).await;
+        let asked_at = std::time::SystemTime::now();
+        let mut lost_answers = 0;
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            let builder = client
+                .create_multipart_upload()
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .set_tagging(tagging(request))
+                .set_checksum_algorithm(algorithm(request))
+                .set_checksum_type(algorithm(request).map(|_| ChecksumType::FullObject));
+            let sent = carry!(builder, request)
+                .config_override(
+                    aws_sdk_s3::config::Builder::new().retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match sent {
+                Ok(output) => break output,
+                Err(err) if attempt < MAX_ATTEMPTS && fanout_aws::is_transient(&err) => {
+                    lost_answers += u32::from(may_have_been_applied(&err));
+                    tokio::time::sleep(fanout_aws::collision_backoff(attempt + 3)).await;
+                }
+                Err(err) => {
+                    let error = request_error(request, "CreateMultipartUpload", err);
+                    if lost_answers > 0 {
+                        self.abort_lost_uploads(request, None, asked_at).await;
+                    }
+                    return Err(error);
+                }
+            }
+        };
+        let upload_id = output.upload_id().map(str::to_owned).ok_or_else(|| {
             request.error(
                 "CreateMultipartUpload",
                 ErrorKind::Permanent,
                 "S3 returned no upload id".into(),
             )
-        })
+        })?;
+        if lost_answers > 0 {
+            self.abort_lost_uploads(request, Some(&upload_id), asked_at)
+                .await;
+        }
+        Ok(upload_id)
     }
 
     async fn copy_part(

@@ -16,6 +16,7 @@ doctor:
 test: dev-tools aws-cli lint infra-check
 	cargo build --workspace --bins
 	cargo test --workspace --all-targets --no-fail-fast
+	$(MAKE) --no-print-directory chaos-short
 	$(MAKE) --no-print-directory demo
 
 lint:
@@ -109,6 +110,54 @@ bench-fanout-sim:
 	cargo build --release -p fanout-bench --bin fanout-sim
 	target/release/fanout-sim --json bench/results/fanout-sim.json $(FANOUT_SIM_ARGS)
 
+
+# --- Chaos: the real functions with AWS misbehaving; docs/reliability.md --------------------
+# Faults the proxy injects into every AWS request of the functions (a share of requests each):
+# throttling, 500s, a reset after the emulator applied the request, a request never answered.
+CHAOS_WORDS_FAULTS ?= throttle=0.1,reset=0.02,hang=0.005,seed=1
+CHAOS_COPY_FAULTS ?= throttle=0.1,500=0.02,reset=0.02,hang=0.005,seed=1
+CHAOS_DIR := target/chaos
+FUNCTION_CRATES := -p slack-counter -p sns-multiplier -p s3-fanout -p s3-copier
+.PHONY: chaos chaos-short load
+
+## chaos: the chaos suite on release builds: 300 Slack messages through slack-counter and the
+## multiplier, then a 200-object backup (20 multipart, 3 objects deleted after listing) through
+## s3-fanout and s3-copier, each with faults and the emulator down for 5 s in the middle; every
+## promise checked (exact counts, every object copied or reported, no upload left open, no
+## message lost, no crash or panic); figures in target/chaos/*.txt
+chaos: dev-tools
+	cargo build --release $(FUNCTION_CRATES) -p fanout-bench
+	mkdir -p $(CHAOS_DIR) && rm -f $(CHAOS_DIR)/words.log $(CHAOS_DIR)/copy.log
+	set -o pipefail; target/release/words-load --rate 30 --seconds 10 --counters 8 --multipliers 2 \
+	  --faults $(CHAOS_WORDS_FAULTS) --down-at-s 4 --down-for-s 5 --log $(CHAOS_DIR)/words.log \
+	  | tee $(CHAOS_DIR)/words.txt
+	set -o pipefail; target/release/copy-chaos --objects 200 --multipart 20 --vanish 3 --copiers 4 \
+	  --faults $(CHAOS_COPY_FAULTS) --down-at-s 5 --down-for-s 5 --log $(CHAOS_DIR)/copy.log \
+	  | tee $(CHAOS_DIR)/copy.txt
+
+## chaos-short: the chaos suite, small, on the debug builds `make test` has made (part of it)
+chaos-short: dev-tools
+	mkdir -p $(CHAOS_DIR) && rm -f $(CHAOS_DIR)/words-short.log $(CHAOS_DIR)/copy-short.log
+	target/debug/words-load --rate 20 --seconds 3 --counters 4 --multipliers 2 \
+	  --counter-bin target/debug/slack-counter --multiplier-bin target/debug/sns-multiplier \
+	  --faults $(CHAOS_WORDS_FAULTS) --down-at-s 1 --down-for-s 3 --log $(CHAOS_DIR)/words-short.log
+	target/debug/copy-chaos --objects 40 --multipart 4 --vanish 3 --copiers 3 --bin-dir target/debug \
+	  --faults $(CHAOS_COPY_FAULTS) --down-at-s 2 --down-for-s 3 --log $(CHAOS_DIR)/copy-short.log
+
+## load: the sustained run: Slack traffic at the HTTP API's throttle limit (the template's
+## SlackRateLimit, 50 a second) for 10 minutes, with a 200-object backup run beside it; each
+## function's memory sampled (LOAD_RATE, LOAD_SECONDS to change it); target/chaos/load-*.txt
+LOAD_RATE ?= 50
+LOAD_SECONDS ?= 600
+load: dev-tools
+	cargo build --release $(FUNCTION_CRATES) -p fanout-bench
+	mkdir -p $(CHAOS_DIR) && rm -f $(CHAOS_DIR)/load-words.log $(CHAOS_DIR)/load-copy.log
+	target/release/copy-chaos --objects 200 --multipart 20 --vanish 0 --faults "" --memory-every-s 30 \
+	  --log $(CHAOS_DIR)/load-copy.log > $(CHAOS_DIR)/load-copy.txt 2>&1 & copy=$$!; \
+	target/release/words-load --rate $(LOAD_RATE) --seconds $(LOAD_SECONDS) --memory-every-s 30 \
+	  --drain-timeout-s 1800 --log $(CHAOS_DIR)/load-words.log > $(CHAOS_DIR)/load-words.txt 2>&1; words=$$?; \
+	wait $$copy; copied=$$?; tail -25 $(CHAOS_DIR)/load-words.txt; tail -12 $(CHAOS_DIR)/load-copy.txt; \
+	test $$words -eq 0 && test $$copied -eq 0
 
 # --- Fuzzing: cargo-fuzz (libFuzzer) on the nightly toolchain; docs/reliability.md -------------
 FUZZ_SECONDS ?= 60

@@ -12,11 +12,13 @@ export CARGO_TERM_COLOR ?= never
 doctor:
 	@bash tools/doctor.sh
 
-## test: formatting, lints, template checks, unit and integration tests (against moto server), the demo
+## test: formatting, lints, template checks, unit and integration tests (against moto server),
+## the short chaos run, each fuzz target for 3 s on its seeds, the demo
 test: dev-tools aws-cli lint infra-check
 	cargo build --workspace --bins
 	cargo test --workspace --all-targets --no-fail-fast
 	$(MAKE) --no-print-directory chaos-short
+	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory demo
 
 lint:

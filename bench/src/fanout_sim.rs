@@ -25,8 +25,8 @@ use fanout_copy_core::location::Location;
 use fanout_copy_core::memory::{MemoryContinuation, MemoryLedger, MemoryUploads};
 use fanout_copy_core::plan::{Part, MAX_PARTS, MIN_PART_SIZE};
 use fanout_copy_core::store::{
-    CompletedPart, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister, Page, PartHead,
-    StoreError,
+    CompletedPart, CopyRequest, Created, ErrorKind, ObjectCopier, ObjectHead, ObjectLister, Page,
+    PartHead, StoreError,
 };
 use fanout_copy_core::uploads::{BoxFuture, Copying, UploadRegistry};
 use fanout_copy_core::{CopyJob, RunSpec};
@@ -313,7 +313,7 @@ impl ObjectCopier for SimStore {
         Ok(None)
     }
 
-    async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
+    async fn create_multipart(&self, request: &CopyRequest) -> Result<Created, StoreError> {
         self.request("CreateMultipartUpload", self.model.latency)
             .await;
         let mut state = lock(&self.state);
@@ -325,7 +325,10 @@ impl ObjectCopier for SimStore {
             parts: BTreeMap::new(),
         };
         state.uploads.insert(id.clone(), upload);
-        Ok(id)
+        Ok(Created {
+            upload_id: id,
+            maybe_lost: Vec::new(),
+        })
     }
 
     async fn copy_part(

@@ -130,7 +130,8 @@ impl MemorySampler {
                 every,
                 by_function: BTreeMap::new(),
             };
-            loop {
+            let mut last = false;
+            while !last {
                 let at = started.elapsed().as_secs_f64();
                 let mut now: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
                 for (name, pid) in &processes {
@@ -145,7 +146,7 @@ impl MemorySampler {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
-                    _ = stopped.changed() => break,
+                    _ = stopped.changed() => last = true,
                 }
             }
             samples

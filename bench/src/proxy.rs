@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fanout_tests::serve::serve_http1_or_hang_up;
-use futures::stream;
+use futures::{stream, StreamExt};
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
@@ -68,7 +68,8 @@ pub struct ProxyConfig {
 /// The proxy's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
-    /// Requests forwarded upstream (the proxy's own `HEAD`s and stats requests excluded).
+    /// Requests received (the proxy's own `HEAD`s and stats requests excluded), those that got
+    /// an injected fault included.
     pub requests: u64,
     /// Requests that carried `x-amz-copy-source`.
     pub copy_requests: u64,
@@ -425,9 +426,15 @@ async fn cut_short(
         return Err(Hangup);
     }
     let half = body.slice(..body.len() / 2);
-    let frames: Vec<Result<Frame<Bytes>, BoxError>> =
-        vec![Ok(Frame::data(half)), Err(Box::new(Hangup) as BoxError)];
-    let mut response = Response::from_parts(parts, StreamBody::new(stream::iter(frames)).boxed());
+    // The error comes a moment after the half, so that the head and the half are written
+    // before the connection is dropped.
+    let frames = stream::once(async move { Ok::<_, BoxError>(Frame::data(half)) }).chain(
+        stream::once(async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(Box::new(Hangup) as BoxError)
+        }),
+    );
+    let mut response = Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
     response
         .headers_mut()
         .insert(CONTENT_LENGTH, body.len().into());

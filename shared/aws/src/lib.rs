@@ -20,8 +20,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// How long an attempt waits for the first byte of its answer before the SDK gives up on it
 /// and retries. Without it a request that is never answered (a connection that died without a
-/// reset) holds the invocation until Lambda's deadline. S3 answers a copy's head at once and
-/// the rest when it is done, so a long part copy stays within it.
+/// reset) holds the invocation until Lambda's deadline. It bounds the time to the answer's
+/// head, not the body: a long poll (SQS `WaitTimeSeconds`) must stay under it, and S3's copy
+/// requests lift it (`fanout_copy_s3`'s `COPY_READ_TIMEOUT`).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Loads the shared SDK configuration once, at init.

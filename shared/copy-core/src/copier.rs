@@ -489,7 +489,9 @@ impl<S: ObjectCopier> Copier<S> {
             return Ok(found);
         }
         let part_size = parts.first().map_or(0, Part::bytes);
-        let upload_id = self.store.create_multipart(request).await?;
+        let created = self.store.create_multipart(request).await?;
+        self.abort_lost(request, &created.maybe_lost).await;
+        let upload_id = created.upload_id;
         let Some(registry) = &self.registry else {
             return Ok((upload_id, Vec::new()));
         };
@@ -519,6 +521,34 @@ impl<S: ObjectCopier> Copier<S> {
                 },
             },
         )
+    }
+
+    /// Aborts the uploads that attempts whose answers were lost made, unless a delivery
+    /// registered one as its own (a delivery of the same job running at the same time).
+    async fn abort_lost(&self, request: &CopyRequest, lost: &[String]) {
+        for upload_id in lost {
+            let (bucket, key) = (&request.bucket, &request.key);
+            let owned = match &self.registry {
+                Some(registry) => registry.is_open(bucket, key, upload_id).await,
+                None => Ok(false),
+            };
+            let outcome = match owned {
+                Ok(true) => continue,
+                Ok(false) => self.store.abort_multipart(request, upload_id).await,
+                Err(error) => {
+                    tracing::warn!(%key, %upload_id, %error, "an upload whose creation answer was lost is left for the sweep: the registry could not say whose it is");
+                    continue;
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(%key, %upload_id, "aborted an upload whose creation answer was lost")
+                }
+                Err(error) => {
+                    tracing::warn!(%key, %upload_id, %error, "could not abort an upload whose creation answer was lost")
+                }
+            }
+        }
     }
 
     /// Aborts an upload that will not be completed, and lets the registry know.

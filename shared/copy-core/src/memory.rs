@@ -17,8 +17,8 @@ use crate::ledger::{
 use crate::location::Location;
 use crate::plan::Part;
 use crate::store::{
-    CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
-    Page, PartHead, StoreError,
+    CompletedPart, ContentHeaders, CopyRequest, Created, ErrorKind, ObjectCopier, ObjectHead,
+    ObjectLister, Page, PartHead, StoreError,
 };
 use crate::summary::Failure;
 use crate::uploads::BoxFuture;
@@ -394,7 +394,7 @@ impl ObjectCopier for MemoryStore {
         Ok(request.checksum_algorithm.map(|_| checksum))
     }
 
-    async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
+    async fn create_multipart(&self, request: &CopyRequest) -> Result<Created, StoreError> {
         let mut state = self.enter("CreateMultipartUpload", &request.bucket, &request.key)?;
         Self::check_metadata(request, "CreateMultipartUpload")?;
         state.next_upload += 1;
@@ -405,7 +405,10 @@ impl ObjectCopier for MemoryStore {
             initiated: state.clock,
         };
         state.uploads.insert(id.clone(), upload);
-        Ok(id)
+        Ok(Created {
+            upload_id: id,
+            maybe_lost: Vec::new(),
+        })
     }
 
     async fn copy_part(

@@ -61,6 +61,15 @@ pub struct ContentHeaders {
     pub expires: Option<String>,
 }
 
+/// A multipart upload just started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub upload_id: String,
+    /// Other uploads of the key that attempts whose answers were lost may have made: nobody
+    /// learnt their ids. An upload among them that no delivery registered is to be aborted.
+    pub maybe_lost: Vec<String>,
+}
+
 /// What a HEAD says about an object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectHead {
@@ -224,11 +233,11 @@ pub trait ObjectCopier: Send + Sync {
         request: &CopyRequest,
     ) -> impl Future<Output = Result<Option<Checksum>, StoreError>> + Send;
 
-    /// Starts a multipart upload carrying the request's headers, metadata and tags; its id.
+    /// Starts a multipart upload carrying the request's headers, metadata and tags.
     fn create_multipart(
         &self,
         request: &CopyRequest,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Copies one part's byte range of the source.
     fn copy_part(

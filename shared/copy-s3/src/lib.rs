@@ -17,14 +17,15 @@ use fanout_aws::DisplayErrorContext;
 use fanout_copy_core::decide::{Checksum, Listed, Observed, SOURCE_ETAG_METADATA};
 use fanout_copy_core::plan::Part;
 use fanout_copy_core::store::{
-    CompletedPart, ContentHeaders, CopyRequest, ErrorKind, ObjectCopier, ObjectHead, ObjectLister,
-    Page, PartHead, StoreError,
+    CompletedPart, ContentHeaders, CopyRequest, Created, ErrorKind, ObjectCopier, ObjectHead,
+    ObjectLister, Page, PartHead, StoreError,
 };
 use fanout_copy_core::uploads::{OpenUpload, UploadStore};
 use fanout_copy_core::Location;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Characters kept as they are in a copy source: RFC 3986's unreserved ones and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
@@ -111,24 +112,41 @@ fn sse(request: &CopyRequest) -> Option<ServerSideEncryption> {
         .map(|_| ServerSideEncryption::AwsKms)
 }
 
-/// A failed call about the request's destination object.
+/// How long a copy request (CopyObject, UploadPartCopy, CompleteMultipartUpload) may wait for
+/// its answer's first byte: S3 may hold it until a copy of up to 5 GiB is done, so the
+/// functions' shorter `fanout_aws::READ_TIMEOUT` is lifted to Lambda's longest run.
+const COPY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The configuration a copy request is sent with: [`COPY_READ_TIMEOUT`].
+fn copying() -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new().timeout_config(
+        aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(fanout_aws::CONNECT_TIMEOUT)
+            .read_timeout(COPY_READ_TIMEOUT)
+            .build(),
+    )
+}
+
 /// How far S3's clock may be from this machine's, when telling which uploads a lost
 /// answer may have created.
 const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether a failed request may still have been carried out: its answer was lost or cut (a
-/// timeout, a broken connection, a body that did not parse) or S3 failed inside (500). A
-/// throttled request (503 `SlowDown`) and a refused one were not.
-fn may_have_been_applied<E>(err: &SdkError<E, HttpResponse>) -> bool {
+/// timeout, a broken connection, a body that did not parse) or it failed inside S3 or a
+/// gateway (5xx). A throttled request (503 `SlowDown`) and a refused one were not.
+fn may_have_been_applied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
             true
         }
-        SdkError::ServiceError(service) => service.raw().status().as_u16() == 500,
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error() && service.err().code() != Some("SlowDown")
+        }
         _ => false,
     }
 }
 
+/// A failed call about the request's destination object.
 fn request_error<E>(
     request: &CopyRequest,
     operation: &'static str,
@@ -266,43 +284,49 @@ impl S3Store {
         client
     }
 
-    /// Aborts the uploads of the request's key that started since `asked_at` (less a few
-    /// seconds for the clocks) other than `kept`: the ones whose creation answer was lost. Best
-    /// effort: what is left is for the lifecycle rule.
-    async fn abort_lost_uploads(
+    /// The uploads of the request's key that started while an attempt whose answer was lost
+    /// was under way (`lost`: when each was sent and ended, widened by a few seconds for the
+    /// clocks): the ones those attempts may have made. None when they cannot be listed (then
+    /// the lifecycle rule is the net).
+    async fn lost_uploads(
         &self,
         request: &CopyRequest,
-        kept: Option<&str>,
-        asked_at: std::time::SystemTime,
-    ) {
-        let since = asked_at
-            .checked_sub(CLOCK_SLACK)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
+        lost: &[(SystemTime, SystemTime)],
+    ) -> Vec<String> {
+        if lost.is_empty() {
+            return Vec::new();
+        }
+        let seconds = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        };
+        let windows: Vec<(i64, i64)> = lost
+            .iter()
+            .map(|&(sent, ended)| {
+                (
+                    seconds(sent.checked_sub(CLOCK_SLACK).unwrap_or(UNIX_EPOCH)),
+                    seconds(ended + CLOCK_SLACK),
+                )
+            })
+            .collect();
         let location = Location {
             bucket: request.bucket.clone(),
             prefix: request.key.clone(),
         };
-        let open = match self.open_uploads(&location).await {
-            Ok(open) => open,
+        match self.open_uploads(&location).await {
+            Ok(open) => open
+                .into_iter()
+                .filter(|u| {
+                    u.key == request.key
+                        && windows
+                            .iter()
+                            .any(|&(from, to)| (from..=to).contains(&u.initiated))
+                })
+                .map(|u| u.upload_id)
+                .collect(),
             Err(error) => {
                 tracing::warn!(key = %request.key, %error, "could not look for uploads whose creation answer was lost");
-                return;
-            }
-        };
-        for upload in open.into_iter().filter(|u| {
-            u.key == request.key && u.initiated >= since && Some(u.upload_id.as_str()) != kept
-        }) {
-            match self
-                .abort_upload(&request.bucket, &request.key, &upload.upload_id)
-                .await
-            {
-                Ok(()) => {
-                    tracing::info!(key = %request.key, upload_id = %upload.upload_id, "aborted an upload whose creation answer was lost")
-                }
-                Err(error) => {
-                    tracing::warn!(key = %request.key, upload_id = %upload.upload_id, %error, "could not abort an upload whose creation answer was lost")
-                }
+                Vec::new()
             }
         }
     }
@@ -519,6 +543,7 @@ impl ObjectCopier for S3Store {
             .tagging_directive(TaggingDirective::Copy)
             .set_checksum_algorithm(algorithm(request));
         let output = carry!(builder, request)
+            .config_override(copying())
             .send()
             .await
             .map_err(|e| request_error(request, "CopyObject", e))?;
@@ -535,11 +560,13 @@ impl ObjectCopier for S3Store {
     /// Each attempt is sent alone (without the SDK's retries), so that an attempt whose
     /// answer was lost is known: S3 may have created that upload, and nobody would ever learn
     /// its id, complete it or abort it (the registry and the sweep know only the ids they were
-    /// told). Once an attempt answers, such lost uploads of this key are found and aborted.
-    async fn create_multipart(&self, request: &CopyRequest) -> Result<String, StoreError> {
+    /// told). Once an attempt answers, the uploads of this key that started meanwhile are
+    /// listed for the copier to abort (`Created::maybe_lost`); when none does, they are
+    /// aborted here.
+    async fn create_multipart(&self, request: &CopyRequest) -> Result<Created, StoreError> {
         let client = self.client_for(&request.bucket).await;
-        let asked_at = std::time::SystemTime::now();
-        let mut lost_answers = 0;
+        // When each attempt whose answer may have been lost was sent and ended.
+        let mut lost: Vec<(SystemTime, SystemTime)> = Vec::new();
         let mut attempt = 0;
         let output = loop {
             attempt += 1;
@@ -550,26 +577,35 @@ impl ObjectCopier for S3Store {
                 .set_tagging(tagging(request))
                 .set_checksum_algorithm(algorithm(request))
                 .set_checksum_type(algorithm(request).map(|_| ChecksumType::FullObject));
+            let sent_at = SystemTime::now();
             let sent = carry!(builder, request)
                 .config_override(
                     aws_sdk_s3::config::Builder::new().retry_config(RetryConfig::disabled()),
                 )
                 .send()
                 .await;
-            match sent {
+            let err = match sent {
                 Ok(output) => break output,
-                Err(err) if attempt < MAX_ATTEMPTS && fanout_aws::is_transient(&err) => {
-                    lost_answers += u32::from(may_have_been_applied(&err));
-                    tokio::time::sleep(fanout_aws::collision_backoff(attempt + 3)).await;
-                }
-                Err(err) => {
-                    let error = request_error(request, "CreateMultipartUpload", err);
-                    if lost_answers > 0 {
-                        self.abort_lost_uploads(request, None, asked_at).await;
-                    }
-                    return Err(error);
-                }
+                Err(err) => err,
+            };
+            if may_have_been_applied(&err) {
+                lost.push((sent_at, SystemTime::now()));
             }
+            if attempt >= MAX_ATTEMPTS || !fanout_aws::is_transient(&err) {
+                let error = request_error(request, "CreateMultipartUpload", err);
+                for upload_id in self.lost_uploads(request, &lost).await {
+                    if let Err(error) = self
+                        .abort_upload(&request.bucket, &request.key, &upload_id)
+                        .await
+                    {
+                        tracing::warn!(key = %request.key, %upload_id, %error, "could not abort an upload whose creation answer was lost");
+                    }
+                }
+                return Err(error);
+            }
+            // Twice the collision backoff: 0.6 s to 2.6 s, about 10 s over the attempts, as
+            // long as a short outage.
+            tokio::time::sleep(fanout_aws::collision_backoff(attempt + 3) * 2).await;
         };
         let upload_id = output.upload_id().map(str::to_owned).ok_or_else(|| {
             request.error(
@@ -578,11 +614,16 @@ impl ObjectCopier for S3Store {
                 "S3 returned no upload id".into(),
             )
         })?;
-        if lost_answers > 0 {
-            self.abort_lost_uploads(request, Some(&upload_id), asked_at)
-                .await;
-        }
-        Ok(upload_id)
+        let maybe_lost = self
+            .lost_uploads(request, &lost)
+            .await
+            .into_iter()
+            .filter(|id| *id != upload_id)
+            .collect();
+        Ok(Created {
+            upload_id,
+            maybe_lost,
+        })
     }
 
     async fn copy_part(
@@ -602,6 +643,8 @@ impl ObjectCopier for S3Store {
             .copy_source(copy_source(request))
             .copy_source_range(part.range())
             .copy_source_if_match(&request.source_etag)
+            .customize()
+            .config_override(copying())
             .send()
             .await
             .map_err(|e| request_error(request, "UploadPartCopy", e))?;
@@ -651,6 +694,8 @@ impl ObjectCopier for S3Store {
                     .set_parts(Some(parts))
                     .build(),
             )
+            .customize()
+            .config_override(copying())
             .send()
             .await
             .map_err(|e| request_error(request, "CompleteMultipartUpload", e))?;
@@ -758,16 +803,21 @@ impl UploadStore for S3Store {
         key: &str,
         upload_id: &str,
     ) -> Result<(), StoreError> {
-        self.client_for(bucket)
+        let aborted = self
+            .client_for(bucket)
             .await
             .abort_multipart_upload()
             .bucket(bucket)
             .key(key)
             .upload_id(upload_id)
             .send()
-            .await
-            .map_err(|e| store_error("AbortMultipartUpload", bucket, key, None, e))?;
-        Ok(())
+            .await;
+        match aborted {
+            Ok(_) => Ok(()),
+            // Already completed or aborted: nothing is left of it either way.
+            Err(err) if err.code() == Some("NoSuchUpload") => Ok(()),
+            Err(err) => Err(store_error("AbortMultipartUpload", bucket, key, None, err)),
+        }
     }
 }
 

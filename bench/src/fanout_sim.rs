@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::copy_model::CopyModel;
+use crate::seeded::SplitMix;
 
 /// S3's most parts per ListParts page (and keys per ListObjectsV2 page).
 const PAGE: u64 = 1000;
@@ -946,17 +947,8 @@ pub async fn engine_run(
 /// Sizes for `count` objects of `total` bytes in all, each between half and one and a half
 /// times the mean, drawn from `seed` (splitmix64), summing to `total` exactly.
 pub fn sizes(count: usize, total: u64, seed: u64) -> Vec<u64> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let weights: Vec<f64> = (0..count)
-        .map(|_| 0.5 + (next() >> 11) as f64 / (1u64 << 53) as f64)
-        .collect();
+    let mut random = SplitMix::new(seed);
+    let weights: Vec<f64> = (0..count).map(|_| 0.5 + random.unit()).collect();
     let sum: f64 = weights.iter().sum();
     let mut sizes: Vec<u64> = (weights.iter())
         .map(|w| (w / sum * total as f64) as u64)

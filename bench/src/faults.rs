@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
 
+use crate::seeded::SplitMix;
+
 /// How long a hung request is held before its connection is closed: longer than the functions'
 /// SDK read timeout (`fanout_aws::READ_TIMEOUT`), so that the SDK gives up first.
 pub const DEFAULT_HANG: Duration = Duration::from_secs(15);
@@ -62,6 +64,15 @@ impl Default for FaultPlan {
 impl FaultPlan {
     pub fn is_empty(&self) -> bool {
         self.throttle + self.server_error + self.reset + self.hang == 0.0
+    }
+
+    /// The same plan on the next seed: for a second proxy, whose faults should not fall on
+    /// the same requests as the first's.
+    pub fn reseeded(&self) -> FaultPlan {
+        FaultPlan {
+            seed: self.seed.wrapping_add(1),
+            ..self.clone()
+        }
     }
 }
 
@@ -285,7 +296,7 @@ impl std::fmt::Display for FaultCounts {
 /// Draws faults and counts them.
 pub struct Injector {
     pub plan: FaultPlan,
-    state: Mutex<u64>,
+    state: Mutex<SplitMix>,
     throttled: AtomicU64,
     server_errors: AtomicU64,
     resets: AtomicU64,
@@ -300,7 +311,7 @@ impl Injector {
         let seed = plan.seed;
         Injector {
             plan,
-            state: Mutex::new(seed),
+            state: Mutex::new(SplitMix::new(seed)),
             throttled: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
             resets: AtomicU64::new(0),
@@ -313,12 +324,7 @@ impl Injector {
 
     /// A number in [0, 1) from the plan's generator (SplitMix64).
     fn roll(&self) -> f64 {
-        let mut state = self.state.lock().expect("fault generator lock");
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        self.state.lock().expect("fault generator lock").unit()
     }
 
     /// The fault for one request, if any, counted; notes the request's retry marker.

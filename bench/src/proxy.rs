@@ -223,6 +223,14 @@ impl Drop for Proxy {
     }
 }
 
+/// Prints what each function's proxy injected, under a `-- faults` heading.
+pub fn print_faults(proxies: &[(&str, &Proxy)]) {
+    println!("-- faults");
+    for (function, proxy) in proxies {
+        println!("{function}: {}", proxy.stats().faults);
+    }
+}
+
 /// Takes the emulator away behind every one of `proxies` at once, `at` from now, for `period`.
 pub fn outage(
     proxies: Vec<Arc<Proxy>>,

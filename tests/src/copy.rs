@@ -422,50 +422,6 @@ impl Intercept for SigningRegions {
     }
 }
 
-/// Makes S3 refuse (403) every HEAD sent with checksum mode, as it does when the object is
-/// encrypted with a KMS key the caller may not decrypt with; counts the refusals. For a client
-/// that sends one request at a time.
-#[derive(Debug, Clone, Default)]
-pub struct RefuseChecksumMode {
-    pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    asked: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Intercept for RefuseChecksumMode {
-    fn name(&self) -> &'static str {
-        "RefuseChecksumMode"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        let asked =
-            request.method() == "HEAD" && request.headers().contains_key("x-amz-checksum-mode");
-        self.asked.store(asked, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
-    }
-
-    fn modify_before_deserialization(
-        &self,
-        context: &mut aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut<
-            '_,
-        >,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if self.asked.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            *context.response_mut().status_mut() = 403.try_into().expect("a valid status");
-            self.refused
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(())
-    }
-}
-
 /// Uploads `data` in parts of these sizes (the last may be smaller than 5 MiB, no other); with
 /// `checksum`, asking for a full-object CRC32 checksum. (S3 makes CRC64NVME by default; moto
 /// computes CRC64NVME only with the optional awscrt, else a CRC32 under its name, which the
@@ -588,25 +544,67 @@ impl Intercept for ForgeChecksum {
     }
 }
 
-/// Loses the answers of the first `times` CreateMultipartUpload requests: S3 (moto) created the
-/// upload, and the client gets a 500 instead of its id, as when a connection breaks after S3
-/// acted.
+/// Replaces S3's answer to the requests it picks, up to a number of them: the status, and the
+/// body unless it keeps it; counts the answers it replaced.
 #[derive(Debug, Clone)]
-pub struct LoseCreateAnswers {
-    pub times: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+pub struct ReplaceAnswers {
+    picks: fn(&aws_smithy_runtime_api::http::Request) -> bool,
+    status: u16,
+    body: Option<&'static str>,
+    left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    replaced: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// Marks an attempt that creates a multipart upload.
-#[derive(Debug, Clone)]
-struct CreatesUpload;
+impl ReplaceAnswers {
+    /// S3 refuses (403) every HEAD sent with checksum mode, as it does when the object is
+    /// encrypted with a KMS key the caller may not decrypt with.
+    pub fn refuse_checksum_mode() -> ReplaceAnswers {
+        ReplaceAnswers {
+            picks: |request| {
+                request.method() == "HEAD" && request.headers().contains_key("x-amz-checksum-mode")
+            },
+            status: 403,
+            body: None,
+            left: std::sync::Arc::new(usize::MAX.into()),
+            replaced: Default::default(),
+        }
+    }
 
-impl aws_smithy_types::config_bag::Storable for CreatesUpload {
+    /// The answers of the first `times` CreateMultipartUpload requests are lost: S3 (moto)
+    /// created the upload, and the client gets a 500 instead of its id, as when a connection
+    /// breaks after S3 acted.
+    pub fn lose_create_answers(times: usize) -> ReplaceAnswers {
+        ReplaceAnswers {
+            picks: |request| request.method() == "POST" && request.uri().contains("?uploads"),
+            status: 500,
+            body: Some("<Error><Code>InternalError</Code><Message>lost</Message></Error>"),
+            left: std::sync::Arc::new(times.into()),
+            replaced: Default::default(),
+        }
+    }
+
+    /// How many answers were replaced.
+    pub fn replaced(&self) -> usize {
+        self.replaced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many more it would replace.
+    pub fn left(&self) -> usize {
+        self.left.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Marks an attempt whose answer is to be replaced.
+#[derive(Debug, Clone)]
+struct Picked;
+
+impl aws_smithy_types::config_bag::Storable for Picked {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
-impl Intercept for LoseCreateAnswers {
+impl Intercept for ReplaceAnswers {
     fn name(&self) -> &'static str {
-        "LoseCreateAnswers"
+        "ReplaceAnswers"
     }
 
     fn read_before_transmit(
@@ -615,9 +613,10 @@ impl Intercept for LoseCreateAnswers {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let request = context.request();
-        if request.method() == "POST" && request.uri().contains("?uploads") {
-            cfg.interceptor_state().store_put(CreatesUpload);
+        if (self.picks)(context.request()) {
+            cfg.interceptor_state().store_put(Picked);
+        } else {
+            cfg.interceptor_state().unset::<Picked>();
         }
         Ok(())
     }
@@ -631,19 +630,19 @@ impl Intercept for LoseCreateAnswers {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         use std::sync::atomic::Ordering;
-        let lose = cfg.load::<CreatesUpload>().is_some()
-            && self
-                .times
+        let replace = cfg.load::<Picked>().is_some()
+            && (self.left)
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
-        if lose {
-            *context.response_mut() = aws_smithy_runtime_api::http::Response::new(
-                aws_smithy_runtime_api::http::StatusCode::try_from(500)?,
-                aws_smithy_types::body::SdkBody::from(
-                    "<Error><Code>InternalError</Code><Message>lost</Message></Error>",
-                ),
-            );
+        if !replace {
+            return Ok(());
         }
+        let response = context.response_mut();
+        *response.status_mut() = self.status.try_into()?;
+        if let Some(body) = self.body {
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+        }
+        self.replaced.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }

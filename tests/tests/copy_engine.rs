@@ -14,7 +14,7 @@ use fanout_copy_core::{Copied, Copier, CopyOptions, Location, RunSpec, Threshold
 use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_tests::copy::{
     body, bytes, carried, create_bucket, keys, open_uploads, put_in_parts, put_object, s3, s3_with,
-    Carried, FailPart, ForgeChecksum, LoseCreateAnswers, RefuseChecksumMode, SigningRegions,
+    Carried, FailPart, ForgeChecksum, ReplaceAnswers, SigningRegions,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::Emulator;
@@ -369,9 +369,7 @@ async fn uploads_whose_creation_answer_was_lost_are_aborted_and_the_copy_goes_on
     let etag = f
         .put("large.bin", 16 * MIB as usize, 5, &Carried::sample())
         .await;
-    let lose = LoseCreateAnswers {
-        times: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2)),
-    };
+    let lose = ReplaceAnswers::lose_create_answers(2);
     let copier = Copier::new(
         ObjectStore::new(s3_with(&f.sdk, Some(lose.clone()))),
         tiny_thresholds(),
@@ -387,7 +385,7 @@ async fn uploads_whose_creation_answer_was_lost_are_aborted_and_the_copy_goes_on
             verified: true
         }
     );
-    assert_eq!(lose.times.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!((lose.left(), lose.replaced()), (0, 2));
     // S3 made three uploads; the two whose answers were lost are aborted, the third completed.
     assert_eq!(
         open_uploads(&f.client, &f.destination).await,
@@ -662,8 +660,7 @@ async fn a_head_refused_for_checksums_is_made_again_without_them() {
     f.put("k/a.bin", 100, 1, &Carried::sample()).await;
     f.put("k/b.bin", 11 * MIB as usize, 2, &Carried::sample())
         .await;
-    let kms = RefuseChecksumMode::default();
-    // One request at a time, as the interceptor needs.
+    let kms = ReplaceAnswers::refuse_checksum_mode();
     let copier = Copier::new(
         ObjectStore::new(s3_with(&f.sdk, Some(kms.clone()))),
         tiny_thresholds(),
@@ -673,7 +670,7 @@ async fn a_head_refused_for_checksums_is_made_again_without_them() {
         .await
         .unwrap();
     assert_eq!((summary.copied, summary.failed), (2, 0), "{summary:?}");
-    assert!(kms.refused.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(kms.replaced() >= 2);
     assert_eq!(
         carried(&f.client, &f.destination, "kms/b.bin").await,
         Carried::sample()

@@ -26,7 +26,8 @@ use clap::Parser;
 use fanout_bench::faults::FaultPlan;
 use fanout_bench::function::{stop, Function};
 use fanout_bench::outcome::{Outcome, RunOptions};
-use fanout_bench::proxy::{Proxy, ProxyConfig};
+use fanout_bench::proxy::{print_faults, Proxy, ProxyConfig};
+use fanout_bench::seeded::SplitMix;
 use fanout_bench::sqs_source::{wait_for_drain, Pollers, Queue};
 use fanout_tests::copy::{
     body, carried, create_bucket, create_runs_table, open_uploads, put_object, s3, Carried,
@@ -83,14 +84,10 @@ struct Args {
 /// Object `index`'s bytes: a sequence no other object or offset shares, so that a part copied
 /// to the wrong place, or from the wrong object, is seen.
 fn content(index: usize, len: usize) -> Vec<u8> {
-    let mut state = (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut random = SplitMix::new((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        out.extend_from_slice(&random.next_u64().to_le_bytes());
     }
     out.truncate(len);
     out
@@ -230,14 +227,7 @@ async fn set_up(args: &Args, objects: &[Object]) -> Result<World, Failure> {
         .await;
     }
     let fanout_proxy = proxy(&emulator, args.faults.clone()).await?;
-    let copier_proxy = proxy(
-        &emulator,
-        FaultPlan {
-            seed: args.faults.seed.wrapping_add(1),
-            ..args.faults.clone()
-        },
-    )
-    .await?;
+    let copier_proxy = proxy(&emulator, args.faults.reseeded()).await?;
     let report_url = format!("s3://{destination}/fanout-reports");
     let fanout = fanout
         .env("AWS_ENDPOINT_URL", fanout_proxy.url())
@@ -455,13 +445,10 @@ async fn main() -> Result<(), Failure> {
         };
         println!("  failed {key} ({why}): {class}: {message}");
     }
-    println!("-- faults");
-    for (function, proxy) in [
+    print_faults(&[
         ("s3-fanout", &world.fanout_proxy),
         ("s3-copier", &world.copier_proxy),
-    ] {
-        println!("{function}: {}", proxy.stats().faults);
-    }
+    ]);
     println!();
     memory.print();
     let mut world = world;
@@ -519,20 +506,23 @@ async fn check(
             ));
             continue;
         }
-        let copied = client
+        let copied = match client
             .get_object()
             .bucket(&world.destination)
             .key(&object.key)
             .send()
-            .await;
-        if copied.is_err() {
-            outcome.fail(format!(
-                "{} is neither in the backup nor in the failure report",
-                object.key
-            ));
-            continue;
-        }
-        let bytes = body(&client, &world.destination, &object.key).await;
+            .await
+        {
+            Ok(copied) => copied,
+            Err(_) => {
+                outcome.fail(format!(
+                    "{} is neither in the backup nor in the failure report",
+                    object.key
+                ));
+                continue;
+            }
+        };
+        let bytes = copied.body.collect().await?.into_bytes();
         if bytes != content(object.index, object.len) {
             outcome.fail(format!("{}'s copy has other bytes", object.key));
         } else if carried(&client, &world.destination, &object.key).await

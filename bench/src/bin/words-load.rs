@@ -21,7 +21,8 @@ use clap::Parser;
 use fanout_bench::faults::FaultPlan;
 use fanout_bench::function::{load_average, stop, Function};
 use fanout_bench::outcome::{Outcome, RunOptions};
-use fanout_bench::proxy::{Exchange, Proxy};
+use fanout_bench::proxy::{print_faults, Exchange, Proxy};
+use fanout_bench::seeded::SplitMix;
 use fanout_bench::slack::{reply, webhook_event, TOKEN};
 use fanout_bench::sqs_source::{wait_for_drain, Consumed, Pollers, Queue};
 use fanout_bench::stats::{ms, Summary};
@@ -105,23 +106,6 @@ struct SlackMessage {
     words: BTreeMap<String, i64>,
 }
 
-/// A small deterministic generator (SplitMix64), so that a run's messages can be reproduced.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound.max(1) as u64) as usize
-    }
-}
-
 /// The vocabulary's `index`th word.
 fn vocabulary_word(index: usize) -> String {
     format!("load{index:03}")
@@ -130,7 +114,7 @@ fn vocabulary_word(index: usize) -> String {
 /// Message `serial`: `the` once or twice, `a`, and 10 distinct words of the vocabulary, each
 /// once or (one time in four) twice.
 fn slack_message(serial: usize, vocabulary: usize) -> SlackMessage {
-    let mut random = SplitMix(serial as u64);
+    let mut random = SplitMix::new(serial as u64);
     let mut tokens: Vec<String> = vec![HOT_WORDS[0].into(); 1 + serial % 2];
     tokens.push(HOT_WORDS[1].into());
     let mut others = BTreeSet::new();
@@ -329,10 +313,7 @@ async fn set_up(args: &Args, latency: Duration) -> Result<Stack, Failure> {
         None,
     )
     .await?;
-    let multiplier_faults = FaultPlan {
-        seed: args.faults.seed.wrapping_add(1),
-        ..args.faults.clone()
-    };
+    let multiplier_faults = args.faults.reseeded();
     let (counter_proxy, multiplier_proxy) = (
         Arc::new(words.recording_proxy(latency, args.faults.clone()).await?),
         Arc::new(words.recording_proxy(latency, multiplier_faults).await?),
@@ -525,13 +506,10 @@ async fn main() -> Result<(), Failure> {
         load: (load_before, load_after),
     };
     report.print();
-    println!("-- faults");
-    for (function, proxy) in [
+    print_faults(&[
         ("slack-counter", &stack.counter_proxy),
         ("sns-multiplier", &stack.multiplier_proxy),
-    ] {
-        println!("{function}: {}", proxy.stats().faults);
-    }
+    ]);
     println!();
     memory.print();
     let mut outcome = Outcome::default();

@@ -6,8 +6,12 @@
 //! run's item and not retried; any other failure, or any failure when no run table is set, fails
 //! the message so that it is retried and, in the end, lands in the dead-letter queue.
 
+use aws_lambda_events::event::s3::batch_job::{S3BatchJobEvent, S3BatchJobResponse};
+use fanout_common::batch_operations as batch;
+pub use fanout_common::batch_operations::CopierEvent;
 use fanout_common::events::{Batch, BatchError};
 use fanout_common::{ConfigError, Vars};
+use fanout_copy_core::batch::TaskResult;
 use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::copier::unlimited;
 use fanout_copy_core::copier::{Copier, CopyOptions};
@@ -37,6 +41,7 @@ pub const ENV_VARS: &[&str] = &[
     "COPY_TOPIC_ARN",
     "RUN_EVENTS_TOPIC_ARN",
     "COPY_REPORT_URL",
+    "BATCH_DESTINATION",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml): HEAD and
@@ -83,6 +88,9 @@ pub struct Config {
     pub events_topic_arn: Option<String>,
     /// Where each run's failure report is written (`COPY_REPORT_URL`).
     pub report_url: Option<Location>,
+    /// Where S3 Batch Operations jobs copy to, unless a job's user arguments say
+    /// (`BATCH_DESTINATION`).
+    pub batch_destination: Option<Location>,
 }
 
 const SIZE: &str = "a size in bytes, or a whole number with KiB, MiB or GiB";
@@ -143,6 +151,11 @@ impl Config {
                 "an s3:// URL under which each run's failure report is written",
                 str::parse::<Location>,
             )?,
+            batch_destination: vars.parsed_with(
+                "BATCH_DESTINATION",
+                "an s3:// URL that S3 Batch Operations jobs copy to",
+                str::parse::<Location>,
+            )?,
             runs_table: vars.optional("COPY_RUNS_TABLE"),
             options: CopyOptions {
                 thresholds,
@@ -165,6 +178,7 @@ pub struct CopyHandler<S, R, J> {
     max_receives: Option<u32>,
     continuations: Option<J>,
     announcer: Announcer,
+    batch_destination: Option<Location>,
 }
 
 impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
@@ -175,7 +189,71 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             max_receives: None,
             continuations: None,
             announcer: Announcer::default(),
+            batch_destination: None,
         }
+    }
+
+    /// With where S3 Batch Operations jobs copy to unless their user arguments say.
+    pub fn with_batch_destination(mut self, destination: Option<Location>) -> Self {
+        self.batch_destination = destination;
+        self
+    }
+
+    /// Handles any event s3-copier takes, before the invocation's `deadline` when there is one.
+    pub async fn handle_event(
+        &self,
+        event: CopierEvent,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, BatchError> {
+        match event {
+            CopierEvent::Jobs(batch) => self.handle(batch, deadline).await,
+            CopierEvent::BatchOperations(event) => {
+                let response = self.batch_operations(&event, deadline).await;
+                Ok(serde_json::to_value(response).expect("a response always serializes"))
+            }
+        }
+    }
+
+    /// Handles an S3 Batch Operations invocation: each task's object copied, or a result that
+    /// says why not. A multipart copy stops before the `deadline` only when the run table
+    /// registers its upload, so that the task's retry resumes it; without, it runs to its end.
+    pub async fn batch_operations(
+        &self,
+        event: &S3BatchJobEvent,
+        deadline: Option<SystemTime>,
+    ) -> S3BatchJobResponse {
+        let until_deadline = move || remaining_until(deadline);
+        if self.ledger.is_some() {
+            self.batch_operations_within(event, &until_deadline).await
+        } else {
+            self.batch_operations_within(event, &unlimited).await
+        }
+    }
+
+    /// Handles an S3 Batch Operations invocation with the time `remaining` tells.
+    pub async fn batch_operations_within(
+        &self,
+        event: &S3BatchJobEvent,
+        remaining: fanout_copy_core::copier::Remaining<'_>,
+    ) -> S3BatchJobResponse {
+        let invocation = batch::Invocation::read(event, self.batch_destination.as_ref());
+        let target = invocation.target.as_ref().map_err(String::as_str);
+        let job_id = invocation.job_id.as_str();
+        let results = futures::future::join_all(invocation.tasks.iter().map(|(id, task)| async move {
+            let result = match (task, target) {
+                // A job-level refusal first: it says what to mend for every task.
+                (_, Err(why)) => TaskResult::permanent(why),
+                (Err(refused), _) => refused.clone(),
+                (Ok(task), Ok(target)) => {
+                    fanout_copy_core::batch::copy_task(&self.copier, job_id, target, task, remaining)
+                        .await
+                }
+            };
+            tracing::info!(task = %id, code = result.code.as_str(), message = %result.message, "batch operations task");
+            (id.clone(), result)
+        }))
+        .await;
+        batch::response(event, results)
     }
 
     /// With what a finished run is announced: its report and its completion event.
@@ -205,12 +283,7 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         batch: Batch,
         deadline: Option<SystemTime>,
     ) -> Result<Value, BatchError> {
-        let remaining = move || match deadline {
-            Some(deadline) => deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or_default(),
-            None => Duration::MAX,
-        };
+        let remaining = move || remaining_until(deadline);
         batch
             .handle(|delivery| async move {
                 let last = matches!(
@@ -234,6 +307,16 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
                 }
             })
             .await
+    }
+}
+
+/// The time left until `deadline`; unlimited without one.
+fn remaining_until(deadline: Option<SystemTime>) -> Duration {
+    match deadline {
+        Some(deadline) => deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default(),
+        None => Duration::MAX,
     }
 }
 

@@ -1,11 +1,10 @@
-use fanout_common::events::Batch;
 use fanout_common::{init::init_or_report, telemetry, ConfigError, Vars};
 use fanout_copy_core::Copier;
 use fanout_copy_dynamodb::RunTable;
 use fanout_copy_s3::S3Store;
 use fanout_sns::JobPublisher;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use s3_copier::{Config, CopyHandler};
+use s3_copier::{Config, CopierEvent, CopyHandler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -34,17 +33,20 @@ async fn main() -> Result<(), Error> {
             CopyHandler::new(copier, ledger)
                 .with_max_receives(config.max_receives)
                 .with_continuations(continuations)
-                .with_announcer(announcer),
+                .with_announcer(announcer)
+                .with_batch_destination(config.batch_destination.clone()),
         )
     })
     .await?;
     let handler = &handler;
-    run(service_fn(move |event: LambdaEvent<Batch>| async move {
-        let deadline = event.context.deadline();
-        handler
-            .handle(event.payload, Some(deadline))
-            .await
-            .map_err(Error::from)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<CopierEvent>| async move {
+            let deadline = event.context.deadline();
+            handler
+                .handle_event(event.payload, Some(deadline))
+                .await
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

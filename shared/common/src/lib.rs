@@ -1,6 +1,8 @@
 //! What every fanout function shares: typed configuration from the environment, typed SNS and
-//! SQS deliveries, telemetry, and reporting of init failures to the Lambda Runtime API.
+//! SQS deliveries, S3 Batch Operations invocations, telemetry, and reporting of init failures
+//! to the Lambda Runtime API.
 
+pub mod batch_operations;
 pub mod config;
 pub mod events;
 pub mod init;

@@ -733,6 +733,7 @@ impl Deadline<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::time_for;
 
     #[test]
     fn storage_classes_are_checked() {
@@ -811,17 +812,6 @@ mod tests {
 
     /// Time left, as an invocation sees it: plenty for the first `asks` times the copier asks,
     /// then `after`.
-    fn time_for(asks: usize, after: Duration) -> impl Fn() -> Duration + Sync {
-        let asked = AtomicUsize::new(0);
-        move || {
-            if asked.fetch_add(1, Ordering::Relaxed) < asks {
-                Duration::from_secs(600)
-            } else {
-                after
-            }
-        }
-    }
-
     fn five_mib_parts() -> CopyOptions {
         CopyOptions {
             thresholds: Thresholds::new(5 * MIB, PartSize::Fixed(5 * MIB)).unwrap(),

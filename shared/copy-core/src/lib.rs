@@ -11,6 +11,7 @@
 //! process) and [`uploads::sweep`] (no orphaned multipart uploads). [`memory`] implements every trait in memory, for tests; the AWS implementations
 //! live in adapter crates.
 
+pub mod batch;
 pub mod completion;
 pub mod copier;
 pub mod decide;

@@ -328,6 +328,7 @@ impl ObjectCopier for MemoryStore {
                 metadata,
                 tag_count: (!object.tags.is_empty()).then_some(object.tags.len() as i32),
                 unrestored_archive: object.archived && !object.restored,
+                version_id: None,
             }
         }))
     }
@@ -915,5 +916,21 @@ impl crate::uploads::UploadRegistry for MemoryUploads {
             .get(&(bucket.to_owned(), key.to_owned()))
             .cloned();
         Box::pin(async move { Ok(current) })
+    }
+}
+
+/// The time left, as a test's invocation sees it: ten minutes for the first `asks` times it is
+/// asked (as many parts start), then `after`, as if the deadline had come close.
+pub fn time_for(
+    asks: usize,
+    after: std::time::Duration,
+) -> impl Fn() -> std::time::Duration + Sync {
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    move || {
+        if asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < asks {
+            std::time::Duration::from_secs(600)
+        } else {
+            after
+        }
     }
 }

@@ -80,6 +80,9 @@ pub struct ObjectHead {
     /// Archived (GLACIER, DEEP_ARCHIVE, an Intelligent-Tiering archive tier) and not restored,
     /// or its restore still in progress: S3 refuses to copy it (`InvalidObjectState`).
     pub unrestored_archive: bool,
+    /// The current version's id, in a bucket that has versioning (`"null"` for an object
+    /// written before it was enabled).
+    pub version_id: Option<String>,
 }
 
 /// An S3 storage class, by its API name.

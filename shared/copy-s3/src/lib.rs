@@ -476,6 +476,7 @@ impl ObjectCopier for S3Store {
                 output.archive_status(),
                 output.restore(),
             ),
+            version_id: output.version_id().map(str::to_owned),
         }))
     }
 

@@ -1,0 +1,272 @@
+//! s3-copier as the function of an S3 Batch Operations job, against the emulator: invocations
+//! of schema 1.0 and 2.0 (the sample events in `events/`) answered task by task as S3 expects.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::s3::batch_job::S3BatchJobEvent;
+use fanout_common::Vars;
+use fanout_copy_core::copier::unlimited;
+use fanout_copy_core::memory::time_for;
+use fanout_copy_core::size::MIB;
+use fanout_copy_core::Copier;
+use fanout_copy_dynamodb::RunTable;
+use fanout_copy_s3::S3Store as ObjectStore;
+use fanout_sns::JobPublisher;
+use fanout_tests::copy::{
+    body, bytes, carried, create_bucket, create_runs_table, open_uploads, put_object, s3, Carried,
+};
+use fanout_tests::workspace_root;
+use fanout_tests::Emulator;
+use s3_copier::CopierEvent;
+use serde_json::{json, Value};
+
+type CopyHandler = s3_copier::CopyHandler<ObjectStore, RunTable, JobPublisher>;
+
+const PIER: &str = "photos/2016/12/13/sunrise at the pier+1.jpg";
+
+struct Fixture {
+    sdk: SdkConfig,
+    client: aws_sdk_s3::Client,
+    source: String,
+    destination: String,
+    table: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let sdk = Emulator::shared().sdk_config().await;
+        Fixture {
+            client: s3(&sdk),
+            source: create_bucket(&sdk, "batch-source").await,
+            destination: create_bucket(&sdk, "batch-backup").await,
+            table: create_runs_table(&sdk).await,
+            sdk,
+        }
+    }
+
+    /// s3-copier's handler as its main builds it, with 5 MiB parts above 5 MiB, and
+    /// `BATCH_DESTINATION` under `batch-1/` of the destination.
+    fn handler(&self) -> CopyHandler {
+        let destination = format!("s3://{}/batch-1/", self.destination);
+        let config = s3_copier::Config::from_vars(&Vars::from_pairs([
+            ("COPY_MULTIPART_THRESHOLD", "5MiB"),
+            ("COPY_PART_SIZE", "5MiB"),
+            ("COPY_RUNS_TABLE", self.table.as_str()),
+            ("BATCH_DESTINATION", destination.as_str()),
+        ]))
+        .unwrap();
+        let ledger = RunTable::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table);
+        let copier = Copier::new(
+            ObjectStore::new(s3(&self.sdk)),
+            config.options,
+            config.concurrency,
+        )
+        .with_registry(std::sync::Arc::new(ledger.clone()));
+        CopyHandler::new(copier, Some(ledger)).with_batch_destination(config.batch_destination)
+    }
+
+    /// A sample event from `events/`, naming this fixture's buckets, with these tasks' keys
+    /// (encoded as the schema does) in place of the sample's one task.
+    fn event(&self, file: &str, keys: &[&str]) -> Value {
+        let path = workspace_root().join("events").join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("fanout-local-source", &self.source)
+            .replace("fanout-local-backup", &self.destination);
+        let mut event: Value = serde_json::from_str(&text).unwrap();
+        let sample = event["tasks"][0].clone();
+        let v1 = event["invocationSchemaVersion"] == "1.0";
+        event["tasks"] = (keys.iter().enumerate())
+            .map(|(i, key)| {
+                let mut task = sample.clone();
+                task["taskId"] = json!(format!("task-{i}"));
+                task["s3Key"] = json!(if v1 {
+                    form_encoded(key)
+                } else {
+                    key.to_string()
+                });
+                task
+            })
+            .collect();
+        event
+    }
+
+    async fn put(&self, key: &str, len: usize, seed: u8) {
+        put_object(
+            &self.client,
+            &self.source,
+            key,
+            bytes(len, seed),
+            &Carried::sample(),
+        )
+        .await;
+    }
+}
+
+/// A key as S3 Batch Operations 1.0 sends it.
+fn form_encoded(key: &str) -> String {
+    let mut out = String::new();
+    for byte in key.bytes() {
+        match byte {
+            b' ' => out.push('+'),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                out.push(byte as char)
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+fn batch_event(value: Value) -> S3BatchJobEvent {
+    match serde_json::from_value::<CopierEvent>(value).unwrap() {
+        CopierEvent::BatchOperations(event) => event,
+        other => panic!("not read as a Batch Operations invocation: {other:?}"),
+    }
+}
+
+/// Each result's code and string, by task id.
+fn results_of(answer: &Value) -> Vec<(String, String, String)> {
+    (answer["results"].as_array().unwrap().iter())
+        .map(|r| {
+            (
+                r["taskId"].as_str().unwrap().to_owned(),
+                r["resultCode"].as_str().unwrap().to_owned(),
+                r["resultString"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn invoke(handler: &CopyHandler, event: Value) -> Value {
+    let event = serde_json::from_value::<CopierEvent>(event).unwrap();
+    handler.handle_event(event, None).await.unwrap()
+}
+
+#[tokio::test]
+async fn schema_1_0_and_2_0_jobs_copy_each_task_and_say_what_failed() {
+    let f = Fixture::new().await;
+    f.put("photos/plain.jpg", 1000, 1).await;
+    f.put(PIER, 2000, 2).await;
+    f.put("photos/large.bin", 12 * MIB as usize, 3).await;
+    let handler = f.handler();
+    let keys = [
+        "photos/plain.jpg",
+        PIER,
+        "photos/missing.jpg",
+        "photos/large.bin",
+    ];
+    for (file, destination) in [
+        // 1.0: BATCH_DESTINATION, keys kept whole.
+        ("s3-copier-batch-operations-1.0.json", "batch-1/photos/"),
+        // 2.0: the user arguments' destination, source_prefix stripped.
+        ("s3-copier-batch-operations-2.0.json", "batch/"),
+    ] {
+        let event = f.event(file, &keys);
+        let answer = invoke(&handler, event.clone()).await;
+        assert_eq!(
+            answer["invocationSchemaVersion"], event["invocationSchemaVersion"],
+            "{file}"
+        );
+        assert_eq!(answer["invocationId"], event["invocationId"], "{file}");
+        assert_eq!(answer["treatMissingKeysAs"], "PermanentFailure", "{file}");
+        let results = results_of(&answer);
+        let codes: Vec<&str> = results.iter().map(|(_, code, _)| code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["Succeeded", "Succeeded", "PermanentFailure", "Succeeded"],
+            "{file}: {results:?}"
+        );
+        assert_eq!(
+            results
+                .iter()
+                .map(|(id, ..)| id.as_str())
+                .collect::<Vec<_>>(),
+            ["task-0", "task-1", "task-2", "task-3"]
+        );
+        assert!(results[2].2.contains("NoSuchKey"), "{file}: {results:?}");
+        for (key, len, seed) in [
+            ("plain.jpg", 1000, 1),
+            ("sunrise at the pier+1.jpg", 2000, 2),
+            ("large.bin", 12 * MIB as usize, 3),
+        ] {
+            let key = if key.starts_with("sunrise") {
+                format!("{destination}2016/12/13/{key}")
+            } else {
+                format!("{destination}{key}")
+            };
+            assert_eq!(
+                body(&f.client, &f.destination, &key).await,
+                bytes(len, seed),
+                "{file}: {key}"
+            );
+            assert_eq!(
+                carried(&f.client, &f.destination, &key).await,
+                Carried::sample(),
+                "{file}: {key}"
+            );
+        }
+        // The same invocation again (S3 retries a task it had no answer for): in place.
+        let again = results_of(&invoke(&handler, event).await);
+        assert!(
+            again[0].2.starts_with("already in place")
+                && again[3].2.starts_with("already in place"),
+            "{file}: {again:?}"
+        );
+    }
+    assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_copy_cut_short_by_the_deadline_is_a_temporary_failure_and_the_retry_finishes_it() {
+    let f = Fixture::new().await;
+    f.put("photos/huge.bin", 23 * MIB as usize, 9).await;
+    let handler = f.handler();
+    let event = batch_event(f.event("s3-copier-batch-operations-2.0.json", &["photos/huge.bin"]));
+    // Time for two parts to start; then the deadline is a second away.
+    let short = time_for(2, Duration::from_secs(1));
+    let first = handler.batch_operations_within(&event, &short).await;
+    let first = serde_json::to_value(first).unwrap();
+    assert_eq!(
+        first["results"][0]["resultCode"], "TemporaryFailure",
+        "{first}"
+    );
+    assert_eq!(open_uploads(&f.client, &f.destination).await.len(), 1);
+    assert!(f
+        .client
+        .head_object()
+        .bucket(&f.destination)
+        .key("batch/huge.bin")
+        .send()
+        .await
+        .is_err());
+    // S3 retries the task: the copy goes on from its two parts.
+    let retry =
+        serde_json::to_value(handler.batch_operations_within(&event, &unlimited).await).unwrap();
+    assert_eq!(retry["results"][0]["resultCode"], "Succeeded", "{retry}");
+    assert_eq!(
+        body(&f.client, &f.destination, "batch/huge.bin").await,
+        bytes(23 * MIB as usize, 9)
+    );
+    assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_job_with_no_destination_or_an_unknown_schema_fails_every_task_for_good() {
+    let f = Fixture::new().await;
+    f.put("photos/plain.jpg", 10, 1).await;
+    let handler = f.handler().with_batch_destination(None);
+    let v1 = f.event("s3-copier-batch-operations-1.0.json", &["photos/plain.jpg"]);
+    let answer = results_of(&invoke(&handler, v1.clone()).await);
+    assert_eq!(answer[0].1, "PermanentFailure");
+    assert!(answer[0].2.contains("BATCH_DESTINATION"), "{answer:?}");
+    let mut v3 = v1;
+    v3["invocationSchemaVersion"] = json!("3.0");
+    let answer = results_of(&invoke(&f.handler(), v3).await);
+    assert_eq!(answer[0].1, "PermanentFailure");
+    assert!(answer[0].2.contains("not supported"), "{answer:?}");
+    assert!(fanout_tests::copy::keys(&f.client, &f.destination)
+        .await
+        .is_empty());
+}

@@ -399,6 +399,14 @@ impl ObjectCopier for SimStore {
         Ok(None)
     }
 
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.request("DeleteObject", self.model.latency).await;
+        if let Some(objects) = lock(&self.state).buckets.get_mut(bucket) {
+            objects.remove(key);
+        }
+        Ok(())
+    }
+
     async fn abort_multipart(
         &self,
         _request: &CopyRequest,

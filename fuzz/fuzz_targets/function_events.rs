@@ -1,6 +1,7 @@
 //! The functions' event decoding on raw JSON: the SNS/SQS batch (sns-multiplier, sns-logger,
-//! slack-replier, s3-copier) with the words message and the copy job inside each record, and
-//! s3-copier's S3 Batch Operations invocations, read into tasks and a target and answered.
+//! slack-replier, s3-copier) with the words message, the copy job and S3's EventBridge events
+//! inside each record, and s3-copier's S3 Batch Operations invocations, read into tasks and a
+//! target and answered.
 //! Never a panic, only an answer or a clear error.
 //!
 //! slack-counter's HTTP event shapes are lambda_http's to decode, and it panics on several
@@ -47,6 +48,9 @@ fuzz_target!(|text: &str| {
                 delivery.sender.as_deref(),
             );
             let _ = fanout_copy_core::CopyJob::from_json(&delivery.body);
+            if let Some(Ok(event)) = fanout_common::s3_events::read(&delivery.body) {
+                assert!(!event.bucket.is_empty() && !event.key.is_empty());
+            }
             Ok::<(), String>(())
         }));
     }

@@ -28,6 +28,17 @@ pub fn s3_with(
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
+/// A sample event from `events/`, naming these buckets where it names the local stack's
+/// (`fanout-local-source`, `fanout-local-backup`).
+pub fn sample_event(file: &str, source: &str, destination: &str) -> serde_json::Value {
+    let path = crate::workspace_root().join("events").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .replace("fanout-local-source", source)
+        .replace("fanout-local-backup", destination);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Creates a bucket with a unique name and returns the name.
 pub async fn create_bucket(sdk: &SdkConfig, prefix: &str) -> String {
     let name = unique(prefix);

@@ -11,6 +11,7 @@ use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::fanout::{Answer, Budget, FanoutError};
 use fanout_copy_core::ledger::{RunLedger, RunRecord};
 use fanout_copy_core::location::Location;
+use fanout_copy_core::mirror::Mirror;
 use fanout_copy_core::size::MIB;
 use fanout_copy_core::{Copier, CopyJob};
 use fanout_copy_dynamodb::RunTable;
@@ -18,11 +19,11 @@ use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_sns::JobPublisher;
 use fanout_tests::copy::{
     body, bytes, create_bucket, create_runs_table, delete, keys, open_uploads, put_object, s3,
-    Carried, FailPart, RefuseEntries, Unreachable,
+    sample_event, Carried, FailPart, RefuseEntries, Unreachable,
 };
 use fanout_tests::iam::CallRecorder;
 use fanout_tests::words::{drain, drain_published, topic_with_probe_queue};
-use fanout_tests::{unique, workspace_root, Emulator};
+use fanout_tests::{unique, Emulator};
 use lambda_runtime::{Context, LambdaEvent};
 use s3_fanout::{Config, FanoutEvent};
 use std::sync::Arc;
@@ -202,12 +203,7 @@ impl Fixture {
 
     /// A sample event from `events/`, naming this fixture's buckets.
     fn event(&self, file: &str) -> Value {
-        let path = workspace_root().join("events").join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-            .replace("fanout-local-source", &self.source)
-            .replace("fanout-local-backup", &self.destination);
-        serde_json::from_str(&text).unwrap()
+        sample_event(file, &self.source, &self.destination)
     }
 
     async fn put(&self, key: &str, len: usize, seed: u8) -> String {
@@ -759,6 +755,17 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
     )
     .await;
     assert_eq!(swept["aborted"], 1);
+    // Continuous backup: an object deleted from the source, its copy deleted too.
+    let mirroring = f
+        .copier_with(true, Some(&copier_calls))
+        .with_mirror(Some(Mirror {
+            source_prefix: "photos/".into(),
+            destination: Location::new(&f.destination, "photos/"),
+            propagate_deletes: true,
+        }));
+    delete(&f.client, &f.source, "photos/2016/12/13/sunrise.jpg").await;
+    let deleted = f.event("s3-copier-sqs-eventbridge-object-deleted.json");
+    mirroring.handle(batch(deleted), None).await.unwrap();
 
     // What IAM needs beyond the calls themselves: the continuation's Invoke (not made here),
     // s3:PutObjectTagging for the tags a copy carries, and the listing of uploads that looks

@@ -14,10 +14,11 @@ use fanout_common::{ConfigError, Vars};
 use fanout_copy_core::batch::TaskResult;
 use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::copier::unlimited;
-use fanout_copy_core::copier::{Copier, CopyOptions};
+use fanout_copy_core::copier::{Copier, CopyOptions, Remaining};
 use fanout_copy_core::fanout::JobSink;
 use fanout_copy_core::ledger::RunLedger;
 use fanout_copy_core::location::Location;
+use fanout_copy_core::mirror::{Applied, Mirror, ObjectEvent};
 use fanout_copy_core::plan::{
     parse_part_size, PartSize, ThresholdError, Thresholds, AUTO_MAX_PART_SIZE,
     DEFAULT_MULTIPART_THRESHOLD,
@@ -42,6 +43,10 @@ pub const ENV_VARS: &[&str] = &[
     "RUN_EVENTS_TOPIC_ARN",
     "COPY_REPORT_URL",
     "BATCH_DESTINATION",
+    "DEST_BUCKET",
+    "SOURCE_PREFIX",
+    "DEST_PREFIX",
+    "PROPAGATE_DELETES",
 ];
 
 /// The IAM actions this function's code calls (checked against infra/template.yaml): HEAD and
@@ -57,6 +62,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
     "s3:ListBucketMultipartUploads",
+    "s3:DeleteObject",
     "sns:Publish",
     "dynamodb:UpdateItem",
     "dynamodb:GetItem",
@@ -91,6 +97,9 @@ pub struct Config {
     /// Where S3 Batch Operations jobs copy to, unless a job's user arguments say
     /// (`BATCH_DESTINATION`).
     pub batch_destination: Option<Location>,
+    /// Where S3's events for the source are applied (continuous backup): `DEST_BUCKET` and
+    /// `DEST_PREFIX`, `SOURCE_PREFIX`, `PROPAGATE_DELETES`. `None` without `DEST_BUCKET`.
+    pub mirror: Option<Mirror>,
 }
 
 const SIZE: &str = "a size in bytes, or a whole number with KiB, MiB or GiB";
@@ -156,6 +165,7 @@ impl Config {
                 "an s3:// URL that S3 Batch Operations jobs copy to",
                 str::parse::<Location>,
             )?,
+            mirror: mirror(vars)?,
             runs_table: vars.optional("COPY_RUNS_TABLE"),
             options: CopyOptions {
                 thresholds,
@@ -171,6 +181,34 @@ impl Config {
     }
 }
 
+/// The continuous backup's configuration, when `DEST_BUCKET` is set.
+fn mirror(vars: &Vars) -> Result<Option<Mirror>, ConfigError> {
+    let propagate_deletes =
+        vars.parsed_with("PROPAGATE_DELETES", "true or false", |text| match text {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("it is neither true nor false"),
+        })?;
+    let source_prefix = vars.optional("SOURCE_PREFIX").unwrap_or_default();
+    let prefix = vars.optional("DEST_PREFIX").unwrap_or_default();
+    let Some(bucket) = vars.optional("DEST_BUCKET") else {
+        return Ok(None);
+    };
+    let destination = format!("s3://{bucket}/{prefix}")
+        .parse::<Location>()
+        .map_err(|e| ConfigError::Invalid {
+            var: "DEST_BUCKET",
+            value: bucket.clone(),
+            reason: e.to_string(),
+            expected: "an S3 bucket name",
+        })?;
+    Ok(Some(Mirror {
+        source_prefix,
+        destination,
+        propagate_deletes: propagate_deletes.unwrap_or(false),
+    }))
+}
+
 /// The handler's state: S3 and DynamoDB adapters when deployed, in memory in tests.
 pub struct CopyHandler<S, R, J> {
     copier: Copier<S>,
@@ -179,6 +217,7 @@ pub struct CopyHandler<S, R, J> {
     continuations: Option<J>,
     announcer: Announcer,
     batch_destination: Option<Location>,
+    mirror: Option<Mirror>,
 }
 
 impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
@@ -190,6 +229,48 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             continuations: None,
             announcer: Announcer::default(),
             batch_destination: None,
+            mirror: None,
+        }
+    }
+
+    /// With where S3's events for the source are applied (continuous backup).
+    pub fn with_mirror(mut self, mirror: Option<Mirror>) -> Self {
+        self.mirror = mirror;
+        self
+    }
+
+    /// Applies an S3 event from the copy queue. One that can never be applied is dropped
+    /// with an error in the log (the nightly run copies or reports its object); one that may
+    /// apply later, or that arrives without `DEST_BUCKET`, fails its delivery, so that it is
+    /// retried and, in the end, dead-lettered.
+    async fn apply_event(
+        &self,
+        event: Result<ObjectEvent, String>,
+        remaining: Remaining<'_>,
+    ) -> Result<(), JobFailure> {
+        let event = match event {
+            Ok(event) => event,
+            Err(why) => {
+                tracing::error!(error = %why, "an S3 event that can never be applied was dropped");
+                return Ok(());
+            }
+        };
+        let Some(mirror) = &self.mirror else {
+            return Err(JobFailure::Event(
+                "S3 events reach s3-copier and DEST_BUCKET is not set: set it, or remove the EventBridge rule".into(),
+            ));
+        };
+        let (event_id, key) = (&event.id, &event.key);
+        match mirror.apply(&self.copier, &event, remaining).await {
+            Ok(Applied::Copied(what) | Applied::Deleted(what) | Applied::Ignored(what)) => {
+                tracing::info!(%event_id, %key, "{what}");
+                Ok(())
+            }
+            Ok(Applied::Refused(why)) => {
+                tracing::error!(%event_id, %key, error = %why, "an S3 event that can never be applied was dropped; the nightly run copies or reports the object");
+                Ok(())
+            }
+            Err(later) => Err(JobFailure::Event(later.message)),
         }
     }
 
@@ -291,6 +372,14 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
                     (Some(count), Some(max)) if count >= max
                 );
                 let body = &delivery.body;
+                if let Some(event) = fanout_common::s3_events::read(body) {
+                    // A paused copy resumes on the retry only with the registry.
+                    return if self.ledger.is_some() {
+                        self.apply_event(event, &remaining).await
+                    } else {
+                        self.apply_event(event, &unlimited).await
+                    };
+                }
                 let runs = self.ledger.as_ref().map(|ledger| Runs {
                     ledger,
                     announcer: &self.announcer,
@@ -430,9 +519,35 @@ mod tests {
             ("COPY_MAX_RECEIVES", "0"),
             ("COPY_MAX_RECEIVES", "five"),
             ("COPY_REPORT_URL", "reports/"),
+            ("BATCH_DESTINATION", "backup-bucket"),
+            ("PROPAGATE_DELETES", "yes"),
+            ("DEST_BUCKET", "Not_A_Bucket"),
         ] {
             let err = Config::from_vars(&Vars::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(err.var(), Some(var), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn the_continuous_backup_needs_dest_bucket_and_reads_the_fanouts_names() {
+        assert_eq!(
+            Config::from_vars(&Vars::from_pairs([])).unwrap().mirror,
+            None
+        );
+        let config = Config::from_vars(&Vars::from_pairs([
+            ("DEST_BUCKET", "backup"),
+            ("DEST_PREFIX", "nightly/"),
+            ("SOURCE_PREFIX", "photos/"),
+            ("PROPAGATE_DELETES", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.mirror,
+            Some(Mirror {
+                source_prefix: "photos/".into(),
+                destination: Location::new("backup", "nightly/"),
+                propagate_deletes: true,
+            })
+        );
     }
 }

@@ -34,7 +34,8 @@ async fn main() -> Result<(), Error> {
                 .with_max_receives(config.max_receives)
                 .with_continuations(continuations)
                 .with_announcer(announcer)
-                .with_batch_destination(config.batch_destination.clone()),
+                .with_batch_destination(config.batch_destination.clone())
+                .with_mirror(config.mirror.clone()),
         )
     })
     .await?;

@@ -6,6 +6,7 @@ pub mod batch_operations;
 pub mod config;
 pub mod events;
 pub mod init;
+pub mod s3_events;
 pub mod telemetry;
 
 pub use config::{ConfigError, Vars};

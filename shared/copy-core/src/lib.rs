@@ -22,6 +22,7 @@ pub mod layout;
 pub mod ledger;
 pub mod location;
 pub mod memory;
+pub mod mirror;
 pub mod plan;
 pub mod planner;
 pub mod size;

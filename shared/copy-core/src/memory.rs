@@ -503,6 +503,14 @@ impl ObjectCopier for MemoryStore {
             .await
     }
 
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        let mut state = self.enter("DeleteObject", bucket, key)?;
+        if let Some(objects) = state.buckets.get_mut(bucket) {
+            objects.remove(key);
+        }
+        Ok(())
+    }
+
     async fn uploaded_parts(
         &self,
         request: &CopyRequest,

@@ -265,6 +265,14 @@ pub trait ObjectCopier: Send + Sync {
         upload_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes an object (its current version, in a bucket with versioning); deleting one
+    /// that is not there succeeds.
+    fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The parts already in an upload; `None` when the upload no longer exists (completed,
     /// aborted, or swept).
     fn uploaded_parts(

@@ -32,6 +32,10 @@ pub enum JobFailure {
     Announce(#[from] AnnounceError),
     #[error("the copy stopped before the deadline, and its continuation could not be sent: {0}")]
     Continue(String),
+    /// An S3 event (continuous backup) that may apply later, or that this configuration
+    /// cannot apply.
+    #[error("the S3 event was not applied: {0}")]
+    Event(String),
 }
 
 /// A failure whose recording failed; an announcement that failed after the failure was

@@ -718,6 +718,18 @@ impl ObjectCopier for S3Store {
             .await
     }
 
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.client_for(bucket)
+            .await
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| store_error("DeleteObject", bucket, key, None, e))?;
+        Ok(())
+    }
+
     /// Every page of ListParts; `None` on NoSuchUpload.
     async fn uploaded_parts(
         &self,

@@ -920,8 +920,16 @@ fn check_answer(local: &Local, line: &str, output: &str) -> Result<(), String> {
                     body["text"].is_string() || body["challenge"].is_string()
                 }
             }
-            "sns-multiplier" | "s3-copier" | "slack-replier" => {
+            "sns-multiplier" | "slack-replier" => {
                 answer["batchItemFailures"] == serde_json::json!([])
+            }
+            // Copy jobs, or an S3 Batch Operations invocation: every task succeeded.
+            "s3-copier" => {
+                answer["batchItemFailures"] == serde_json::json!([])
+                    || answer["results"].as_array().is_some_and(|results| {
+                        !results.is_empty()
+                            && results.iter().all(|r| r["resultCode"] == "Succeeded")
+                    })
             }
             "sns-logger" => answer.is_null(),
             _ => answer["listed"].as_u64().is_some_and(|n| n > 0) && answer["complete"] == true,

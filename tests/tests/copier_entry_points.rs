@@ -1,5 +1,7 @@
-//! s3-copier as the function of an S3 Batch Operations job, against the emulator: invocations
-//! of schema 1.0 and 2.0 (the sample events in `events/`) answered task by task as S3 expects.
+//! s3-copier's entry points beside copy jobs, against the emulator, with the sample events in
+//! `events/`: S3 Batch Operations invocations of schema 1.0 and 2.0, answered task by task as
+//! S3 expects; and S3's Object Created and Object Deleted events from EventBridge (continuous
+//! backup), with deletions propagated or not.
 
 use std::time::Duration;
 
@@ -14,9 +16,9 @@ use fanout_copy_dynamodb::RunTable;
 use fanout_copy_s3::S3Store as ObjectStore;
 use fanout_sns::JobPublisher;
 use fanout_tests::copy::{
-    body, bytes, carried, create_bucket, create_runs_table, open_uploads, put_object, s3, Carried,
+    body, bytes, carried, create_bucket, create_runs_table, delete, open_uploads, put_object, s3,
+    sample_event, Carried,
 };
-use fanout_tests::workspace_root;
 use fanout_tests::Emulator;
 use s3_copier::CopierEvent;
 use serde_json::{json, Value};
@@ -48,14 +50,20 @@ impl Fixture {
     /// s3-copier's handler as its main builds it, with 5 MiB parts above 5 MiB, and
     /// `BATCH_DESTINATION` under `batch-1/` of the destination.
     fn handler(&self) -> CopyHandler {
+        self.handler_with(&[])
+    }
+
+    /// The same, with more of the environment.
+    fn handler_with(&self, more: &[(&str, &str)]) -> CopyHandler {
         let destination = format!("s3://{}/batch-1/", self.destination);
-        let config = s3_copier::Config::from_vars(&Vars::from_pairs([
+        let mut vars = vec![
             ("COPY_MULTIPART_THRESHOLD", "5MiB"),
             ("COPY_PART_SIZE", "5MiB"),
             ("COPY_RUNS_TABLE", self.table.as_str()),
             ("BATCH_DESTINATION", destination.as_str()),
-        ]))
-        .unwrap();
+        ];
+        vars.extend_from_slice(more);
+        let config = s3_copier::Config::from_vars(&Vars::from_pairs(vars)).unwrap();
         let ledger = RunTable::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table);
         let copier = Copier::new(
             ObjectStore::new(s3(&self.sdk)),
@@ -63,18 +71,31 @@ impl Fixture {
             config.concurrency,
         )
         .with_registry(std::sync::Arc::new(ledger.clone()));
-        CopyHandler::new(copier, Some(ledger)).with_batch_destination(config.batch_destination)
+        CopyHandler::new(copier, Some(ledger))
+            .with_batch_destination(config.batch_destination)
+            .with_mirror(config.mirror)
+    }
+
+    /// A sample event from `events/` as it is, naming this fixture's buckets.
+    fn sample(&self, file: &str) -> Value {
+        sample_event(file, &self.source, &self.destination)
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> bool {
+        (self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await)
+            .is_ok()
     }
 
     /// A sample event from `events/`, naming this fixture's buckets, with these tasks' keys
     /// (encoded as the schema does) in place of the sample's one task.
     fn event(&self, file: &str, keys: &[&str]) -> Value {
-        let path = workspace_root().join("events").join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("fanout-local-source", &self.source)
-            .replace("fanout-local-backup", &self.destination);
-        let mut event: Value = serde_json::from_str(&text).unwrap();
+        let mut event = self.sample(file);
         let sample = event["tasks"][0].clone();
         let v1 = event["invocationSchemaVersion"] == "1.0";
         event["tasks"] = (keys.iter().enumerate())
@@ -266,6 +287,99 @@ async fn a_job_with_no_destination_or_an_unknown_schema_fails_every_task_for_goo
     let answer = results_of(&invoke(&f.handler(), v3).await);
     assert_eq!(answer[0].1, "PermanentFailure");
     assert!(answer[0].2.contains("not supported"), "{answer:?}");
+    assert!(fanout_tests::copy::keys(&f.client, &f.destination)
+        .await
+        .is_empty());
+}
+
+const SUNRISE: &str = "photos/2016/12/13/sunrise.jpg";
+const CREATED: &str = "s3-copier-sqs-eventbridge-object-created.json";
+const DELETED: &str = "s3-copier-sqs-eventbridge-object-deleted.json";
+
+#[tokio::test]
+async fn an_object_created_is_copied_at_once_and_a_deletion_is_propagated_only_when_asked() {
+    let f = Fixture::new().await;
+    f.put(SUNRISE, 6 * MIB as usize, 4).await;
+    let copy = "mirror/2016/12/13/sunrise.jpg";
+    for propagate in ["false", "true"] {
+        let handler = f.handler_with(&[
+            ("DEST_BUCKET", f.destination.as_str()),
+            ("SOURCE_PREFIX", "photos/"),
+            ("DEST_PREFIX", "mirror/"),
+            ("PROPAGATE_DELETES", propagate),
+        ]);
+        f.put(SUNRISE, 6 * MIB as usize, 4).await;
+        let answer = invoke(&handler, f.sample(CREATED)).await;
+        assert_eq!(answer, json!({"batchItemFailures": []}), "{propagate}");
+        assert_eq!(
+            body(&f.client, &f.destination, copy).await,
+            bytes(6 * MIB as usize, 4)
+        );
+        assert_eq!(
+            carried(&f.client, &f.destination, copy).await,
+            Carried::sample()
+        );
+        // Something of the destination's that no event names.
+        put_object(
+            &f.client,
+            &f.destination,
+            "kept/other.jpg",
+            bytes(10, 1),
+            &Carried::sample(),
+        )
+        .await;
+        delete(&f.client, &f.source, SUNRISE).await;
+        let answer = invoke(&handler, f.sample(DELETED)).await;
+        assert_eq!(answer, json!({"batchItemFailures": []}), "{propagate}");
+        assert_eq!(
+            !f.exists(&f.destination, copy).await,
+            propagate == "true",
+            "{propagate}"
+        );
+        assert!(f.exists(&f.destination, "kept/other.jpg").await);
+    }
+    // Deleted, then written again before the deletion's event came: the copy stays.
+    let handler = f.handler_with(&[
+        ("DEST_BUCKET", f.destination.as_str()),
+        ("SOURCE_PREFIX", "photos/"),
+        ("DEST_PREFIX", "mirror/"),
+        ("PROPAGATE_DELETES", "true"),
+    ]);
+    f.put(SUNRISE, 100, 5).await;
+    invoke(&handler, f.sample(CREATED)).await;
+    let answer = invoke(&handler, f.sample(DELETED)).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert!(f.exists(&f.destination, copy).await);
+    assert!(open_uploads(&f.client, &f.destination).await.is_empty());
+}
+
+#[tokio::test]
+async fn events_outside_the_source_prefix_or_without_a_destination_are_not_lost() {
+    let f = Fixture::new().await;
+    f.put(SUNRISE, 100, 6).await;
+    // Outside SOURCE_PREFIX: nothing copied, the record done.
+    let elsewhere = f.handler_with(&[
+        ("DEST_BUCKET", f.destination.as_str()),
+        ("SOURCE_PREFIX", "videos/"),
+    ]);
+    let answer = invoke(&elsewhere, f.sample(CREATED)).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert!(fanout_tests::copy::keys(&f.client, &f.destination)
+        .await
+        .is_empty());
+    // No DEST_BUCKET: the record fails, so that it is retried and dead-lettered, not dropped.
+    let unset = f.handler();
+    let answer = invoke(&unset, f.sample(CREATED)).await;
+    assert_eq!(
+        answer["batchItemFailures"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    // An object gone before its event came: dropped with its reason, not retried.
+    let handler = f.handler_with(&[("DEST_BUCKET", f.destination.as_str())]);
+    delete(&f.client, &f.source, SUNRISE).await;
+    let answer = invoke(&handler, f.sample(CREATED)).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
     assert!(fanout_tests::copy::keys(&f.client, &f.destination)
         .await
         .is_empty());

@@ -37,6 +37,10 @@ pub struct FaultPlan {
     #[serde(with = "seconds")]
     pub hang_for: Duration,
     pub seed: u64,
+    /// Writes (PUT, POST, DELETE) a second above which each one is answered with the
+    /// throttling error, as S3 answers `SlowDown` above a prefix's write rate (a token bucket
+    /// of one second's writes); 0: no limit.
+    pub slowdown_above: f64,
 }
 
 mod seconds {
@@ -57,6 +61,7 @@ impl Default for FaultPlan {
             hang: 0.0,
             hang_for: DEFAULT_HANG,
             seed: 0,
+            slowdown_above: 0.0,
         }
     }
 }
@@ -64,6 +69,7 @@ impl Default for FaultPlan {
 impl FaultPlan {
     pub fn is_empty(&self) -> bool {
         self.throttle + self.server_error + self.reset + self.hang == 0.0
+            && self.slowdown_above == 0.0
     }
 
     /// The same plan on the next seed: for a second proxy, whose faults should not fall on
@@ -79,10 +85,10 @@ impl FaultPlan {
 /// Why a fault plan was not understood.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
-    #[error("`{0}` is not KIND=VALUE (the kinds: throttle, 500, reset, hang, hang-seconds, seed)")]
+    #[error("`{0}` is not KIND=VALUE (the kinds: throttle, 500, reset, hang, hang-seconds, seed, slowdown-above)")]
     Shape(String),
     #[error(
-        "`{0}` is not a fault kind (the kinds: throttle, 500, reset, hang, hang-seconds, seed)"
+        "`{0}` is not a fault kind (the kinds: throttle, 500, reset, hang, hang-seconds, seed, slowdown-above)"
     )]
     Kind(String),
     #[error("{kind}={value}: a share is a number from 0 to 1")]
@@ -132,6 +138,11 @@ impl FromStr for FaultPlan {
                         .ok_or_else(number)?
                 }
                 "seed" => plan.seed = value.parse().map_err(|_| number())?,
+                "slowdown-above" => {
+                    plan.slowdown_above = (value.parse::<f64>().ok())
+                        .filter(|rate| rate.is_finite() && *rate >= 0.0)
+                        .ok_or_else(number)?
+                }
                 other => return Err(PlanError::Kind(other.to_owned())),
             }
         }
@@ -264,6 +275,8 @@ pub fn error_answer(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FaultCounts {
     pub throttled: u64,
+    /// Of the throttled, those above the rate limit (`slowdown-above`).
+    pub over_rate: u64,
     pub server_errors: u64,
     pub resets: u64,
     pub hangs: u64,
@@ -280,9 +293,14 @@ impl std::fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "throttled {}, 500s {}, resets {}, hangs {}, emulator down {} times \
+            "throttled {}{}, 500s {}, resets {}, hangs {}, emulator down {} times \
              ({} requests on open connections closed unanswered); retries seen {}",
             self.throttled,
+            if self.over_rate > 0 {
+                format!(" ({} above the rate)", self.over_rate)
+            } else {
+                String::new()
+            },
             self.server_errors,
             self.resets,
             self.hangs,
@@ -293,10 +311,18 @@ impl std::fmt::Display for FaultCounts {
     }
 }
 
+/// A full bucket: one second's requests.
+fn plan_rate(plan: &FaultPlan) -> f64 {
+    plan.slowdown_above.max(1.0)
+}
+
 /// Draws faults and counts them.
 pub struct Injector {
     pub plan: FaultPlan,
     state: Mutex<SplitMix>,
+    /// The rate limit's token bucket: tokens left, and when it was last filled.
+    tokens: Mutex<(f64, std::time::Instant)>,
+    over_rate: AtomicU64,
     throttled: AtomicU64,
     server_errors: AtomicU64,
     resets: AtomicU64,
@@ -309,9 +335,12 @@ pub struct Injector {
 impl Injector {
     pub fn new(plan: FaultPlan) -> Injector {
         let seed = plan.seed;
+        let full = plan_rate(&plan);
         Injector {
             plan,
             state: Mutex::new(SplitMix::new(seed)),
+            tokens: Mutex::new((full, std::time::Instant::now())),
+            over_rate: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
             resets: AtomicU64::new(0),
@@ -327,8 +356,10 @@ impl Injector {
         self.state.lock().expect("fault generator lock").unit()
     }
 
-    /// The fault for one request, if any, counted; notes the request's retry marker.
-    pub fn draw(&self, headers: &HeaderMap) -> Option<Fault> {
+    /// The fault for one request, if any, counted; notes the request's retry marker. The rate
+    /// limit counts writes only (PUT, POST, DELETE: S3's limit of 3,500 a second per prefix
+    /// is on those, and reads have one of their own).
+    pub fn draw(&self, method: &http::Method, headers: &HeaderMap) -> Option<Fault> {
         let attempt = headers
             .get("amz-sdk-request")
             .and_then(|v| v.to_str().ok())
@@ -339,6 +370,15 @@ impl Injector {
         }
         if self.plan.is_empty() {
             return None;
+        }
+        let write = matches!(
+            *method,
+            http::Method::PUT | http::Method::POST | http::Method::DELETE
+        );
+        if self.plan.slowdown_above > 0.0 && write && !self.take_token() {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            self.over_rate.fetch_add(1, Ordering::Relaxed);
+            return Some(Fault::Throttle);
         }
         let plan = &self.plan;
         let roll = self.roll();
@@ -358,6 +398,18 @@ impl Injector {
         None
     }
 
+    /// Takes one request's token from the rate limit's bucket, if one is left.
+    fn take_token(&self) -> bool {
+        let rate = self.plan.slowdown_above;
+        let mut bucket = self.tokens.lock().expect("token bucket lock");
+        let now = std::time::Instant::now();
+        let (tokens, filled) = *bucket;
+        let tokens = (tokens + (now - filled).as_secs_f64() * rate).min(rate.max(1.0));
+        let taken = tokens >= 1.0;
+        *bucket = (if taken { tokens - 1.0 } else { tokens }, now);
+        taken
+    }
+
     /// Alternates DynamoDB's two throttling errors.
     pub fn alternate(&self) -> bool {
         self.throttled.load(Ordering::Relaxed) % 2 == 0
@@ -367,6 +419,7 @@ impl Injector {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         FaultCounts {
             throttled: load(&self.throttled),
+            over_rate: load(&self.over_rate),
             server_errors: load(&self.server_errors),
             resets: load(&self.resets),
             hangs: load(&self.hangs),
@@ -383,9 +436,10 @@ mod tests {
 
     #[test]
     fn a_plan_reads_every_kind_and_refuses_what_it_cannot_take() {
-        let plan: FaultPlan = "throttle=0.1, 500=0.02,reset=0.02,hang=0.01,hang-seconds=12,seed=7"
-            .parse()
-            .unwrap();
+        let plan: FaultPlan =
+            "throttle=0.1, 500=0.02,reset=0.02,hang=0.01,hang-seconds=12,seed=7,slowdown-above=40"
+                .parse()
+                .unwrap();
         assert_eq!(
             plan,
             FaultPlan {
@@ -395,8 +449,13 @@ mod tests {
                 hang: 0.01,
                 hang_for: Duration::from_secs(12),
                 seed: 7,
+                slowdown_above: 40.0,
             }
         );
+        assert!(matches!(
+            "slowdown-above=fast".parse::<FaultPlan>(),
+            Err(PlanError::Number { .. })
+        ));
         assert!("".parse::<FaultPlan>().unwrap().is_empty());
         assert!(matches!(
             "throttle".parse::<FaultPlan>(),
@@ -421,6 +480,27 @@ mod tests {
     }
 
     #[test]
+    fn above_the_rate_every_request_is_throttled() {
+        let injector = Injector::new("slowdown-above=50".parse().unwrap());
+        let started = std::time::Instant::now();
+        let mut passed = 0;
+        while started.elapsed() < Duration::from_millis(500) {
+            if injector
+                .draw(&http::Method::PUT, &HeaderMap::new())
+                .is_none()
+            {
+                passed += 1;
+            }
+        }
+        // A full bucket (50) and 25 more in half a second: about 75, whatever was asked.
+        assert!((60..=90).contains(&passed), "{passed} passed");
+        let counts = injector.counts();
+        assert!(counts.over_rate > 1000 && counts.over_rate == counts.throttled);
+        // Reads are not limited.
+        assert_eq!(injector.draw(&http::Method::GET, &HeaderMap::new()), None);
+    }
+
+    #[test]
     fn faults_are_drawn_at_their_shares_and_the_same_seed_draws_the_same() {
         let plan: FaultPlan = "throttle=0.1,500=0.02,reset=0.05,hang=0.01,seed=3"
             .parse()
@@ -428,7 +508,9 @@ mod tests {
         let draws = |plan: &FaultPlan| {
             let injector = Injector::new(plan.clone());
             let headers = HeaderMap::new();
-            let faults: Vec<_> = (0..100_000).map(|_| injector.draw(&headers)).collect();
+            let faults: Vec<_> = (0..100_000)
+                .map(|_| injector.draw(&http::Method::POST, &headers))
+                .collect();
             (faults, injector.counts())
         };
         let (first, counts) = draws(&plan);
@@ -479,9 +561,9 @@ mod tests {
         let injector = Injector::new(FaultPlan::default());
         let mut headers = HeaderMap::new();
         headers.insert("amz-sdk-request", "attempt=1; max=3".parse().unwrap());
-        assert_eq!(injector.draw(&headers), None);
+        assert_eq!(injector.draw(&http::Method::POST, &headers), None);
         headers.insert("amz-sdk-request", "attempt=2; max=3".parse().unwrap());
-        injector.draw(&headers);
+        injector.draw(&http::Method::POST, &headers);
         assert_eq!(injector.counts().retries, 1);
     }
 }

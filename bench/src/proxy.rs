@@ -290,7 +290,7 @@ impl Shared {
             return Err(Hangup);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let fault = self.injector.draw(request.headers());
+        let fault = self.injector.draw(request.method(), request.headers());
         let operation = operation(&request);
         let mut delay = Duration::from_micros(self.latency_us.load(Ordering::Relaxed));
         if let Some(source) = header(request.headers(), "x-amz-copy-source") {

@@ -385,3 +385,82 @@ async fn while_the_emulator_is_down_connections_are_refused_and_then_served_agai
     sns.list_topics().send().await.unwrap();
     assert_eq!(proxy.stats().faults.outages, 1);
 }
+
+#[tokio::test]
+async fn above_s3s_write_rate_the_paced_copier_slows_down_and_copies_everything() {
+    use fanout_copy_core::engine::{self, Quiet};
+    use fanout_copy_core::pace::Aimd;
+    use fanout_copy_core::plan::{PartSize, Thresholds};
+    use fanout_copy_core::size::MIB;
+    use fanout_copy_core::{CopyOptions, Location, RunSpec};
+    use fanout_tests::copy::{body, bytes, create_bucket, put_object, s3, Carried};
+
+    const RATE: f64 = 15.0;
+    let (_moto, proxy, through, direct) = faulty_moto(&format!("slowdown-above={RATE}")).await;
+    let client = s3(&direct);
+    let (source, destination) = (
+        create_bucket(&direct, "paced-source").await,
+        create_bucket(&direct, "paced-backup").await,
+    );
+    let mut objects = Vec::new();
+    for i in 0..60 {
+        objects.push((format!("small/{i:03}"), 1000 + i));
+    }
+    for i in 0..2 {
+        objects.push((format!("large/{i}"), 12 * MIB as usize));
+    }
+    for (i, (key, len)) in objects.iter().enumerate() {
+        put_object(
+            &client,
+            &source,
+            key,
+            bytes(*len, i as u8),
+            &Carried::sample(),
+        )
+        .await;
+    }
+    let ceiling = 32;
+    let pace = std::sync::Arc::new(Aimd::new(ceiling));
+    let options = CopyOptions {
+        thresholds: Thresholds::new(5 * MIB, PartSize::Fixed(5 * MIB)).unwrap(),
+        ..CopyOptions::default()
+    };
+    let store = fanout_copy_s3::S3Store::from_sdk(&through).with_pace(pace.clone());
+    let copier = fanout_copy_core::Copier::new(store, options, ceiling).with_pace(pace.clone());
+    let started = std::time::Instant::now();
+    let summary = engine::run(
+        &copier,
+        RunSpec {
+            run_id: "paced".into(),
+            source: Location::new(&source, ""),
+            destination: Location::new(&destination, ""),
+            modified_since: None,
+            include_archived: false,
+        },
+        false,
+        None,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!((summary.copied, summary.failed), (62, 0), "{summary:?}");
+    for (i, (key, len)) in objects.iter().enumerate() {
+        assert_eq!(
+            body(&client, &destination, key).await,
+            bytes(*len, i as u8),
+            "{key}"
+        );
+    }
+    let faults = proxy.stats().faults;
+    let report = pace.report(&destination);
+    assert!(faults.over_rate > 0, "S3's limit was never met: {faults:?}");
+    assert!(report.cuts > 0 && report.lowest < ceiling, "{report:?}");
+    assert!(report.raises > 0, "the limit never grew back: {report:?}");
+    // Measured, not asserted: the rate the copies settled at.
+    println!(
+        "66 copy requests and the uploads' writes in {took:.1} s with {RATE} writes/s allowed: \
+         {} refused above the rate, the limit cut {} times and raised {} times, lowest {}, last {}",
+        faults.over_rate, report.cuts, report.raises, report.lowest, report.limit
+    );
+}

@@ -48,14 +48,14 @@ impl Fixture {
     }
 
     /// s3-copier's handler as its main builds it, with 5 MiB parts above 5 MiB, and
-    /// `BATCH_DESTINATION` under `batch-1/` of the destination.
+    /// `BATCH_DESTINATION` the whole destination bucket.
     fn handler(&self) -> CopyHandler {
         self.handler_with(&[])
     }
 
     /// The same, with more of the environment.
     fn handler_with(&self, more: &[(&str, &str)]) -> CopyHandler {
-        let destination = format!("s3://{}/batch-1/", self.destination);
+        let destination = format!("s3://{}/", self.destination);
         let mut vars = vec![
             ("COPY_MULTIPART_THRESHOLD", "5MiB"),
             ("COPY_PART_SIZE", "5MiB"),
@@ -180,7 +180,7 @@ async fn schema_1_0_and_2_0_jobs_copy_each_task_and_say_what_failed() {
     ];
     for (file, destination) in [
         // 1.0: BATCH_DESTINATION, keys kept whole.
-        ("s3-copier-batch-operations-1.0.json", "batch-1/photos/"),
+        ("s3-copier-batch-operations-1.0.json", "photos/"),
         // 2.0: the user arguments' destination, source_prefix stripped.
         ("s3-copier-batch-operations-2.0.json", "batch/"),
     ] {

@@ -16,7 +16,7 @@ use fanout_copy_core::plan::{
 use fanout_copy_core::planner::{parse_rfc3339, RunSpec};
 use fanout_copy_core::size::parse_size;
 use fanout_copy_core::store::StorageClass;
-use fanout_copy_core::{Copier, CopyOptions, Location, RunSummary, Thresholds};
+use fanout_copy_core::{CopyOptions, Location, RunSummary, Thresholds};
 use fanout_copy_s3::S3Store;
 
 /// Copies every object under SOURCE to DESTINATION, server side: large objects in parallel
@@ -99,7 +99,7 @@ async fn copy(args: Args, thresholds: Thresholds) -> ExitCode {
         storage_class: args.storage_class,
         kms_key_id: args.kms_key_id,
     };
-    let copier = Copier::new(S3Store::from_sdk(&sdk), options, args.concurrency);
+    let copier = S3Store::from_sdk(&sdk).paced_copier(options, args.concurrency);
     let spec = RunSpec {
         run_id: new_run_id(),
         source: args.source,

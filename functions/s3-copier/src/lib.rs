@@ -304,7 +304,7 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         deadline: Option<SystemTime>,
     ) -> S3BatchJobResponse {
         let until_deadline = move || remaining_until(deadline);
-        if self.ledger.is_some() {
+        if self.copier.has_registry() {
             self.batch_operations_within(event, &until_deadline).await
         } else {
             self.batch_operations_within(event, &unlimited).await
@@ -374,7 +374,7 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
                 let body = &delivery.body;
                 if let Some(event) = fanout_common::s3_events::read(body) {
                     // A paused copy resumes on the retry only with the registry.
-                    return if self.ledger.is_some() {
+                    return if self.copier.has_registry() {
                         self.apply_event(event, &remaining).await
                     } else {
                         self.apply_event(event, &unlimited).await

@@ -1,5 +1,4 @@
 use fanout_common::{init::init_or_report, telemetry, ConfigError, Vars};
-use fanout_copy_core::Copier;
 use fanout_copy_dynamodb::RunTable;
 use fanout_copy_s3::S3Store;
 use fanout_sns::JobPublisher;
@@ -20,7 +19,7 @@ async fn main() -> Result<(), Error> {
             config.report_url.as_ref(),
             std::sync::Arc::new(store.clone()),
         );
-        let mut copier = Copier::new(store, config.options.clone(), config.concurrency);
+        let mut copier = store.paced_copier(config.options.clone(), config.concurrency);
         let ledger = (config.runs_table.as_ref())
             .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         if let Some(ledger) = &ledger {

@@ -92,9 +92,22 @@ fn target(arguments: Option<&Value>, configured: Option<&Location>) -> Result<Ta
         }
     };
     let destination = match argument("destination")? {
-        Some(url) => url.parse::<Location>().map_err(|e| {
-            format!("the user argument destination is not a destination: {e}")
-        })?,
+        Some(url) => {
+            let destination = url.parse::<Location>().map_err(|e| {
+                format!("the user argument destination is not a destination: {e}")
+            })?;
+            // A paused copy's upload outside it would escape the sweep of abandoned uploads.
+            if let Some(configured) = configured {
+                let inside = destination.bucket == configured.bucket
+                    && destination.prefix.starts_with(&configured.prefix);
+                if !inside {
+                    return Err(format!(
+                        "the user argument destination {destination} is outside BATCH_DESTINATION {configured}, the only place this function copies to"
+                    ));
+                }
+            }
+            destination
+        }
         None => configured.cloned().ok_or_else(|| {
             "no destination: give the job the user argument destination (schema 2.0), or set BATCH_DESTINATION on the function".to_owned()
         })?,
@@ -202,7 +215,7 @@ mod tests {
 
     #[test]
     fn schema_2_0_takes_its_bucket_key_and_user_arguments_as_they_are() {
-        let configured: Location = "s3://configured/".parse().unwrap();
+        let configured: Location = "s3://backup/".parse().unwrap();
         let read = Invocation::read(
             &event(json!({
                 "invocationSchemaVersion": "2.0",
@@ -220,6 +233,30 @@ mod tests {
         let task = read.tasks[0].1.as_ref().unwrap();
         assert_eq!(task.key, "photos/a+b c.jpg");
         assert_eq!(task.version_id.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn a_destination_outside_batch_destination_is_refused() {
+        let configured: Location = "s3://backup/fanout/".parse().unwrap();
+        for destination in [
+            "s3://elsewhere/fanout/",
+            "s3://backup/other/",
+            "s3://backup/",
+        ] {
+            let read = Invocation::read(
+                &event(json!({
+                    "invocationSchemaVersion": "2.0", "job": {"id": "j",
+                        "userArguments": {"destination": destination}}, "tasks": []
+                })),
+                Some(&configured),
+            );
+            assert!(
+                read.target
+                    .unwrap_err()
+                    .contains("outside BATCH_DESTINATION"),
+                "{destination}"
+            );
+        }
     }
 
     #[test]

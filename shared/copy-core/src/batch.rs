@@ -9,7 +9,7 @@
 
 use crate::copier::{Copied, Copier, CopyError, Remaining};
 use crate::job::{CopyJob, DestinationObject, SourceObject, SCHEMA_VERSION};
-use crate::location::{check_pair, Location};
+use crate::location::Location;
 use crate::store::{ErrorKind, ObjectCopier};
 
 /// What S3 records for a task.
@@ -89,9 +89,13 @@ impl Target {
                 "the key maps to an empty key in the destination (a folder marker at source_prefix): nothing to copy",
             ));
         }
-        let source = Location::new(&task.bucket, &task.key);
-        if let Err(overlap) = check_pair(&source, &self.destination) {
-            return Err(TaskResult::permanent(overlap.to_string()));
+        // The object is itself under the destination: a copy would read its own output.
+        if task.bucket == self.destination.bucket && task.key.starts_with(&self.destination.prefix)
+        {
+            return Err(TaskResult::permanent(format!(
+                "s3://{}/{} is inside the destination {}: a copy would read its own output",
+                task.bucket, task.key, self.destination
+            )));
         }
         Ok(DestinationObject {
             bucket: self.destination.bucket.clone(),
@@ -304,10 +308,15 @@ mod tests {
             );
             assert!(result.message.contains(why), "{task:?}: {result:?}");
         }
-        // The destination inside the source: the copy would read its own output.
-        let inside = target("s3://src/photos/backup/", "");
+        // An object under the destination: the copy would read its own output.
+        let inside = target("s3://src/photos/", "");
         let result = copy_task(&copier, "j", &inside, &task("photos/b"), &unlimited).await;
         assert_eq!(result.code, ResultCode::PermanentFailure, "{result:?}");
+        assert!(result.message.contains("its own output"), "{result:?}");
+        // A key that merely starts like the destination's prefix is copied.
+        let beside = target("s3://src/photos/b-backup/", "");
+        let result = copy_task(&copier, "j", &beside, &task("photos/b"), &unlimited).await;
+        assert_eq!(result.code, ResultCode::Succeeded, "{result:?}");
         for (operation, kind, code) in [
             (
                 "HeadObject",

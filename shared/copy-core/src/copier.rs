@@ -24,6 +24,7 @@ const PART_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2
 /// S3's limit on an object's user metadata: the UTF-8 bytes of every key and value together.
 pub const USER_METADATA_LIMIT: usize = 2048;
 use crate::job::{CopyJob, Resume};
+use crate::pace::{Aimd, Slot};
 use crate::plan::{self, Method, Part, PartSize, Thresholds, TooLarge};
 use crate::store::{
     CompletedPart, CopyRequest, ObjectCopier, ObjectHead, StorageClass, StoreError,
@@ -144,6 +145,9 @@ pub struct Copier<S> {
     /// Where the multipart uploads it starts are registered until they end, so that a sweep
     /// can abort those a killed copier left behind.
     registry: Option<Arc<dyn UploadRegistry>>,
+    /// How many copy requests may be in flight to each destination bucket, adapted to S3's
+    /// SlowDown; the concurrency alone when `None`.
+    pace: Option<Arc<Aimd>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Copier<S> {
@@ -183,7 +187,15 @@ impl<S: ObjectCopier> Copier<S> {
             concurrency,
             planned: Arc::new(AtomicUsize::new(0)),
             registry: None,
+            pace: None,
         }
+    }
+
+    /// Keeps the copy requests in flight to each destination bucket within what `pace` allows
+    /// (the store reports S3's answers to it).
+    pub fn with_pace(mut self, pace: Arc<Aimd>) -> Self {
+        self.pace = Some(pace);
+        self
     }
 
     /// Registers every multipart upload it starts until the upload ends.
@@ -194,6 +206,12 @@ impl<S: ObjectCopier> Copier<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Whether the uploads it starts are registered, so that a copy paused at a deadline can
+    /// be resumed by another delivery of its job.
+    pub fn has_registry(&self) -> bool {
+        self.registry.is_some()
     }
 
     pub fn concurrency(&self) -> usize {
@@ -262,7 +280,7 @@ impl<S: ObjectCopier> Copier<S> {
         let answered = match method {
             Method::Single => {
                 let _planned = planned;
-                let _permit = self.permit().await;
+                let _permit = self.permit(&request.bucket).await;
                 self.store.copy_object(&request).await?
             }
             Method::Multipart(parts) => {
@@ -430,11 +448,19 @@ impl<S: ObjectCopier> Copier<S> {
         }
     }
 
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.permits
+    /// Waits until a copy request to `bucket` may start: within the concurrency, and within
+    /// the pace S3 allows that bucket.
+    async fn permit(&self, bucket: &str) -> (tokio::sync::SemaphorePermit<'_>, Option<Slot>) {
+        let permit = self
+            .permits
             .acquire()
             .await
-            .expect("the copier never closes its semaphore")
+            .expect("the copier never closes its semaphore");
+        let slot = match &self.pace {
+            Some(pace) => Some(pace.acquire(bucket).await),
+            None => None,
+        };
+        (permit, slot)
     }
 
     /// Copies one part; a transient failure (after the store's own retries) is tried again,
@@ -624,7 +650,7 @@ impl<S: ObjectCopier> Copier<S> {
                 let (failed, paused, started, upload_id) = (&failed, &paused, &started, &upload_id);
                 async move {
                     let _planned = planned;
-                    let _permit = self.permit().await;
+                    let _permit = self.permit(&request.bucket).await;
                     if failed.load(Ordering::Relaxed) || paused.load(Ordering::Relaxed) {
                         return Ok(None);
                     }
@@ -817,6 +843,20 @@ mod tests {
             thresholds: Thresholds::new(5 * MIB, PartSize::Fixed(5 * MIB)).unwrap(),
             ..CopyOptions::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_copy_request_waits_for_a_slot_of_the_pace() {
+        let (store, job) = store_with("a.jpg", 1000);
+        let pace = Arc::new(crate::pace::Aimd::new(1));
+        let copier = Copier::new(store, five_mib_parts(), 4).with_pace(pace.clone());
+        let held = pace.acquire(&job.destination.bucket).await;
+        let copy = copier.copy(&job);
+        tokio::pin!(copy);
+        let early = tokio::time::timeout(Duration::from_millis(50), &mut copy).await;
+        assert!(early.is_err(), "copied without a slot: {early:?}");
+        drop(held);
+        assert!(matches!(copy.await.unwrap(), Copied::Copied { .. }));
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod location;
 pub mod memory;
 pub mod mirror;
+pub mod pace;
 pub mod plan;
 pub mod planner;
 pub mod size;

@@ -3,8 +3,10 @@
 //! trying again could help (from the SDK's typed errors and its own classification).
 
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
@@ -15,6 +17,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use fanout_aws::DisplayErrorContext;
 use fanout_copy_core::decide::{Checksum, Listed, Observed, SOURCE_ETAG_METADATA};
+use fanout_copy_core::pace::Pace;
 use fanout_copy_core::plan::Part;
 use fanout_copy_core::store::{
     CompletedPart, ContentHeaders, CopyRequest, Created, ErrorKind, ObjectCopier, ObjectHead,
@@ -243,6 +246,42 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct S3Store {
     client: Client,
     regional: Arc<Mutex<HashMap<String, Client>>>,
+    /// Told of every answer to a copy request, attempt by attempt: slowed down or not.
+    pace: Option<Arc<dyn Pace>>,
+}
+
+/// Tells a [`Pace`] how S3 answered each attempt of one copy request to `bucket`.
+#[derive(Debug)]
+struct PaceSignal {
+    pace: Arc<dyn Pace>,
+    bucket: String,
+}
+
+impl Intercept for PaceSignal {
+    fn name(&self) -> &'static str {
+        "PaceSignal"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // S3 may put an error in a 200 answer to a copy: not a success either.
+        let failed = context
+            .output_or_error()
+            .is_some_and(|outcome| outcome.is_err());
+        match context
+            .response()
+            .map(|response| response.status().as_u16())
+        {
+            Some(503) => self.pace.slowed(&self.bucket),
+            Some(status) if status < 500 && !failed => self.pace.answered(&self.bucket),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 impl S3Store {
@@ -250,6 +289,38 @@ impl S3Store {
         S3Store {
             client,
             regional: Arc::default(),
+            pace: None,
+        }
+    }
+
+    /// Tells `pace` how S3 answers every attempt of a copy request (CopyObject,
+    /// UploadPartCopy), so that the copier can slow down when S3 asks.
+    pub fn with_pace(mut self, pace: Arc<dyn Pace>) -> Self {
+        self.pace = Some(pace);
+        self
+    }
+
+    /// A copier over this store that keeps its copy requests to each bucket within what S3
+    /// allows: up to `concurrency` in flight, fewer while S3 answers SlowDown (AIMD).
+    pub fn paced_copier(
+        self,
+        options: fanout_copy_core::CopyOptions,
+        concurrency: usize,
+    ) -> fanout_copy_core::Copier<S3Store> {
+        let pace = Arc::new(fanout_copy_core::pace::Aimd::new(concurrency));
+        fanout_copy_core::Copier::new(self.with_pace(pace.clone()), options, concurrency)
+            .with_pace(pace)
+    }
+
+    /// The configuration of a copy request to `bucket`: its timeouts, and its answers told to
+    /// the pace.
+    fn copy_request(&self, bucket: &str) -> aws_sdk_s3::config::Builder {
+        match &self.pace {
+            Some(pace) => copying().interceptor(PaceSignal {
+                pace: pace.clone(),
+                bucket: bucket.to_owned(),
+            }),
+            None => copying(),
         }
     }
 
@@ -544,7 +615,7 @@ impl ObjectCopier for S3Store {
             .tagging_directive(TaggingDirective::Copy)
             .set_checksum_algorithm(algorithm(request));
         let output = carry!(builder, request)
-            .config_override(copying())
+            .config_override(self.copy_request(&request.bucket))
             .send()
             .await
             .map_err(|e| request_error(request, "CopyObject", e))?;
@@ -645,7 +716,7 @@ impl ObjectCopier for S3Store {
             .copy_source_range(part.range())
             .copy_source_if_match(&request.source_etag)
             .customize()
-            .config_override(copying())
+            .config_override(self.copy_request(&request.bucket))
             .send()
             .await
             .map_err(|e| request_error(request, "UploadPartCopy", e))?;

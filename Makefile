@@ -58,14 +58,20 @@ CFN_LINT := $(CURDIR)/$(INFRA_VENV)/sam/bin/cfn-lint
 CHECKOV := $(CURDIR)/$(INFRA_VENV)/checkov/bin/checkov
 # No AWS account is needed or contacted: a region for the validators, no telemetry.
 INFRA_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true
+# Plain CloudFormation (no SAM transform, so no sam validate), checked with no cfn-lint rule
+# ignored and no global checkov skip: a skip is a resource's Metadata, with its reason.
+OPS_TEMPLATES := pipeline.yaml compliance.yaml
 
 .PHONY: infra-check infra-tools sam-build
 
-## infra-check: sam validate --lint, cfn-lint with the serverless rules, and checkov on the template
+## infra-check: sam validate --lint, cfn-lint with the serverless rules, and checkov on the template;
+## cfn-lint with the informational checks, and checkov, on the pipeline and compliance stacks
 infra-check: infra-tools
 	cd infra && $(INFRA_ENV) $(SAM) validate --lint --template template.yaml
 	cd infra && $(INFRA_ENV) $(CFN_LINT) --append-rules cfn_lint_serverless.rules -- template.yaml
 	cd infra && $(INFRA_ENV) $(CHECKOV) --config-file .checkov.yaml
+	cd infra && $(INFRA_ENV) $(CFN_LINT) --include-checks I -- $(OPS_TEMPLATES)
+	cd infra && $(INFRA_ENV) $(CHECKOV) $(addprefix -f ,$(OPS_TEMPLATES)) --framework cloudformation --compact --quiet --skip-download
 
 ## infra-tools: the pinned template tools (aws-sam-cli, cfn-lint, cfn-lint-serverless, checkov) in .venv-infra
 infra-tools: $(INFRA_VENV)/sam/.installed $(INFRA_VENV)/checkov/.installed
@@ -85,6 +91,49 @@ sam-build: dev-tools infra-tools
 	@command -v rustup >/dev/null || { echo "sam-build: rustup is needed to add the aarch64-unknown-linux-gnu target" >&2; exit 1; }
 	rustup target add aarch64-unknown-linux-gnu
 	cd infra && $(INFRA_ENV) $(SAM) build --beta-features --template template.yaml
+
+# --- The pipeline: infra/pipeline.yaml, its buildspecs (infra/buildspec/) and the checks of a
+# deployed stack; docs/deploy.md#the-pipeline. The buildspecs call only these targets.
+PIPELINE_STACK ?= fanout-pipeline
+AWS := $(CURDIR)/$(AWS_VENV)/bin/aws
+# A CI image has no Rust; where rustup put it, make finds it after the shell that installed it.
+export PATH := $(PATH):$(HOME)/.cargo/bin
+.PHONY: ci-toolchain sam-package pipeline-deploy smoke-words smoke-copy check-live-config check-dlqs
+
+## ci-toolchain: Rust (stable with rustfmt and clippy, and nightly for the fuzz targets) through rustup, when cargo is missing
+ci-toolchain:
+	command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+	rustup toolchain install nightly --profile minimal
+
+## sam-package: upload what sam-build made and write infra/.aws-sam/packaged.yaml (PACKAGE_BUCKET, optional PACKAGE_KMS_KEY)
+sam-package: infra-tools
+	@test -n "$(PACKAGE_BUCKET)" || { echo "sam-package: give PACKAGE_BUCKET=<the artifact bucket>" >&2; exit 1; }
+	cd infra && SAM_CLI_TELEMETRY=0 $(SAM) package --template-file .aws-sam/build/template.yaml \
+	  --s3-bucket $(PACKAGE_BUCKET) --s3-prefix packages $(if $(PACKAGE_KMS_KEY),--kms-key-id $(PACKAGE_KMS_KEY)) \
+	  --output-template-file .aws-sam/packaged.yaml
+
+## pipeline-deploy: the first deploy of the pipeline's stack (PIPELINE_STACK, fanout-pipeline) with infra/params/pipeline.json; later it updates itself
+pipeline-deploy: aws-cli
+	$(AWS) cloudformation deploy --template-file infra/pipeline.yaml --stack-name $(PIPELINE_STACK) \
+	  --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --tags project=fanout --parameter-overrides \
+	  $$($(PYTHON) -c 'import json, sys; print(" ".join(f"{k}={v}" for k, v in json.load(sys.stdin)["Parameters"].items()))' < infra/params/pipeline.json)
+
+## smoke-words: fanout-smoke against the stack STACK (SMOKE_BIN: a built fanout-smoke instead of cargo run)
+smoke-words:
+	@test -n "$(STACK)" || { echo "smoke-words: give STACK=<stack name>" >&2; exit 1; }
+	$(if $(SMOKE_BIN),chmod +x $(SMOKE_BIN) && $(SMOKE_BIN),cargo run --quiet -p fanout-smoke --) --stack $(STACK)
+
+## smoke-copy: a backup run of three seeded objects through the stack STACK's s3-fanout (alias live), polled until copied
+smoke-copy: aws-cli
+	AWS=$(AWS) bash tools/stack-checks.sh copy $(STACK)
+
+## check-live-config: each function of the stack STACK serves, as its alias live, the configuration of its $LATEST
+check-live-config: aws-cli
+	AWS=$(AWS) bash tools/stack-checks.sh live-config $(STACK)
+
+## check-dlqs: every dead-letter queue of the stack STACK is empty
+check-dlqs: aws-cli
+	AWS=$(AWS) bash tools/stack-checks.sh dlqs $(STACK)
 
 ## bench-words: the word-count benchmarks (release functions under a fake Lambda Runtime API,
 ## moto behind a proxy adding 5 ms per request): one message at a time, then the load run (50

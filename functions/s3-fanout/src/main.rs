@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
         let publisher = JobPublisher::new(sns.clone(), &config.topic_arn);
         let ledger = (config.runs_table.as_ref())
             .map(|table| RunTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
-        let invoker = Invoker::new(aws_sdk_lambda::Client::new(&sdk));
+        let invoker = Invoker::new(aws_sdk_lambda::Client::new(&sdk))
+            .with_own_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
         let store = S3Store::from_sdk(&sdk);
         let announcer = fanout_sns::announcer(
             &sns,

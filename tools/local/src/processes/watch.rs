@@ -80,6 +80,9 @@ pub async fn start_watch(
     Ok(Watch { url, logs })
 }
 
+/// Instances of each function at once.
+const WATCH_CONCURRENCY: &str = "4";
+
 fn watch_command(root: &Path, venv_bin: &Path, port: u16, env_file: &Path) -> Command {
     let path = format!(
         "{}:{}",
@@ -96,6 +99,10 @@ fn watch_command(root: &Path, venv_bin: &Path, port: u16, env_file: &Path) -> Co
             "--invoke-port",
             &port.to_string(),
             "--ignore-changes",
+            // s3-fanout invokes itself (a continuation, an inventory's data files) while it
+            // runs: one instance per function would wait on itself until the invoke times out.
+            "--concurrency",
+            WATCH_CONCURRENCY,
             "--env-file",
         ])
         .arg(env_file)

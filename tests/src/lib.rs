@@ -250,6 +250,7 @@ pub async fn create_unique_table(
 pub mod copy;
 pub mod gate;
 pub mod iam;
+pub mod inventory;
 pub mod ports;
 pub mod runtime_api;
 pub mod serve;

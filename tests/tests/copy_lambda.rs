@@ -22,6 +22,7 @@ use fanout_tests::copy::{
     sample_event, Carried, FailPart, RefuseEntries, Unreachable,
 };
 use fanout_tests::iam::CallRecorder;
+use fanout_tests::inventory;
 use fanout_tests::words::{drain, drain_published, topic_with_probe_queue};
 use fanout_tests::{unique, Emulator};
 use lambda_runtime::{Context, LambdaEvent};
@@ -684,6 +685,13 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
     f.run(&fanout, f.event("s3-fanout-manual-dry-run.json"), "req-i0")
         .await;
     assert!(f.run_record("manual-req-i0").await.announced);
+    // A dry run over an inventory: its manifest and its data file read.
+    let rows = [inventory::Row::current("photos/small", 100, "\"e\"")];
+    let started = f
+        .run(&fanout, put_inventory(&f, &rows, 1, true).await, "req-iv")
+        .await;
+    let file = serde_json::to_value(&started.data_file_runs[0]).unwrap();
+    assert_eq!(f.run(&fanout, file, "req-iv-0").await.planned, 1);
     for request in ["req-i1", "req-i2"] {
         f.run(&fanout, f.event("s3-fanout-manual.json"), request)
             .await;
@@ -1170,4 +1178,188 @@ async fn three_thousand_objects_are_counted_exactly_and_no_ledger_item_is_hot() 
         busiest <= 2 * OBJECTS / 64 + 3 + 20,
         "a shard took {busiest} writes"
     );
+}
+
+/// Puts an S3 Inventory report of the source where the sample inventory event names it, with
+/// `rows` in `files` data files; the sample event, with `dry_run` as asked.
+async fn put_inventory(f: &Fixture, rows: &[inventory::Row], files: usize, dry_run: bool) -> Value {
+    let mut event = f.event("s3-fanout-inventory.json");
+    event["dry_run"] = json!(dry_run);
+    let manifest: Location = event["manifest"].as_str().unwrap().parse().unwrap();
+    let prefix = manifest.prefix.strip_suffix("/manifest.json").unwrap();
+    inventory::put_report(&f.client, &manifest.bucket, prefix, &f.source, rows, files)
+        .await
+        .unwrap();
+    event
+}
+
+#[tokio::test]
+async fn an_inventory_of_three_data_files_copies_exactly_its_current_objects_in_one_run() {
+    use futures::stream::{self, StreamExt};
+    const CURRENT: usize = 2_500;
+    let f = Fixture::new().await;
+    let current: Vec<(String, String)> = stream::iter(0..CURRENT)
+        .map(|i| {
+            let f = &f;
+            async move {
+                let key = format!("photos/{i:05} a+b é.jpg");
+                let etag = put_object(
+                    &f.client,
+                    &f.source,
+                    &key,
+                    vec![i as u8; 3],
+                    &Carried::default(),
+                )
+                .await;
+                (key, etag)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    // Written after the report: the next report lists it, not this one.
+    f.put("photos/after-the-report.jpg", 10, 1).await;
+    let mut rows = Vec::new();
+    for (i, (key, etag)) in current.iter().enumerate() {
+        if i % 5 == 0 {
+            rows.push(inventory::Row::older(key, 2));
+        }
+        rows.push(inventory::Row::current(key, 3, etag));
+        if i % 8 == 0 {
+            let deleted = format!("deleted/{i:05}.jpg");
+            rows.push(inventory::Row::delete_marker(&deleted));
+            rows.push(inventory::Row::older(&deleted, 7));
+        }
+    }
+    let event = put_inventory(&f, &rows, 3, false).await;
+    let fanout = f.fanout();
+    let started = f.run(&fanout, event, "req-inv").await;
+    assert_eq!(started.run_id, "inventory-req-inv");
+    assert_eq!((started.data_files, started.complete), (3, false));
+    assert_eq!(started.data_file_runs.len(), 3);
+    // Each data file read by an invocation of its own, all at once.
+    let answers =
+        futures::future::join_all(started.data_file_runs.iter().enumerate().map(|(i, run)| {
+            let (f, fanout) = (&f, &fanout);
+            async move {
+                f.run(
+                    fanout,
+                    serde_json::to_value(run).unwrap(),
+                    &format!("req-file-{i}"),
+                )
+                .await
+            }
+        }))
+        .await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.complete && a.run_id == "inventory-req-inv"),
+        "{answers:?}"
+    );
+    let listed: u64 = answers.iter().map(|a| a.listed).sum();
+    let enqueued: u64 = answers.iter().map(|a| a.enqueued).sum();
+    assert_eq!((listed, enqueued), (CURRENT as u64, CURRENT as u64));
+    let jobs = f.published().await;
+    assert_eq!(jobs.len(), CURRENT);
+    let copier = f.copier_with(true, None);
+    let batches: Vec<Vec<String>> = jobs.chunks(10).map(<[String]>::to_vec).collect();
+    stream::iter(batches)
+        .for_each_concurrent(4, |batch| {
+            let copier = &copier;
+            async move {
+                let reply = copier.handle(sqs_event(&batch), None).await.unwrap();
+                assert_eq!(reply, json!({"batchItemFailures": []}));
+            }
+        })
+        .await;
+    let run = f.run_record("inventory-req-inv").await;
+    let n = CURRENT as u64;
+    assert_eq!(
+        (
+            run.listed,
+            run.enqueued,
+            run.copied,
+            run.skipped,
+            run.failed,
+            run.jobs,
+            run.jobs_done
+        ),
+        (n, n, n, 0, 0, n, n),
+        "{run:?}"
+    );
+    assert_eq!((run.segments, run.segments_done), (3, 3));
+    assert_eq!(run.source, format!("s3://{}/", f.source));
+    assert!(run.completed_at.is_some() && run.announced, "{run:?}");
+    let events = f.completion_events().await;
+    assert_eq!(events.len(), 1, "one completion event: {events:?}");
+    assert_eq!(events[0]["copied"], CURRENT);
+    let mut copied = keys(&f.client, &f.destination).await;
+    copied.retain(|key| key.starts_with("from-inventory/"));
+    let mut expected: Vec<String> = current
+        .iter()
+        .map(|(key, _)| format!("from-inventory/{key}"))
+        .collect();
+    expected.sort();
+    copied.sort();
+    assert_eq!(
+        copied, expected,
+        "exactly the current objects of the report"
+    );
+}
+
+#[tokio::test]
+async fn bad_inventories_are_refused_before_any_job() {
+    let f = Fixture::new().await;
+    let fanout = f.fanout();
+    // No manifest where the event says.
+    let event = f.event("s3-fanout-inventory.json");
+    let err = handle(&fanout, event.clone(), context("req-none"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("GetObject") && err.to_string().contains("manifest.json"),
+        "{err}"
+    );
+    // A Parquet report.
+    let manifest: Location = event["manifest"].as_str().unwrap().parse().unwrap();
+    let parquet = json!({"sourceBucket": f.source, "destinationBucket": "arn:aws:s3:::x", "version": "2016-11-30",
+                         "fileFormat": "Parquet", "fileSchema": "message s3.inventory { required binary bucket (UTF8); }", "files": []});
+    f.client
+        .put_object()
+        .bucket(&manifest.bucket)
+        .key(&manifest.prefix)
+        .body(parquet.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let err = handle(&fanout, event.clone(), context("req-parquet"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Parquet") && err.contains("CSV inventories only"),
+        "{err}"
+    );
+    // A report of the destination bucket itself.
+    let mut overlapping = event.clone();
+    overlapping["destination"] = json!(format!("s3://{}/copy/", f.source));
+    put_inventory(&f, &[inventory::Row::current("a", 1, "\"e\"")], 1, true).await;
+    let err = handle(&fanout, overlapping, context("req-overlap"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("overlap"), "{err}");
+    // An event with a field that is not an inventory's.
+    let mut unknown = event;
+    unknown["source"] = json!("s3://x/");
+    let err = handle(&fanout, unknown, context("req-unknown"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown field") && err.contains("an inventory event looks like"),
+        "{err}"
+    );
+    assert!(f.published().await.is_empty());
 }

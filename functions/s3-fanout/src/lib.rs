@@ -1,8 +1,11 @@
 //! s3-fanout: lists a source bucket or prefix beside its destination and publishes one copy job
 //! per object that needs copying to `COPY_TOPIC_ARN`, ten per PublishBatch call.
 //!
-//! It starts from an EventBridge scheduled event (the backup the environment describes) or a
-//! manual event `{"source": "s3://…", "destination": "s3://…", "modified_since"?, "dry_run"?}`.
+//! It starts from an EventBridge scheduled event (the backup the environment describes), a
+//! manual event `{"source": "s3://…", "destination": "s3://…", "modified_since"?, "dry_run"?}`,
+//! or an inventory event `{"manifest": "s3://…/manifest.json", "destination": "s3://…",
+//! "dry_run"?}`: every current object an S3 Inventory report lists, each of its data files
+//! read by an invocation of its own, at once (the run's segments).
 //!
 //! A listing too long for one invocation continues in the next: after each page, once less than
 //! the reserve of time is left, the function invokes itself asynchronously with the same request
@@ -17,11 +20,12 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use fanout_common::{ConfigError, Vars};
 use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::fanout::{
-    Answer, Budget, Continuation, FanoutError, FanoutParts, JobSink, RunRequest,
+    Answer, Budget, Continuation, FanoutError, FanoutParts, InventoryRequest, JobSink, RunRequest,
+    INVENTORY_EVENT_EXAMPLE,
 };
 use fanout_copy_core::ledger::RunLedger;
 use fanout_copy_core::location::{check_pair, Location};
-use fanout_copy_core::store::ObjectLister;
+use fanout_copy_core::store::{ObjectLister, ObjectReader};
 use fanout_copy_core::uploads::{sweep, SweepRequest, Swept, UploadRegistry, UploadStore};
 use fanout_lambda_invoke::Invoker;
 use lambda_runtime::{Context, LambdaEvent};
@@ -48,6 +52,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:AbortMultipartUpload",
     "sns:Publish",
     "s3:PutObject",
+    "s3:GetObject",
     "dynamodb:UpdateItem",
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
@@ -136,15 +141,16 @@ impl Config {
 }
 
 /// The events s3-fanout takes: an EventBridge scheduled event (the backup the environment
-/// describes), a run request (manual, or a continuation), or a sweep of stale uploads. Told
-/// apart by `detail-type`, which only the scheduled event has, and `sweep`, so that a bad
-/// manual event is refused with serde's exact reason (an untagged enum would only say that no
-/// shape matched).
+/// describes), a run request (manual, a continuation, or an inventory data file's run), an
+/// inventory run, or a sweep of stale uploads. Told apart by `detail-type`, which only the
+/// scheduled event has, `manifest` and `sweep`, so that a bad manual event is refused with
+/// serde's exact reason (an untagged enum would only say that no shape matched).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "Value")]
 pub enum FanoutEvent {
     Scheduled(Box<EventBridgeEvent>),
     Run(RunRequest),
+    Inventory(InventoryRequest),
     Sweep(SweepRequest),
 }
 
@@ -167,6 +173,10 @@ impl TryFrom<Value> for FanoutEvent {
             serde_json::from_value(event)
                 .map(FanoutEvent::Sweep)
                 .map_err(|e| FanoutError::BadEvent(format!("the sweep event is invalid: {e}; a sweep event looks like {{\"sweep\": \"s3://bucket/prefix/\", \"older_than_hours\": 24}}")))
+        } else if event.get("manifest").is_some() {
+            serde_json::from_value(event)
+                .map(FanoutEvent::Inventory)
+                .map_err(|e| FanoutError::BadEvent(format!("the inventory event is invalid: {e}; an inventory event looks like {INVENTORY_EVENT_EXAMPLE}")))
         } else if event.get("detail-type").is_some() {
             serde_json::from_value(event)
                 .map(|scheduled| FanoutEvent::Scheduled(Box::new(scheduled)))
@@ -240,12 +250,13 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
                     include_archived: false,
                     run_id: Some(format!("scheduled-{when}-{id}")),
                     start_after: None,
+                    inventory: None,
                 }
             }
             FanoutEvent::Run(request) => request,
-            FanoutEvent::Sweep(_) => {
+            FanoutEvent::Inventory(_) | FanoutEvent::Sweep(_) => {
                 return Err(FanoutError::BadEvent(
-                    "a sweep event is not a run: send it to the function, which sweeps".into(),
+                    "an inventory or sweep event is not a listing run: send it to the function, which starts it".into(),
                 ))
             }
         };
@@ -255,19 +266,31 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
         Ok(request)
     }
 
-    /// Handles one invocation.
-    pub async fn handle(&self, event: LambdaEvent<FanoutEvent>) -> Result<Answer, FanoutError> {
-        let request = self.request(event.payload, &event.context)?;
+    /// Handles one invocation of a run: a listing's, an inventory's, or one of its data files'.
+    pub async fn handle(&self, event: LambdaEvent<FanoutEvent>) -> Result<Answer, FanoutError>
+    where
+        L: ObjectReader,
+    {
         let continuation = (self.invoker.as_ref())
             .map(|invoker| invoker.for_function(&event.context.invoked_function_arn));
+        let parts = self.parts(continuation.as_ref());
+        if let FanoutEvent::Inventory(inventory) = event.payload {
+            let run_id = (inventory.run_id.clone())
+                .unwrap_or_else(|| format!("inventory-{}", event.context.request_id));
+            return parts.start_inventory(inventory, run_id).await;
+        }
+        let request = self.request(event.payload, &event.context)?;
         let deadline = event.context.deadline();
-        self.parts(continuation.as_ref())
-            .run(request, || {
-                deadline
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-            })
-            .await
+        let remaining = || {
+            deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        };
+        if request.inventory.is_some() {
+            parts.run_inventory_file(request, remaining).await
+        } else {
+            parts.run(request, remaining).await
+        }
     }
 
     /// Aborts the stale uploads fanout started under the request's location.
@@ -289,7 +312,7 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
     /// Handles any event: a run (scheduled, manual, continued) or a sweep.
     pub async fn respond(&self, event: LambdaEvent<FanoutEvent>) -> Result<Reply, FanoutError>
     where
-        L: UploadStore,
+        L: UploadStore + ObjectReader,
         R: UploadRegistry,
     {
         match event.payload {

@@ -8,7 +8,7 @@ use aws_lambda_events::event::s3::batch_job::{
     S3BatchJobEvent, S3BatchJobResponse, S3BatchJobResult, S3BatchJobTask,
 };
 use fanout_copy_core::batch::{ResultCode, Target, Task, TaskResult};
-use fanout_copy_core::location::Location;
+use fanout_copy_core::location::{form_decoded, Location};
 use serde_json::Value;
 
 use crate::events::Batch;
@@ -146,15 +146,6 @@ fn read_task(version: &str, id: String, task: &S3BatchJobTask) -> Result<Task, T
         key,
         version_id: task.s3_version_id.clone().filter(|v| !v.is_empty()),
     })
-}
-
-/// A key as schema 1.0 sends it: URL-encoded as a form value (`+` for a space, `%2B` for `+`).
-fn form_decoded(encoded: &str) -> Result<String, String> {
-    let spaced = encoded.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|key| key.into_owned())
-        .map_err(|_| format!("s3Key {encoded:?} does not decode to UTF-8"))
 }
 
 /// The answer S3 expects: the invocation's schema version and id, and a result per task.

@@ -214,7 +214,7 @@ mod tests {
         let mut page = PageCounts::default();
         page.add_job("a");
         ledger
-            .record_page("r", &page, Some("a"), true)
+            .record_page("r", None, &page, Some("a"), true)
             .await
             .unwrap();
         let copied = Outcome::Copied {

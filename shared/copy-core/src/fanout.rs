@@ -12,12 +12,15 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use futures::stream::{self, StreamExt, TryStreamExt};
+
 use crate::completion::{AnnounceError, Announcer};
+use crate::inventory::{self, check_md5, InventoryError, Manifest, Row, Rows};
 use crate::job::CopyJob;
-use crate::ledger::{LedgerError, Outcome, PageCounts, RunLedger, RunStart};
-use crate::location::{check_pair, Location};
-use crate::planner::{parse_rfc3339, PlannedPage, Planner, RunSpec};
-use crate::store::{ObjectLister, StoreError};
+use crate::ledger::{LedgerError, Outcome, PageCounts, Position, RunLedger, RunStart};
+use crate::location::{check_pair, destination_key, Location};
+use crate::planner::{job_for, parse_rfc3339, PlannedPage, Planner, RunSpec};
+use crate::store::{ObjectLister, ObjectReader, StoreError};
 use crate::summary::{Failure, FailureClass};
 
 /// Time kept back for one more page (list it, publish its jobs, record it) before continuing in
@@ -45,9 +48,47 @@ pub struct RunRequest {
     /// Set on continuations (and may be set by hand to resume a run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
-    /// Start the listing after this source key.
+    /// Start the listing after this source key (for an inventory data file, after this many
+    /// rows: [`crate::inventory::cursor`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_after: Option<String>,
+    /// Set on the run of one data file of an S3 Inventory report: the rows of this file are
+    /// the listing, one segment of the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventoryFile>,
+}
+
+/// One data file of an S3 Inventory report, and how to read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFile {
+    pub bucket: String,
+    pub key: String,
+    /// The manifest's `fileSchema`.
+    pub schema: String,
+    /// The manifest's MD5 of the file, checked before any row is used.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub md5: String,
+}
+
+/// What an inventory event looks like, for error messages.
+pub const INVENTORY_EVENT_EXAMPLE: &str = r#"{"manifest": "s3://bucket/path/manifest.json", "destination": "s3://bucket/prefix/", "dry_run": false} (dry_run optional)"#;
+
+/// A run over an S3 Inventory report: every current object its manifest's data files list,
+/// copied to `destination`; one invocation per data file, all at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryRequest {
+    /// `manifest.json`, as `s3://bucket/key`.
+    pub manifest: Location,
+    pub destination: Location,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// As for a listing: copy archived objects too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_archived: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// What the invocation did; the continuation, when there is one, was handed on.
@@ -72,6 +113,12 @@ pub struct Answer {
     /// The run goes on in another invocation with this event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub continuation: Option<RunRequest>,
+    /// An inventory run: its data files, each read by an invocation of its own.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub data_files: u64,
+    /// The runs of the data files, when there was no continuation to hand them to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_file_runs: Vec<RunRequest>,
 }
 
 /// Jobs that could not be handed on, after the adapter's retries.
@@ -139,6 +186,8 @@ pub enum FanoutError {
     Announce(#[from] AnnounceError),
     #[error(transparent)]
     Sweep(#[from] crate::uploads::SweepError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
 }
 
 /// How much one invocation does.
@@ -241,7 +290,198 @@ where
         log(&answer);
         Ok(answer)
     }
+}
 
+impl<L, J, R, C> FanoutParts<'_, L, J, R, C>
+where
+    L: ObjectReader,
+    J: JobSink,
+    R: RunLedger,
+    C: Continuation,
+{
+    /// Starts a run over an S3 Inventory report: reads its manifest, records the run with one
+    /// segment per data file, and hands each data file's run on (or returns them, without a
+    /// continuation), so that every file is read at once by an invocation of its own.
+    pub async fn start_inventory(
+        &self,
+        request: InventoryRequest,
+        run_id: String,
+    ) -> Result<Answer, FanoutError> {
+        let location = &request.manifest;
+        let bad = |detail: String| {
+            FanoutError::BadEvent(format!(
+                "{detail}; an inventory event looks like {INVENTORY_EVENT_EXAMPLE}"
+            ))
+        };
+        if location.prefix.is_empty() || location.prefix.ends_with('/') {
+            return Err(bad(format!(
+                "manifest {location} names no manifest.json object"
+            )));
+        }
+        let json = self.lister.read(&location.bucket, &location.prefix).await?;
+        let manifest = Manifest::parse(location, &json)?;
+        let source = Location::new(manifest.source_bucket.clone(), "");
+        check_pair(&source, &request.destination).map_err(|e| bad(e.to_string()))?;
+        let runs: Vec<RunRequest> = (manifest.files.iter())
+            .map(|file| RunRequest {
+                source: source.clone(),
+                destination: request.destination.clone(),
+                modified_since: None,
+                dry_run: request.dry_run,
+                include_archived: request.include_archived,
+                run_id: Some(run_id.clone()),
+                start_after: None,
+                inventory: Some(InventoryFile {
+                    bucket: location.bucket.clone(),
+                    key: file.key.clone(),
+                    schema: manifest.schema.clone(),
+                    md5: file.md5.clone(),
+                }),
+            })
+            .collect();
+        if let Some(ledger) = self.ledger {
+            ledger
+                .start(&RunStart {
+                    run_id: run_id.clone(),
+                    source: source.to_string(),
+                    destination: request.destination.to_string(),
+                    dry_run: request.dry_run,
+                    started_at: now_rfc3339(),
+                    segments: runs.len() as u64,
+                })
+                .await?;
+            if runs.is_empty() {
+                let counts = PageCounts::default();
+                ledger
+                    .record_page(&run_id, None, &counts, None, true)
+                    .await?;
+                self.announcer.after_outcome(ledger, &run_id, None).await?;
+            }
+        }
+        let mut answer = Answer {
+            run_id: run_id.clone(),
+            dry_run: request.dry_run,
+            complete: runs.is_empty(),
+            data_files: runs.len() as u64,
+            ..Answer::default()
+        };
+        match self.continuation {
+            Some(continuation) => {
+                stream::iter(&runs)
+                    .map(|run| continuation.continue_with(run))
+                    .buffer_unordered(HANDED_AT_ONCE)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            }
+            None => answer.data_file_runs = runs,
+        }
+        tracing::info!(run_id = %run_id, manifest = %location, source = %source, data_files = answer.data_files, "inventory run started");
+        Ok(answer)
+    }
+
+    /// Runs one invocation's share of one inventory data file's run: the file's rows from its
+    /// cursor on, a page at a time, each current object a job (the copier skips what the
+    /// destination already has).
+    pub async fn run_inventory_file(
+        &self,
+        request: RunRequest,
+        remaining: impl Fn() -> Duration,
+    ) -> Result<Answer, FanoutError> {
+        let Some(file) = request.inventory.clone() else {
+            return Err(FanoutError::BadEvent(
+                "the run names no inventory data file".into(),
+            ));
+        };
+        let run_id = request.run_id.clone().unwrap_or_default();
+        let (start_after, _) = self.resume_point(&request, &run_id).await?;
+        let start = match start_after.as_deref() {
+            Some(after) => inventory::rows_of(after).ok_or_else(|| {
+                FanoutError::BadEvent(format!(
+                    "start_after {after:?} is not a row of an inventory data file"
+                ))
+            })?,
+            None => 0,
+        };
+        let bytes = self.lister.read(&file.bucket, &file.key).await?;
+        check_md5(&file.key, &bytes, Some(&file.md5))?;
+        let mut rows = Rows::new(&file.key, &file.schema, bytes.as_slice())?.peekable();
+        for _ in 0..start {
+            if rows.next().transpose()?.is_none() {
+                break;
+            }
+        }
+        let spec = RunSpec {
+            run_id: run_id.clone(),
+            source: request.source.clone(),
+            destination: request.destination.clone(),
+            modified_since: None,
+            include_archived: request.include_archived,
+        };
+        let page_size = self.budget.page_size.map_or(1000, |n| n.max(1) as u64);
+        let mut answer = Answer {
+            run_id: run_id.clone(),
+            dry_run: request.dry_run,
+            ..Answer::default()
+        };
+        let mut read = start;
+        loop {
+            let mut page = PlannedPage::default();
+            for row in rows.by_ref().take(page_size as usize) {
+                read += 1;
+                if let Row::Current(object) = row? {
+                    plan_row(&spec, object, &mut page);
+                }
+            }
+            page.last_key = Some(inventory::cursor(read));
+            page.more = rows.peek().is_some();
+            if !self.hand_on(&page, &request, None, &mut answer).await? {
+                tracing::warn!(run_id = %run_id, file = %file.key, row = read, "this page was recorded by another invocation of the run; stopping here");
+                break;
+            }
+            if !page.more {
+                answer.complete = true;
+                break;
+            }
+            if remaining() < self.budget.reserve {
+                answer.continuation = Some(RunRequest {
+                    start_after: page.last_key.clone(),
+                    ..request.clone()
+                });
+                break;
+            }
+        }
+        if let (Some(next), Some(continuation)) = (&answer.continuation, self.continuation) {
+            continuation.continue_with(next).await?;
+        }
+        log(&answer);
+        Ok(answer)
+    }
+}
+
+/// Continuations handed on at once when an inventory run starts.
+const HANDED_AT_ONCE: usize = 16;
+
+/// Adds one current object of an inventory to its page: a job, or an archived object left
+/// alone. The destination is not listed: each job looks at it (`check_destination`).
+fn plan_row(spec: &RunSpec, object: crate::decide::Listed, page: &mut PlannedPage) {
+    page.listed += 1;
+    if object.archived && !spec.include_archived {
+        page.archived += 1;
+        return;
+    }
+    let Some(key) = destination_key(&spec.source, &spec.destination, &object.key) else {
+        return;
+    };
+    page.planned_bytes += object.size;
+    page.jobs.push(job_for(spec, object, key, true));
+}
+
+impl<L, J, R, C> FanoutParts<'_, L, J, R, C>
+where
+    J: JobSink,
+    R: RunLedger,
+    C: Continuation,
+{
     /// Records the run's start; where to start the listing: after the request's `start_after`
     /// or the ledger's cursor, whichever is further; and the last key of a page past the
     /// cursor that an earlier invocation published and did not record.
@@ -253,20 +493,23 @@ where
         let Some(ledger) = self.ledger else {
             return Ok((request.start_after.clone(), None));
         };
-        ledger
-            .start(&RunStart {
-                run_id: run_id.to_owned(),
-                source: request.source.to_string(),
-                destination: request.destination.to_string(),
-                dry_run: request.dry_run,
-                started_at: now_rfc3339(),
-            })
-            .await?;
-        let run = ledger.get(run_id).await?.unwrap_or_default();
-        let published = run
-            .publishing
-            .filter(|last| Some(last) > run.cursor.as_ref());
-        Ok((request.start_after.clone().max(run.cursor), published))
+        let segment = request.inventory.as_ref().map(|file| file.key.as_str());
+        if segment.is_none() {
+            // A data file's run was started by its inventory's.
+            ledger
+                .start(&RunStart {
+                    run_id: run_id.to_owned(),
+                    source: request.source.to_string(),
+                    destination: request.destination.to_string(),
+                    dry_run: request.dry_run,
+                    started_at: now_rfc3339(),
+                    segments: 0,
+                })
+                .await?;
+        }
+        let Position { cursor, publishing } = ledger.position(run_id, segment).await?;
+        let published = publishing.filter(|last| Some(last) > cursor.as_ref());
+        Ok((request.start_after.clone().max(cursor), published))
     }
 
     /// Publishes a page's jobs and records it; `false` when another invocation recorded it first.
@@ -280,9 +523,10 @@ where
         published_before: Option<&str>,
         answer: &mut Answer,
     ) -> Result<bool, FanoutError> {
+        let segment = request.inventory.as_ref().map(|file| file.key.as_str());
         let ledger = self.ledger.filter(|_| !request.dry_run);
         if let (Some(ledger), Some(last), false) = (ledger, &page.last_key, page.jobs.is_empty()) {
-            ledger.publishing(&answer.run_id, last).await?;
+            ledger.publishing(&answer.run_id, segment, last).await?;
         }
         let refused = if request.dry_run {
             Vec::new()
@@ -324,7 +568,7 @@ where
             record_refused(ledger, run_id, &refused).await?;
             let last = page.last_key.as_deref();
             let recorded = ledger
-                .record_page(run_id, &counts, last, !page.more)
+                .record_page(run_id, segment, &counts, last, !page.more)
                 .await?;
             if !page.more {
                 // Also when a retry finds the page recorded: the crash may have come before
@@ -472,6 +716,7 @@ mod tests {
             include_archived: false,
             run_id: Some(run_id.into()),
             start_after: None,
+            inventory: None,
         }
     }
 
@@ -582,10 +827,14 @@ mod tests {
                 destination: "s3://dst/backup/".into(),
                 dry_run: false,
                 started_at: now_rfc3339(),
+                segments: 0,
             })
             .await
             .unwrap();
-        ledger.publishing(run, "photos/003.jpg").await.unwrap();
+        ledger
+            .publishing(run, None, "photos/003.jpg")
+            .await
+            .unwrap();
         for i in 0..2 {
             let key = format!("photos/{i:03}.jpg");
             let object = world.store.object("src", &key).unwrap();
@@ -701,5 +950,341 @@ mod tests {
             );
         }
         assert!(world.store.calls().is_empty());
+    }
+
+    mod inventories {
+        use super::*;
+        use crate::inventory::tests::{gzip, SCHEMA};
+        use md5::Digest;
+
+        const MANIFEST: &str = "src/daily/2026-11-30T01-00Z/manifest.json";
+
+        /// An inventory of `src` in `files` data files of `rows` rows each: current objects,
+        /// and every fourth row an older version, every seventh a delete marker.
+        fn inventory(world: &World, files: usize, rows: usize, md5: bool) -> Vec<String> {
+            world.store.create_bucket("inventories");
+            let mut current = Vec::new();
+            let mut listed = Vec::new();
+            for f in 0..files {
+                let mut lines = Vec::new();
+                for r in 0..rows {
+                    let key = format!("data/{f}/{r:03} x+y.bin");
+                    let encoded = key.replace('+', "%2B").replace(' ', "+");
+                    let (latest, marker) = match r {
+                        r if r % 7 == 6 => ("true", "true"),
+                        r if r % 4 == 3 => ("false", "false"),
+                        _ => ("true", "false"),
+                    };
+                    if latest == "true" && marker == "false" {
+                        current.push(key.clone());
+                    }
+                    let size = if marker == "true" { "" } else { "10" };
+                    let fields = [
+                        "src",
+                        &encoded,
+                        "v",
+                        latest,
+                        marker,
+                        size,
+                        "2026-11-29T10:00:00.000Z",
+                        "abc",
+                        "STANDARD",
+                        "false",
+                    ];
+                    lines.push(fields.map(str::to_owned).to_vec());
+                }
+                let lines: Vec<Vec<&str>> = (lines.iter())
+                    .map(|line| line.iter().map(String::as_str).collect())
+                    .collect();
+                let data = gzip(&lines);
+                let key = format!("src/daily/data/{f}.csv.gz");
+                let digest = hex::encode(md5::Md5::digest(&data));
+                listed.push(serde_json::json!({
+                    "key": key, "size": data.len(), "MD5checksum": if md5 { digest } else { String::new() }
+                }));
+                world.store.put("inventories", &key, Object::new(data));
+            }
+            let manifest = serde_json::json!({
+                "sourceBucket": "src", "destinationBucket": "arn:aws:s3:::inventories",
+                "version": "2016-11-30", "creationTimestamp": "1764464400000",
+                "fileFormat": "CSV", "fileSchema": SCHEMA, "files": listed,
+            });
+            world.store.put(
+                "inventories",
+                MANIFEST,
+                Object::new(manifest.to_string().into_bytes()),
+            );
+            current.sort();
+            current
+        }
+
+        fn request(run_id: &str) -> InventoryRequest {
+            InventoryRequest {
+                manifest: format!("s3://inventories/{MANIFEST}").parse().unwrap(),
+                destination: "s3://dst/backup/".parse().unwrap(),
+                dry_run: false,
+                include_archived: false,
+                run_id: None,
+            }
+            .with_run_id(run_id)
+        }
+
+        impl InventoryRequest {
+            fn with_run_id(mut self, run_id: &str) -> Self {
+                self.run_id = Some(run_id.into());
+                self
+            }
+        }
+
+        /// Runs every data file's run and its continuations to the end, `deliveries` times
+        /// each; the invocations made.
+        async fn run_files(world: &World, deliveries: usize) -> usize {
+            let mut next = world.continuation.take();
+            let mut invocations = 0;
+            while let Some(request) = next.pop() {
+                for _ in 0..deliveries {
+                    invocations += 1;
+                    let parts = world.parts(true);
+                    parts
+                        .run_inventory_file(request.clone(), hurried)
+                        .await
+                        .unwrap();
+                }
+                next.extend(world.continuation.take());
+            }
+            invocations
+        }
+
+        #[tokio::test]
+        async fn every_current_object_of_every_data_file_is_enqueued_once_and_counted() {
+            let world = World::new(0);
+            let current = inventory(&world, 3, 10, true);
+            let started = world
+                .parts(true)
+                .start_inventory(request("inv-1"), "inv-1".into())
+                .await
+                .unwrap();
+            assert_eq!((started.data_files, started.complete), (3, false));
+            let run = world.ledger.get("inv-1").await.unwrap().unwrap();
+            assert_eq!((run.source.as_str(), run.segments), ("s3://src/", 3));
+            assert_eq!(
+                run_files(&world, 1).await,
+                9,
+                "3 files of 10 rows in pages of 4"
+            );
+            let enqueued = world.enqueued();
+            assert_eq!(enqueued.keys().cloned().collect::<Vec<_>>(), current);
+            assert!(enqueued.values().all(|n| *n == 1), "{enqueued:?}");
+            let job = world
+                .sink
+                .jobs()
+                .into_iter()
+                .find(|job| job.source.key == "data/0/000 x+y.bin")
+                .unwrap();
+            assert_eq!(job.destination.key, "backup/data/0/000 x+y.bin");
+            assert_eq!((job.source.size, job.source.etag.as_str()), (10, "\"abc\""));
+            assert!(job.check_destination);
+            let run = world.ledger.get("inv-1").await.unwrap().unwrap();
+            let n = current.len() as u64;
+            assert_eq!(
+                (run.listed, run.enqueued, run.jobs, run.segments_done),
+                (n, n, n, 3)
+            );
+            assert!(run.listing_done() && !run.is_over(), "{run:?}");
+        }
+
+        #[tokio::test]
+        async fn each_data_file_run_delivered_twice_enqueues_nothing_twice() {
+            let world = World::new(0);
+            let current = inventory(&world, 3, 9, true);
+            world
+                .parts(true)
+                .start_inventory(request("inv-2"), "inv-2".into())
+                .await
+                .unwrap();
+            run_files(&world, 2).await;
+            let enqueued = world.enqueued();
+            assert_eq!(enqueued.len(), current.len());
+            assert!(enqueued.values().all(|n| *n == 1), "{enqueued:?}");
+            let run = world.ledger.get("inv-2").await.unwrap().unwrap();
+            assert_eq!(
+                (run.listed, run.enqueued, run.segments_done),
+                (current.len() as u64, current.len() as u64, 3)
+            );
+        }
+
+        #[tokio::test]
+        async fn a_failed_publish_fails_the_file_and_its_retry_counts_exactly() {
+            let world = World::new(0);
+            let current = inventory(&world, 2, 12, true);
+            world
+                .parts(true)
+                .start_inventory(request("inv-3"), "inv-3".into())
+                .await
+                .unwrap();
+            let files = world.continuation.take();
+            world.sink.fail(1);
+            let plenty = || Duration::from_secs(900);
+            let err = world
+                .parts(true)
+                .run_inventory_file(files[0].clone(), plenty)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, FanoutError::Publish(_)), "{err}");
+            for file in files {
+                let answer = world
+                    .parts(true)
+                    .run_inventory_file(file, plenty)
+                    .await
+                    .unwrap();
+                assert!(answer.complete, "{answer:?}");
+            }
+            assert_eq!(world.enqueued().len(), current.len());
+            let run = world.ledger.get("inv-3").await.unwrap().unwrap();
+            let n = current.len() as u64;
+            assert_eq!(
+                (run.listed, run.enqueued, run.jobs, run.segments_done),
+                (n, n, n, 2)
+            );
+        }
+
+        #[tokio::test]
+        async fn a_run_with_every_job_done_is_announced_once_its_last_file_is_read() {
+            let world = World::new(0);
+            for key in inventory(&world, 2, 3, true) {
+                world.sink.refuse(&key);
+            }
+            world
+                .parts(true)
+                .start_inventory(request("inv-4"), "inv-4".into())
+                .await
+                .unwrap();
+            run_files(&world, 1).await;
+            let events = world.events.events();
+            assert_eq!(events.len(), 1, "{events:?}");
+        }
+
+        #[tokio::test]
+        async fn an_inventory_of_no_data_files_is_a_run_complete_at_once() {
+            let world = World::new(0);
+            inventory(&world, 0, 0, true);
+            let answer = world
+                .parts(true)
+                .start_inventory(request("inv-5"), "inv-5".into())
+                .await
+                .unwrap();
+            assert!(answer.complete && answer.data_files == 0);
+            assert_eq!(world.events.events().len(), 1);
+        }
+
+        #[tokio::test]
+        async fn without_a_continuation_the_data_file_runs_are_answered() {
+            let world = World::new(0);
+            inventory(&world, 2, 3, false);
+            let mut parts = world.parts(false);
+            parts.continuation = None;
+            let answer = parts
+                .start_inventory(request("inv-6"), "inv-6".into())
+                .await
+                .unwrap();
+            assert_eq!(answer.data_file_runs.len(), 2);
+            let file = answer.data_file_runs[1].inventory.clone().unwrap();
+            assert_eq!(
+                (file.bucket.as_str(), file.key.as_str()),
+                ("inventories", "src/daily/data/1.csv.gz")
+            );
+            assert!(world.continuation.take().is_empty());
+        }
+
+        #[tokio::test]
+        async fn bad_inventories_are_refused_with_what_to_do() {
+            let world = World::new(0);
+            inventory(&world, 1, 3, true);
+            let parts = world.parts(true);
+            let refused = [
+                // The manifest is missing.
+                (
+                    "s3://inventories/nothing/manifest.json",
+                    "s3://dst/backup/",
+                    "NoSuchKey",
+                ),
+                // A folder, not a manifest.
+                (
+                    "s3://inventories/src/",
+                    "s3://dst/backup/",
+                    "an inventory event looks like",
+                ),
+                // The destination is inside the inventoried bucket.
+                (
+                    &format!("s3://inventories/{MANIFEST}"),
+                    "s3://src/copy/",
+                    "overlap",
+                ),
+            ];
+            for (manifest, destination, expected) in refused {
+                let bad = InventoryRequest {
+                    manifest: manifest.parse().unwrap(),
+                    destination: destination.parse().unwrap(),
+                    ..request("bad")
+                };
+                let err = parts.start_inventory(bad, "bad".into()).await.unwrap_err();
+                assert!(err.to_string().contains(expected), "{expected}: {err}");
+            }
+            // A Parquet inventory.
+            let parquet = serde_json::json!({"sourceBucket": "src", "fileFormat": "Parquet", "fileSchema": "message s3.inventory { }", "files": []});
+            world.store.put(
+                "inventories",
+                "parquet/manifest.json",
+                Object::new(parquet.to_string().into_bytes()),
+            );
+            let request = InventoryRequest {
+                manifest: "s3://inventories/parquet/manifest.json".parse().unwrap(),
+                ..request("bad")
+            };
+            let err = parts
+                .start_inventory(request, "bad".into())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    FanoutError::Inventory(InventoryError::Unsupported { .. })
+                ),
+                "{err}"
+            );
+            assert!(
+                world.sink.jobs().is_empty() && world.ledger.get("bad").await.unwrap().is_none()
+            );
+        }
+
+        #[tokio::test]
+        async fn a_damaged_data_file_is_refused_before_any_job() {
+            let world = World::new(0);
+            inventory(&world, 1, 3, true);
+            world
+                .parts(true)
+                .start_inventory(request("inv-7"), "inv-7".into())
+                .await
+                .unwrap();
+            let file = world.continuation.take().pop().unwrap();
+            let key = &file.inventory.as_ref().unwrap().key;
+            world.store.put(
+                "inventories",
+                key,
+                Object::new(gzip(&[vec![
+                    "src", "k", "v", "true", "false", "1", "", "e", "STANDARD", "false",
+                ]])),
+            );
+            let err = world
+                .parts(true)
+                .run_inventory_file(file, hurried)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, FanoutError::Inventory(InventoryError::Checksum { .. })),
+                "{err}"
+            );
+            assert!(world.sink.jobs().is_empty());
+        }
     }
 }

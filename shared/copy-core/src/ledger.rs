@@ -48,6 +48,18 @@ pub struct RunStart {
     pub dry_run: bool,
     /// RFC 3339.
     pub started_at: String,
+    /// The listing's segments, read in parallel, each with its own cursor (an inventory's data
+    /// files); 0 for one listing.
+    pub segments: u64,
+}
+
+/// Where one listing, or one segment of it, has got to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Position {
+    /// The last key (or row) whose job was published and recorded.
+    pub cursor: Option<String>,
+    /// The last key (or row) of the page being published (see [`RunRecord::publishing`]).
+    pub publishing: Option<String>,
 }
 
 /// What one page of the listing added to the run.
@@ -126,6 +138,9 @@ pub struct RunRecord {
     pub jobs: u64,
     pub jobs_done: u64,
     pub listing_complete: bool,
+    /// The listing's segments (an inventory's data files; 0 for one listing), and those done.
+    pub segments: u64,
+    pub segments_done: u64,
     /// The last source key whose job was published.
     pub cursor: Option<String>,
     /// The last key of the page being published, written before its jobs are: past the
@@ -140,7 +155,12 @@ pub struct RunRecord {
 impl RunRecord {
     /// The listing is complete and every planned job has an outcome.
     pub fn is_over(&self) -> bool {
-        self.listing_complete && self.jobs_done >= self.jobs
+        self.listing_done() && self.jobs_done >= self.jobs
+    }
+
+    /// The whole listing is done: the one listing, or every segment.
+    pub fn listing_done(&self) -> bool {
+        self.listing_complete || (self.segments > 0 && self.segments_done >= self.segments)
     }
 
     /// Seconds from the run's start to its completion (or to `now`), when both are known.
@@ -157,22 +177,32 @@ pub trait RunLedger: Send + Sync {
     /// Records how the run started; a second start of the same run changes nothing.
     fn start(&self, start: &RunStart) -> impl Future<Output = Result<(), LedgerError>> + Send;
 
-    /// Adds a published page's counts and moves the listing cursor to `cursor`, once: `false`
-    /// when the cursor was already there or past it (the page was recorded before).
+    /// Adds a published page's counts and moves the cursor of the listing (or of its
+    /// `segment`) to `cursor`, once: `false` when the cursor was already there or past it (the
+    /// page was recorded before). `complete`: the listing (or the segment) is done.
     fn record_page(
         &self,
         run_id: &str,
+        segment: Option<&str>,
         counts: &PageCounts,
         cursor: Option<&str>,
-        listing_complete: bool,
+        complete: bool,
     ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
 
     /// A page whose last key is `last_key` is about to be published.
     fn publishing(
         &self,
         run_id: &str,
+        segment: Option<&str>,
         last_key: &str,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// Where the listing (or its `segment`) has got to.
+    fn position(
+        &self,
+        run_id: &str,
+        segment: Option<&str>,
+    ) -> impl Future<Output = Result<Position, LedgerError>> + Send;
 
     /// Those of `keys` that have an outcome in the run.
     fn with_outcomes(
@@ -247,6 +277,22 @@ mod tests {
         assert!(run.is_over());
         run.jobs = 3;
         assert!(!run.is_over());
+    }
+
+    #[test]
+    fn a_listing_in_segments_is_done_when_every_segment_is() {
+        let mut run = RunRecord {
+            segments: 3,
+            segments_done: 2,
+            ..RunRecord::default()
+        };
+        assert!(!run.listing_done() && !run.is_over());
+        run.segments_done = 3;
+        assert!(run.listing_done() && run.is_over());
+        assert!(
+            !RunRecord::default().listing_done(),
+            "one listing, not done"
+        );
     }
 
     #[test]

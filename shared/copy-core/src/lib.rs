@@ -17,6 +17,7 @@ pub mod copier;
 pub mod decide;
 pub mod engine;
 pub mod fanout;
+pub mod inventory;
 pub mod job;
 pub mod layout;
 pub mod ledger;

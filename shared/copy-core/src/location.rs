@@ -77,6 +77,16 @@ pub fn destination_key(source: &Location, destination: &Location, key: &str) -> 
         .map(|rest| format!("{}{rest}", destination.prefix))
 }
 
+/// A key URL-encoded as a form value (`+` for a space, `%2B` for `+`), as S3 Batch Operations
+/// and S3 Inventory write keys.
+pub fn form_decoded(encoded: &str) -> Result<String, String> {
+    let spaced = encoded.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|_| format!("the key {encoded:?} does not decode to UTF-8"))
+}
+
 /// Why a folder marker at the source prefix is not copied to a whole-bucket destination.
 pub const FOLDER_MARKER_SKIPPED: &str =
     "a folder marker at the source prefix maps to an empty key in a whole-bucket destination, which no object can have: skipped";

@@ -12,13 +12,14 @@ use crate::fanout::now_rfc3339;
 use crate::fanout::{Continuation, ContinueError, JobSink, Refused, RunRequest, SinkError};
 use crate::job::CopyJob;
 use crate::ledger::{
-    LedgerError, Outcome, PageCounts, Recorded, RunLedger, RunRecord, RunStart, ANNOUNCE_LEASE,
+    LedgerError, Outcome, PageCounts, Position, Recorded, RunLedger, RunRecord, RunStart,
+    ANNOUNCE_LEASE,
 };
 use crate::location::Location;
 use crate::plan::Part;
 use crate::store::{
     CompletedPart, ContentHeaders, CopyRequest, Created, ErrorKind, ObjectCopier, ObjectHead,
-    ObjectLister, Page, PartHead, StoreError,
+    ObjectLister, ObjectReader, Page, PartHead, StoreError,
 };
 use crate::summary::Failure;
 use crate::uploads::BoxFuture;
@@ -276,6 +277,21 @@ impl MemoryStore {
             }
             None => Err(request.error(operation, ErrorKind::NotFound, "NoSuchKey".into())),
         }
+    }
+}
+
+impl ObjectReader for MemoryStore {
+    async fn read(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        let state = self.enter("GetObject", bucket, key)?;
+        (state.buckets[bucket].get(key))
+            .map(|object| object.data.clone())
+            .ok_or_else(|| StoreError {
+                operation: "GetObject",
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                kind: ErrorKind::NotFound,
+                detail: "NoSuchKey".into(),
+            })
     }
 }
 
@@ -543,6 +559,9 @@ struct MemoryRun {
     record: RunRecord,
     outcomes: HashMap<String, &'static str>,
     failures: Vec<Failure>,
+    /// The one listing's position, and each segment's, by segment.
+    listing: Position,
+    segments: HashMap<String, Position>,
     /// Until when the announcement is claimed.
     announcing_until: Option<std::time::Instant>,
 }
@@ -578,6 +597,7 @@ impl RunLedger for MemoryLedger {
                 run.destination = start.destination.clone();
                 run.dry_run = start.dry_run;
                 run.started_at = start.started_at.clone();
+                run.segments = start.segments;
             }
         })
     }
@@ -585,33 +605,62 @@ impl RunLedger for MemoryLedger {
     async fn record_page(
         &self,
         run_id: &str,
+        segment: Option<&str>,
         counts: &PageCounts,
         cursor: Option<&str>,
-        listing_complete: bool,
+        complete: bool,
     ) -> Result<bool, LedgerError> {
-        self.update(run_id, |run| {
-            let run = &mut run.record;
+        self.update(run_id, |memory| {
+            let position = match segment {
+                Some(segment) => memory.segments.entry(segment.to_owned()).or_default(),
+                None => &mut memory.listing,
+            };
             if let Some(cursor) = cursor {
-                if run.cursor.as_deref() >= Some(cursor) {
+                if position.cursor.as_deref() >= Some(cursor) {
                     return false;
                 }
-                run.cursor = Some(cursor.to_owned());
+                position.cursor = Some(cursor.to_owned());
             }
+            let run = &mut memory.record;
+            run.cursor = memory.listing.cursor.clone();
             run.listed += counts.listed;
             run.enqueued += counts.enqueued;
             run.skipped += counts.skipped;
             run.archived += counts.archived;
             run.planned_bytes += counts.planned_bytes;
             run.jobs += counts.jobs.values().sum::<u64>();
-            run.listing_complete = listing_complete;
+            match segment {
+                Some(_) => run.segments_done += u64::from(complete),
+                None => run.listing_complete = complete,
+            }
             true
         })
     }
 
-    async fn publishing(&self, run_id: &str, last_key: &str) -> Result<(), LedgerError> {
+    async fn publishing(
+        &self,
+        run_id: &str,
+        segment: Option<&str>,
+        last_key: &str,
+    ) -> Result<(), LedgerError> {
         self.update(run_id, |run| {
-            run.record.publishing = Some(last_key.to_owned())
+            let position = match segment {
+                Some(segment) => run.segments.entry(segment.to_owned()).or_default(),
+                None => &mut run.listing,
+            };
+            position.publishing = Some(last_key.to_owned());
+            run.record.publishing = run.listing.publishing.clone();
         })
+    }
+
+    async fn position(&self, run_id: &str, segment: Option<&str>) -> Result<Position, LedgerError> {
+        Ok(lock(&self.runs)
+            .get(run_id)
+            .and_then(|run| match segment {
+                Some(segment) => run.segments.get(segment).cloned(),
+                None => Some(run.listing.clone()),
+            })
+            .unwrap_or_default())
     }
 
     async fn with_outcomes(

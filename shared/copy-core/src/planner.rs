@@ -55,6 +55,31 @@ pub struct PlannedPage {
     pub more: bool,
 }
 
+/// The copy job of a listed source object in a run.
+pub fn job_for(
+    spec: &RunSpec,
+    object: Listed,
+    destination_key: String,
+    check_destination: bool,
+) -> CopyJob {
+    CopyJob {
+        schema_version: SCHEMA_VERSION,
+        run_id: spec.run_id.clone(),
+        source: SourceObject {
+            bucket: spec.source.bucket.clone(),
+            key: object.key,
+            size: object.size,
+            etag: object.etag,
+        },
+        destination: DestinationObject {
+            bucket: spec.destination.bucket.clone(),
+            key: destination_key,
+        },
+        check_destination,
+        resume: None,
+    }
+}
+
 /// Walks the two listings in step.
 pub struct Planner<L> {
     store: L,
@@ -152,22 +177,12 @@ impl<L: ObjectLister> Planner<L> {
     }
 
     fn job(&self, object: Listed, destination_key: String, decision: Decision) -> CopyJob {
-        CopyJob {
-            schema_version: SCHEMA_VERSION,
-            run_id: self.spec.run_id.clone(),
-            source: SourceObject {
-                bucket: self.spec.source.bucket.clone(),
-                key: object.key,
-                size: object.size,
-                etag: object.etag,
-            },
-            destination: DestinationObject {
-                bucket: self.spec.destination.bucket.clone(),
-                key: destination_key,
-            },
-            check_destination: decision == Decision::Check,
-            resume: None,
-        }
+        job_for(
+            &self.spec,
+            object,
+            destination_key,
+            decision == Decision::Check,
+        )
     }
 
     /// The destination object at `key`, reading destination pages as far as needed.

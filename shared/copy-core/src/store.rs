@@ -202,6 +202,16 @@ pub trait ObjectLister: Send + Sync {
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
 }
 
+/// Reads whole objects: an S3 Inventory report's manifest and data files.
+pub trait ObjectReader: Send + Sync {
+    /// The object's bytes; an error of kind [`ErrorKind::NotFound`] when there is none.
+    fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+}
+
 /// The calls a server-side copy makes.
 pub trait ObjectCopier: Send + Sync {
     /// The object's size, ETag, headers, metadata and checksum; `None` when there is no object.

@@ -234,7 +234,7 @@ mod tests {
         page.add_job("a.txt");
         page.add_job("gone.txt");
         ledger
-            .record_page("run-1", &page, Some("gone.txt"), true)
+            .record_page("run-1", None, &page, Some("gone.txt"), true)
             .await
             .unwrap();
         let events = Arc::new(MemoryEvents::new());

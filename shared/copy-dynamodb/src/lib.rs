@@ -2,7 +2,9 @@
 //! [`RunLedger`] over DynamoDB (docs/runs.md). Items, all in the one table:
 //!
 //! - `<run_id>`: the run: how it started, the listing's counts (one write a page), its cursor,
-//!   `completed_at` and `announced_at`.
+//!   `completed_at` and `announced_at`; for a listing in segments (an inventory's data files),
+//!   `segments` and `segments_done`.
+//! - `segment#<run_id>#<segment>`: one segment's `cursor` and `publishing`.
 //! - `shard#<run_id>#<n>`, n < 64: one counter shard: the jobs planned for it (`jobs`), and the
 //!   outcomes recorded (`jobs_done`, `copied`, `skipped`, `failed`, `verified`,
 //!   `bytes_copied`), changed only by atomic `ADD`.
@@ -20,7 +22,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 use aws_sdk_dynamodb::Client;
 use fanout_aws::DisplayErrorContext;
 use fanout_copy_core::ledger::{
-    shard_of, LedgerError, Outcome, PageCounts, Recorded, RunLedger, RunRecord, RunStart,
+    shard_of, LedgerError, Outcome, PageCounts, Position, Recorded, RunLedger, RunRecord, RunStart,
     ANNOUNCE_LEASE, COUNTER_SHARDS,
 };
 use fanout_copy_core::summary::{Failure, FailureClass};
@@ -54,6 +56,16 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn shard_item(run_id: &str, shard: usize) -> String {
     format!("shard#{run_id}#{shard}")
+}
+
+fn segment_item(run_id: &str, segment: &str) -> String {
+    format!("segment#{run_id}#{segment}")
+}
+
+/// The whole listing is done: the one listing, or every segment.
+fn listing_done(item: &Item) -> bool {
+    let segments = number(item, "segments");
+    flag(item, "listing_complete") || (segments > 0 && number(item, "segments_done") >= segments)
 }
 
 fn object_item(run_id: &str, key: &str) -> String {
@@ -304,8 +316,11 @@ impl RunLedger for RunTable {
                 "SET #source = if_not_exists(#source, :source), \
                  destination = if_not_exists(destination, :destination), \
                  dry_run = if_not_exists(dry_run, :dry_run), \
-                 started_at = if_not_exists(started_at, :started_at)",
+                 started_at = if_not_exists(started_at, :started_at), \
+                 #segments = if_not_exists(#segments, :segments)",
             )
+            .expression_attribute_names("#segments", "segments")
+            .expression_attribute_values(":segments", n(start.segments))
             .expression_attribute_names("#source", "source")
             .expression_attribute_values(":source", s(&start.source))
             .expression_attribute_values(":destination", s(&start.destination))
@@ -317,36 +332,67 @@ impl RunLedger for RunTable {
         Ok(())
     }
 
-    /// One transaction: the page's counts added to the run and its cursor moved, on the
-    /// condition that the cursor was before `cursor`, and each shard's planned jobs added.
+    /// One transaction: the page's counts added to the run and the cursor moved, on the
+    /// condition that the cursor was before `cursor`, and each shard's planned jobs added. A
+    /// segment's cursor is on its own item; its completion adds one to the run's
+    /// `segments_done`, once, as the cursor moves only once to the segment's end.
     async fn record_page(
         &self,
         run_id: &str,
+        segment: Option<&str>,
         counts: &PageCounts,
         cursor: Option<&str>,
-        listing_complete: bool,
+        complete: bool,
     ) -> Result<bool, LedgerError> {
-        let mut set = vec!["listing_complete = :complete"];
+        let mut add = vec![
+            "listed :listed",
+            "enqueued :enqueued",
+            "skipped :skipped",
+            "archived :archived",
+            "planned_bytes :planned_bytes",
+        ];
+        let mut set = Vec::new();
         let mut run = self
             .update(run_id.to_owned())
             .expression_attribute_values(":listed", n(counts.listed))
             .expression_attribute_values(":enqueued", n(counts.enqueued))
             .expression_attribute_values(":skipped", n(counts.skipped))
             .expression_attribute_values(":archived", n(counts.archived))
-            .expression_attribute_values(":planned_bytes", n(counts.planned_bytes))
-            .expression_attribute_values(":complete", AttributeValue::Bool(listing_complete));
-        if let Some(cursor) = cursor {
-            set.push("#cursor = :cursor");
-            run = run
-                .expression_attribute_names("#cursor", "cursor")
-                .expression_attribute_values(":cursor", s(cursor))
-                .condition_expression("attribute_not_exists(#cursor) OR #cursor < :cursor");
+            .expression_attribute_values(":planned_bytes", n(counts.planned_bytes));
+        let mut writes = Vec::new();
+        match segment {
+            None => {
+                set.push("listing_complete = :complete");
+                run = run.expression_attribute_values(":complete", AttributeValue::Bool(complete));
+                if let Some(cursor) = cursor {
+                    set.push("#cursor = :cursor");
+                    run = run
+                        .expression_attribute_names("#cursor", "cursor")
+                        .expression_attribute_values(":cursor", s(cursor))
+                        .condition_expression("attribute_not_exists(#cursor) OR #cursor < :cursor");
+                }
+            }
+            Some(segment) => {
+                if complete {
+                    add.push("segments_done :one");
+                    run = run.expression_attribute_values(":one", n(1));
+                }
+                let mut position = self.update(segment_item(run_id, segment));
+                if let Some(cursor) = cursor {
+                    position = position
+                        .update_expression("SET #cursor = :cursor")
+                        .expression_attribute_names("#cursor", "cursor")
+                        .expression_attribute_values(":cursor", s(cursor))
+                        .condition_expression("attribute_not_exists(#cursor) OR #cursor < :cursor");
+                    writes.push(self.write(position)?);
+                }
+            }
         }
-        let run = run.update_expression(format!(
-            "ADD listed :listed, enqueued :enqueued, skipped :skipped, archived :archived, planned_bytes :planned_bytes SET {}",
-            set.join(", ")
-        ));
-        let mut writes = vec![self.write(run)?];
+        let mut expression = format!("ADD {}", add.join(", "));
+        if !set.is_empty() {
+            expression = format!("{expression} SET {}", set.join(", "));
+        }
+        writes.insert(0, self.write(run.update_expression(expression))?);
         for (shard, jobs) in &counts.jobs {
             writes.push(
                 self.write(
@@ -359,17 +405,39 @@ impl RunLedger for RunTable {
         self.transact(writes).await
     }
 
-    async fn publishing(&self, run_id: &str, last_key: &str) -> Result<(), LedgerError> {
+    async fn publishing(
+        &self,
+        run_id: &str,
+        segment: Option<&str>,
+        last_key: &str,
+    ) -> Result<(), LedgerError> {
+        let item = match segment {
+            Some(segment) => segment_item(run_id, segment),
+            None => run_id.to_owned(),
+        };
         self.client
             .update_item()
             .table_name(&self.table)
-            .key(RUN_ID, s(run_id))
+            .key(RUN_ID, s(item))
             .update_expression("SET publishing = :key")
             .expression_attribute_values(":key", s(last_key))
             .send()
             .await
             .map_err(|e| self.error("DynamoDB UpdateItem", e))?;
         Ok(())
+    }
+
+    /// One strongly consistent read: the run's item, or the segment's.
+    async fn position(&self, run_id: &str, segment: Option<&str>) -> Result<Position, LedgerError> {
+        let item = match segment {
+            Some(segment) => segment_item(run_id, segment),
+            None => run_id.to_owned(),
+        };
+        let item = self.item(item).await?.unwrap_or_default();
+        Ok(Position {
+            cursor: text(&item, "cursor"),
+            publishing: text(&item, "publishing"),
+        })
     }
 
     /// Strongly consistent reads of the keys' `object#` items.
@@ -490,7 +558,7 @@ impl RunLedger for RunTable {
             return Ok(None);
         };
         let claimed = number(&item, "announcing_until") >= unix_now();
-        if !flag(&item, "listing_complete") || item.contains_key("announced_at") || claimed {
+        if !listing_done(&item) || item.contains_key("announced_at") || claimed {
             return Ok(None);
         }
         let mut run = record(run_id, &item, &self.shards(run_id).await?);
@@ -585,6 +653,8 @@ fn record(run_id: &str, item: &Item, shards: &[Item]) -> RunRecord {
         jobs: sum("jobs"),
         jobs_done: sum("jobs_done"),
         listing_complete: flag(item, "listing_complete"),
+        segments: number(item, "segments"),
+        segments_done: number(item, "segments_done"),
         cursor: text(item, "cursor"),
         publishing: text(item, "publishing"),
         completed_at: text(item, "completed_at"),

@@ -8,6 +8,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::types::{
@@ -21,7 +22,7 @@ use fanout_copy_core::pace::Pace;
 use fanout_copy_core::plan::Part;
 use fanout_copy_core::store::{
     CompletedPart, ContentHeaders, CopyRequest, Created, ErrorKind, ObjectCopier, ObjectHead,
-    ObjectLister, Page, PartHead, StoreError,
+    ObjectLister, ObjectReader, Page, PartHead, StoreError,
 };
 use fanout_copy_core::uploads::{OpenUpload, UploadStore};
 use fanout_copy_core::Location;
@@ -411,6 +412,34 @@ impl S3Store {
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .build();
         S3Store::new(Client::from_conf(config))
+    }
+}
+
+impl ObjectReader for S3Store {
+    async fn read(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        let output = self
+            .client_for(bucket)
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                let kind = e
+                    .as_service_error()
+                    .is_some_and(GetObjectError::is_no_such_key)
+                    .then_some(ErrorKind::NotFound);
+                store_error("GetObject", bucket, key, kind, e)
+            })?;
+        let body = output.body.collect().await.map_err(|e| StoreError {
+            operation: "GetObject",
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            kind: ErrorKind::Transient,
+            detail: format!("the body was cut off: {}", DisplayErrorContext(e)),
+        })?;
+        Ok(body.into_bytes().to_vec())
     }
 }
 

@@ -200,8 +200,10 @@ pub async fn put_sample_objects(plan: &Plan, sdk: &SdkConfig) -> Result<(), Reso
         .get("SourceBucket")
         .cloned()
         .unwrap_or_default();
+    let mut report = Vec::new();
     for (key, size) in crate::settings::SAMPLE_OBJECTS {
-        s3.put_object()
+        let put = s3
+            .put_object()
             .bucket(&bucket)
             .key(*key)
             .body(crate::settings::sample_bytes(*size).into())
@@ -213,10 +215,31 @@ pub async fn put_sample_objects(plan: &Plan, sdk: &SdkConfig) -> Result<(), Reso
                 key: (*key).to_owned(),
                 source: source.into(),
             })?;
+        let etag = put.e_tag().unwrap_or_default();
+        report.push(fanout_tests::inventory::Row::current(
+            key,
+            *size as u64,
+            etag,
+        ));
     }
     println!(
         "  {} sample objects in s3://{bucket}/photos/",
         crate::settings::SAMPLE_OBJECTS.len()
     );
+    // The S3 Inventory report of them that events/s3-fanout-inventory.json names.
+    let backup = plan
+        .parameters
+        .get("DestinationBucket")
+        .cloned()
+        .unwrap_or_default();
+    let prefix = format!("inventories/{bucket}/daily/2026-11-30T01-00Z");
+    fanout_tests::inventory::put_report(&s3, &backup, &prefix, &bucket, &report, 1)
+        .await
+        .map_err(|(key, source)| ResourceError::SampleObject {
+            bucket: backup.clone(),
+            key,
+            source: source.into(),
+        })?;
+    println!("  an S3 Inventory report of them in s3://{backup}/{prefix}/");
     Ok(())
 }

@@ -106,7 +106,7 @@ pub fn price(kind: &str) -> f64 {
         | "ListObjectsV2"
         | "ListParts" => 0.005 / 1000.0,
         // GET and all other: $0.0004 per 1,000.
-        "HeadObject" | "GetObjectTagging" => 0.0004 / 1000.0,
+        "HeadObject" | "GetObjectTagging" | "GetObject" => 0.0004 / 1000.0,
         // DELETE and cancel requests are free.
         "AbortMultipartUpload" => 0.0,
         // One 64 KB chunk per batch of ten small jobs: $0.50 per million.
@@ -714,6 +714,27 @@ impl JobSink for Topic {
     }
 }
 
+/// A current-thread runtime on tokio's paused clock: virtual time that jumps to the next timer
+/// whenever nothing can run.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The manual event of a run from bucket `src` to bucket `dst` (read as s3-fanout reads it,
+/// so that fields the event may leave out keep their defaults).
+pub fn run_request(run_id: &str) -> RunRequest {
+    serde_json::from_value(serde_json::json!({
+        "source": "s3://src/",
+        "destination": "s3://dst/",
+        "run_id": run_id,
+    }))
+    .expect("a valid run request")
+}
+
 /// Runs `objects` through the Lambda fan-out: one s3-fanout invocation lists the source and
 /// publishes a job per object; s3-copier invocations take batches of jobs off the queue, each
 /// with its own deadline, and publish the continuation of any copy that pauses.
@@ -742,15 +763,7 @@ pub async fn lambda_run(model: Model, lambda: &Lambda, objects: &[(String, u64)]
             continuation: None::<&MemoryContinuation>,
             budget: Budget::default(),
         };
-        let request = RunRequest {
-            source: "s3://src/".parse().expect("a location"),
-            destination: "s3://dst/".parse().expect("a location"),
-            modified_since: None,
-            dry_run: false,
-            include_archived: false,
-            run_id: Some("sim".into()),
-            start_after: None,
-        };
+        let request = run_request("sim");
         let answer = parts
             .run(request, || {
                 deadline.saturating_duration_since(Instant::now())
@@ -848,9 +861,14 @@ fn allowed(lambda: &Lambda, elapsed: Duration) -> usize {
     if !lambda.ramp {
         return lambda.max_concurrency;
     }
-    // 5 at first, then 300 more a minute: 5 more a second.
-    let ramped = 5 + 5 * elapsed.as_secs() as usize;
-    ramped.min(lambda.max_concurrency)
+    ramped(lambda.max_concurrency, elapsed)
+}
+
+/// What one SQS event source mapping's standard scaling allows `elapsed` after messages
+/// appeared: 5 concurrent batches at first, then 300 more a minute (5 more a second), up to
+/// `max_concurrency`.
+pub fn ramped(max_concurrency: usize, elapsed: Duration) -> usize {
+    (5 + 5 * elapsed.as_secs() as usize).min(max_concurrency)
 }
 
 /// When the ramp next allows more, if it ever does.

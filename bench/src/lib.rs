@@ -11,6 +11,7 @@ pub mod faults;
 pub mod function;
 pub mod outcome;
 pub mod proxy;
+pub mod scale_sim;
 pub mod seeded;
 pub mod slack;
 pub mod sqs_source;

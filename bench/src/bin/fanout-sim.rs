@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use fanout_bench::fanout_sim::{
-    engine_run, lambda_run, objects, sizes, split, Lambda, Model, Outcome,
+    engine_run, lambda_run, objects, paused_runtime, sizes, split, Lambda, Model, Outcome,
 };
 use fanout_copy_core::copier::CopyOptions;
 use fanout_copy_core::plan::DEFAULT_CONCURRENCY;
@@ -45,12 +45,7 @@ struct Row {
 }
 
 fn simulate<F: std::future::Future<Output = Outcome>>(run: F) -> Outcome {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a tokio runtime")
-        .block_on(run)
+    paused_runtime().block_on(run)
 }
 
 fn seconds(d: Duration) -> String {

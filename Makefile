@@ -161,6 +161,15 @@ bench-fanout-sim:
 	cargo build --release -p fanout-bench --bin fanout-sim
 	target/release/fanout-sim --json bench/results/fanout-sim.json $(FANOUT_SIM_ARGS)
 
+## bench-scale: the scale simulation (10M × 1 MB, 1M × 100 MB, 1,000 × 1 TB at a maximum
+## concurrency of 100, 1,000 and 10,000, enqueued by listing and from an inventory; the engine's
+## planner and AIMD over a simulated queue, Lambda and S3 with per-prefix limits); a few minutes
+## of CPU; bench/results/scale-sim.json and docs/scale.svg; docs/scale.md
+.PHONY: bench-scale
+bench-scale:
+	cargo build --release -p fanout-bench --bin scale-sim
+	target/release/scale-sim --json bench/results/scale-sim.json --chart docs/scale.svg $(SCALE_SIM_ARGS)
+
 
 # --- Chaos: the real functions with AWS misbehaving; docs/reliability.md --------------------
 # Faults the proxy injects into every AWS request of the functions (a share of requests each):

@@ -196,13 +196,21 @@ struct Queue {
 
 #[derive(Debug, Clone, Copy)]
 enum Queued {
-    Fresh { first: u64, count: u64 },
+    Fresh {
+        first: u64,
+        count: u64,
+        check_destination: bool,
+    },
     One(Message),
 }
 
 impl Queue {
-    fn push_fresh(&mut self, first: u64, count: u64) {
-        self.items.push_back(Queued::Fresh { first, count });
+    fn push_fresh(&mut self, first: u64, count: u64, check_destination: bool) {
+        self.items.push_back(Queued::Fresh {
+            first,
+            count,
+            check_destination,
+        });
         self.len += count;
     }
 
@@ -218,11 +226,15 @@ impl Queue {
                 self.items.pop_front();
                 message
             }
-            Queued::Fresh { first, count } => {
+            Queued::Fresh {
+                first,
+                count,
+                check_destination,
+            } => {
                 let message = Message {
                     object: *first,
                     receives: 0,
-                    check_destination: false,
+                    check_destination: *check_destination,
                     resume: None,
                 };
                 *first += 1;
@@ -397,6 +409,8 @@ struct Sim<'a> {
     layout_parts: u32,
     copies: Vec<u8>,
     pending_redeliveries: u64,
+    /// Requests waiting out a backoff after S3 slowed them down.
+    backing_off: u64,
     slowed: Vec<usize>,
     clock: Ns,
     signs: SecondSigns,
@@ -456,6 +470,7 @@ pub(super) async fn simulate(
         layout_parts,
         copies: vec![0; workload.objects as usize],
         pending_redeliveries: 0,
+        backing_off: 0,
         slowed: Vec::new(),
         clock: 0,
         signs: SecondSigns::default(),
@@ -489,7 +504,8 @@ impl Sim<'_> {
             if delivery_at == Some(at) {
                 let d = deliveries[next];
                 next += 1;
-                self.queue.push_fresh(d.first, u64::from(d.count));
+                let check = enqueued.check_destination;
+                self.queue.push_fresh(d.first, u64::from(d.count), check);
                 self.first_visible.get_or_insert(at);
             } else {
                 let Reverse((_, _, event)) = self.events.pop().expect("an event");
@@ -551,6 +567,7 @@ impl Sim<'_> {
         let s = self.signs;
         let near = |n: u32, limit: u32| u64::from(n) * 10 >= u64::from(limit) * 9;
         if s.throttled > 0
+            || self.backing_off > 0
             || near(s.busiest_writes, limits.writes)
             || near(s.busiest_reads, limits.reads)
         {
@@ -808,7 +825,10 @@ impl Sim<'_> {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Answer { request, accepted } => self.answer(request, accepted),
-            Event::Retry { request } => self.attempt(request),
+            Event::Retry { request } => {
+                self.backing_off -= 1;
+                self.attempt(request)
+            }
             Event::Visible {
                 message,
                 redelivery,
@@ -851,12 +871,14 @@ impl Sim<'_> {
             r.retried = true;
             let cap = (1u64 << (r.attempts - 1).min(10)).min(20) as f64;
             let delay = (self.random.unit() * cap * SECOND as f64) as Ns;
+            self.backing_off += 1;
             self.schedule(self.now + delay, Event::Retry { request });
         } else if kind == Kind::UploadPartCopy && r.tries < PART_ATTEMPTS {
             let pause = PART_RETRY_PAUSE * 4u64.pow(r.tries - 1);
             r.tries += 1;
             r.attempts = 0;
             r.retried = false;
+            self.backing_off += 1;
             self.schedule(self.now + pause, Event::Retry { request });
         } else {
             self.out.given_up += 1;

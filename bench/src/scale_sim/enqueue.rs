@@ -2,8 +2,10 @@
 //! protocol (`FanoutParts::run`: the real planner lists the source beside the destination and
 //! hands on a job per object, page by page, continuing in a new invocation before the
 //! timeout), or from an S3 Inventory report whose data files are read in parallel, one
-//! s3-fanout invocation per file (a model: the inventory reader is not part of the simulated
-//! code). Both publish as fanout-sns does: ten jobs per `PublishBatch`, a few batches at once.
+//! s3-fanout invocation per file, as `FanoutParts::run_inventory_file` does (modelled: a GET of
+//! the file per invocation, its rows a thousand at a time, each job told to look at the
+//! destination, which is not listed). Both publish as fanout-sns does: ten jobs per
+//! `PublishBatch`, a few batches at once.
 //!
 //! What comes out is when each batch of jobs becomes visible on the copy queue; the copy side
 //! ([`super::copy`]) takes it from there. SNS and SQS push back on nothing here, so the enqueue
@@ -82,6 +84,9 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enqueued {
     pub mode: Enqueue,
+    /// The jobs look at the destination first: an inventory run does not list it
+    /// (`FanoutParts::run_inventory_file`).
+    pub check_destination: bool,
     /// Every batch of jobs, by the time it becomes visible.
     pub deliveries: Vec<Delivery>,
     /// From the start to the end of the last `PublishBatch`.
@@ -243,6 +248,7 @@ pub fn enqueue(workload: &Workload, keys: Keys, mode: Enqueue, timing: &EnqueueT
             .sum();
         Enqueued {
             mode,
+            check_destination: matches!(mode, Enqueue::Inventory { .. }),
             deliveries,
             time: last_publish,
             requests,

@@ -424,7 +424,9 @@ Resources:
             ["AlphaDigest", "BetaDigest"]
         );
         assert!(base.values().all(|d| d.len() == 64));
-        let cases: [(&[(&str, &str)], &[&str]); 6] = [
+        // Parameter values given, and the digests they change.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: [Case; 6] = [
             (&[("Multiplier", "20")], &["AlphaDigest"]),
             (&[("Verbose", "true")], &["AlphaDigest"]),
             (&[("Table", "counts")], &["BetaDigest"]),

@@ -14,7 +14,7 @@ doctor:
 
 ## test: formatting, lints, template checks, unit and integration tests (against moto server),
 ## the short chaos run, each fuzz target for 3 s on its seeds, the demo
-test: dev-tools aws-cli lint infra-check
+test: dev-tools aws-cli lint infra-check infra-expand
 	cargo build --workspace --bins
 	cargo test --workspace --all-targets --no-fail-fast
 	$(MAKE) --no-print-directory chaos-short
@@ -62,16 +62,37 @@ INFRA_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_D
 # ignored and no global checkov skip: a skip is a resource's Metadata, with its reason.
 OPS_TEMPLATES := pipeline.yaml compliance.yaml
 
-.PHONY: infra-check infra-tools sam-build
+.PHONY: infra-check infra-tools sam-build infra-expand release-digests
 
 ## infra-check: sam validate --lint, cfn-lint with the serverless rules, and checkov on the template;
 ## cfn-lint with the informational checks, and checkov, on the pipeline and compliance stacks
 infra-check: infra-tools
 	cd infra && $(INFRA_ENV) $(SAM) validate --lint --template template.yaml
-	cd infra && $(INFRA_ENV) $(CFN_LINT) --append-rules cfn_lint_serverless.rules -- template.yaml
+	cd infra && $(INFRA_ENV) $(CFN_LINT) --include-checks I --append-rules cfn_lint_serverless.rules -- template.yaml
 	cd infra && $(INFRA_ENV) $(CHECKOV) --config-file .checkov.yaml
 	cd infra && $(INFRA_ENV) $(CFN_LINT) --include-checks I -- $(OPS_TEMPLATES)
 	cd infra && $(INFRA_ENV) $(CHECKOV) $(addprefix -f ,$(OPS_TEMPLATES)) --framework cloudformation --compact --quiet --skip-download
+
+## infra-expand: the SAM transform of the template, offline (tools/sam_expand.py, with the pinned
+## aws-sam-translator), with the test and prod parameter files, into target/infra-expand/; cfn-lint
+## and checkov on what CloudFormation would deploy (tests/tests/expanded.rs tests it further)
+INFRA_EXPANDED := target/infra-expand
+infra-expand: infra-tools
+	mkdir -p $(INFRA_EXPANDED)
+	for env in test prod; do \
+	  $(INFRA_ENV) $(INFRA_VENV)/sam/bin/python tools/sam_expand.py infra/template.yaml \
+	    infra/params/$$env.json $(INFRA_EXPANDED)/$$env.json || exit 1; \
+	done
+	# W2001: the parameters only SAM reads (the digests, DeploymentType) are resolved by the
+	# transform and so unused in its output.
+	cd $(INFRA_EXPANDED) && $(INFRA_ENV) $(CFN_LINT) --include-checks I --ignore-checks W2001 -- test.json prod.json
+	cd $(INFRA_EXPANDED) && $(INFRA_ENV) $(CHECKOV) -f test.json -f prod.json --framework cloudformation --compact --quiet --skip-download
+
+## release-digests: each function's release digest (fanout-release, after make sam-build) written into
+## the test and prod parameter files, so that every change of a function's code or configuration
+## publishes a new version (docs/deploy.md)
+release-digests:
+	cargo run --quiet -p fanout-release -- digests infra/params/test.json infra/params/prod.json
 
 ## infra-tools: the pinned template tools (aws-sam-cli, cfn-lint, cfn-lint-serverless, checkov) in .venv-infra
 infra-tools: $(INFRA_VENV)/sam/.installed $(INFRA_VENV)/checkov/.installed

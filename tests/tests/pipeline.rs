@@ -349,7 +349,12 @@ fn stages_run_in_order_and_each_does_its_part() {
     problems.extend(expect_commands(
         "Build",
         build,
-        &["make test", "make sam-build", "make sam-package"],
+        &[
+            "make test",
+            "make sam-build",
+            "make release-digests",
+            "make sam-package",
+        ],
     ));
     problems.extend(expect_commands(
         "IntegrationTest",

@@ -188,8 +188,11 @@ struct Template {
 }
 
 impl Template {
+    /// infra/template.yaml, or the file `FANOUT_TEMPLATE` names (to try a variant of it).
     fn load() -> Template {
-        let path = workspace_root().join("infra/template.yaml");
+        let path = std::env::var_os("FANOUT_TEMPLATE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("infra/template.yaml"));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let root: Value = serde_yaml::from_str(&text)
@@ -960,4 +963,273 @@ fn short_tags_become_long_forms() {
     let c = branches(&value["c"]);
     assert_eq!(c.len(), 1);
     assert!(c[0].get("Fn::Sub").is_some());
+}
+
+// --- Hardening: what a deletion keeps, who may deploy, who may deliver -----------------------
+
+fn require(what: &str, problems: Vec<String>) {
+    if !problems.is_empty() {
+        let mut message = format!("infra/template.yaml: {what}:\n");
+        for problem in problems {
+            let _ = writeln!(message, "  - {problem}");
+        }
+        panic!("{message}");
+    }
+}
+
+fn property<'v>(resource: &'v Value, name: &str) -> Option<&'v Value> {
+    resource.get("Properties").and_then(|p| p.get(name))
+}
+
+/// The statements of a resource policy (a queue, topic or key policy), each `Fn::If` branch
+/// counted.
+fn policy_statements<'v>(document: Option<&'v Value>) -> Vec<&'v Value> {
+    document
+        .and_then(|d| d.get("Statement"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .flat_map(branches)
+        .collect()
+}
+
+/// Whether a statement denies every request not sent over TLS.
+fn denies_plain_http(statement: &Value) -> bool {
+    statement.get("Effect").and_then(Value::as_str) == Some("Deny")
+        && statement.get("Principal").and_then(Value::as_str) == Some("*")
+        && statement
+            .get("Condition")
+            .and_then(|c| c.get("Bool"))
+            .and_then(|b| b.get("aws:SecureTransport"))
+            .is_some_and(|v| v.as_str() == Some("false") || v.as_bool() == Some(false))
+}
+
+#[test]
+fn the_key_and_the_tables_outlive_the_stack() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    let stateful = template
+        .resources_of_type("AWS::KMS::Key")
+        .chain(template.resources_of_type("AWS::DynamoDB::Table"));
+    for (id, resource) in stateful {
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            if resource.get(policy).and_then(Value::as_str) != Some("Retain") {
+                problems.push(format!("{id} needs {policy}: Retain"));
+            }
+        }
+    }
+    for (id, table) in template.resources_of_type("AWS::DynamoDB::Table") {
+        if property(table, "DeletionProtectionEnabled").and_then(Value::as_bool) != Some(true) {
+            problems.push(format!("{id} needs DeletionProtectionEnabled: true"));
+        }
+    }
+    for (id, key) in template.resources_of_type("AWS::KMS::Key") {
+        if property(key, "PendingWindowInDays").and_then(Value::as_u64) != Some(30) {
+            problems.push(format!(
+                "{id} needs PendingWindowInDays: 30, the longest wait before a scheduled deletion"
+            ));
+        }
+    }
+    require("retention", problems);
+}
+
+#[test]
+fn codedeploy_shifts_aliases_with_a_role_scoped_to_this_stack() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    let mut roles = BTreeSet::new();
+    let mut deployment_alarms = BTreeSet::new();
+    for (binary, function) in template.functions() {
+        let preference = function.property("DeploymentPreference");
+        match preference.and_then(|p| p.get("Role")).and_then(referenced_id) {
+            Some(role) => {
+                roles.insert(role);
+            }
+            None => problems.push(format!(
+                "{binary}: DeploymentPreference.Role must be a role of this template (SAM's own gets AWSCodeDeployRoleForLambda: every alias and topic of the account)"
+            )),
+        }
+        deployment_alarms.extend(
+            preference
+                .and_then(|p| p.get("Alarms"))
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(referenced_id),
+        );
+    }
+    if roles.len() > 1 {
+        problems.push(format!(
+            "the functions deploy with several roles: {roles:?}"
+        ));
+    }
+    let functions: BTreeSet<String> = template
+        .functions()
+        .values()
+        .map(|f| f.id.clone())
+        .collect();
+    for role in &roles {
+        let trusted = template
+            .resource(role)
+            .and_then(|r| property(r, "AssumeRolePolicyDocument"))
+            .map(|d| policy_statements(Some(d)))
+            .unwrap_or_default()
+            .iter()
+            .all(|s| {
+                s.get("Principal")
+                    .and_then(|p| p.get("Service"))
+                    .and_then(Value::as_str)
+                    == Some("codedeploy.amazonaws.com")
+            });
+        if !trusted {
+            problems.push(format!(
+                "{role} must be assumable by codedeploy.amazonaws.com only"
+            ));
+        }
+        let statements = match role_statements(&template, role) {
+            Ok(statements) => statements,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
+        let mut described = BTreeSet::new();
+        for statement in statements {
+            let actions: Vec<&str> = strings(statement.get("Action"))
+                .into_iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let resources = strings(statement.get("Resource"));
+            for action in &actions {
+                if action.contains('*') {
+                    problems.push(format!("{role} grants the wildcard action {action}"));
+                }
+            }
+            if resources.iter().any(|r| r.as_str() == Some("*")) {
+                problems.push(format!("{role} grants {actions:?} on Resource '*'"));
+            }
+            for resource in &resources {
+                let target = resource
+                    .get("Fn::Sub")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.strip_prefix("${"))
+                    .and_then(|s| s.split(['.', '}']).next())
+                    .map(str::to_owned)
+                    .or_else(|| referenced_id(resource));
+                let Some(target) = target else {
+                    problems.push(format!(
+                        "{role}: {resource:?} is not a resource of this template"
+                    ));
+                    continue;
+                };
+                let kind = template
+                    .resource(&target)
+                    .and_then(|r| r.get("Type"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                for action in &actions {
+                    let fits = match action.split(':').next() {
+                        Some("lambda") => functions.contains(&target),
+                        Some("cloudwatch") => kind == "AWS::CloudWatch::Alarm",
+                        Some("sns") => target == "AlarmTopic",
+                        Some("kms") => kind == "AWS::KMS::Key",
+                        _ => false,
+                    };
+                    if !fits {
+                        problems.push(format!("{role} grants {action} on {target} ({kind})"));
+                    }
+                }
+                if actions.contains(&"cloudwatch:DescribeAlarms") {
+                    described.insert(target);
+                }
+            }
+        }
+        for alarm in deployment_alarms.difference(&described) {
+            problems.push(format!(
+                "{role} cannot describe {alarm}, an alarm a deployment watches"
+            ));
+        }
+    }
+    require("CodeDeploy's role", problems);
+}
+
+#[test]
+fn queues_and_topics_refuse_requests_without_tls() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (kind, policy_kind, list) in [
+        ("AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "Queues"),
+        ("AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "Topics"),
+    ] {
+        let mut covered = BTreeSet::new();
+        for (_, policy) in template.resources_of_type(policy_kind) {
+            let statements = policy_statements(property(policy, "PolicyDocument"));
+            let denied: BTreeSet<String> = statements
+                .iter()
+                .filter(|s| denies_plain_http(s))
+                .flat_map(|s| strings(s.get("Resource")))
+                .filter_map(referenced_id)
+                .collect();
+            for member in strings(property(policy, list))
+                .into_iter()
+                .filter_map(referenced_id)
+            {
+                if denied.contains(&member) {
+                    covered.insert(member);
+                }
+            }
+        }
+        for (id, _) in template.resources_of_type(kind) {
+            if !covered.contains(id) {
+                problems.push(format!(
+                    "{id} has no {policy_kind} denying requests without TLS (aws:SecureTransport false)"
+                ));
+            }
+        }
+    }
+    require("TLS only", problems);
+}
+
+#[test]
+fn service_principals_are_scoped_to_their_source() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    let mut documents: Vec<(String, &Value)> = Vec::new();
+    for (kind, property_name) in [
+        ("AWS::SQS::QueuePolicy", "PolicyDocument"),
+        ("AWS::SNS::TopicPolicy", "PolicyDocument"),
+        ("AWS::KMS::Key", "KeyPolicy"),
+    ] {
+        for (id, resource) in template.resources_of_type(kind) {
+            documents.extend(property(resource, property_name).map(|d| (id.to_owned(), d)));
+        }
+    }
+    for (id, document) in documents {
+        for statement in policy_statements(Some(document)) {
+            let service = statement.get("Principal").and_then(|p| p.get("Service"));
+            if service.is_none() || statement.get("Effect").and_then(Value::as_str) != Some("Allow")
+            {
+                continue;
+            }
+            let keys: Vec<&str> = statement
+                .get("Condition")
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flat_map(|operators| operators.values())
+                .filter_map(Value::as_mapping)
+                .flat_map(|keys| keys.keys())
+                .filter_map(Value::as_str)
+                .collect();
+            let scoped = keys.iter().any(|k| {
+                k.eq_ignore_ascii_case("aws:SourceArn") || k.starts_with("kms:EncryptionContext:")
+            });
+            if !scoped {
+                let sid = statement.get("Sid").and_then(Value::as_str).unwrap_or("?");
+                problems.push(format!(
+                    "{id}'s statement {sid} admits {service:?} without an aws:SourceArn condition (aws:SourceAccount admits every topic or rule of the account)"
+                ));
+            }
+        }
+    }
+    require("service principals", problems);
 }

@@ -783,7 +783,12 @@ async fn declared_iam_actions_cover_every_sdk_call_made() {
         ("s3-fanout", BTreeSet::from(["lambda:InvokeFunction"])),
         (
             "s3-copier",
-            BTreeSet::from(["s3:PutObjectTagging", "s3:ListBucketMultipartUploads"]),
+            // and sqs:ChangeMessageVisibility, which the test of failed jobs coming back makes.
+            BTreeSet::from([
+                "s3:PutObjectTagging",
+                "s3:ListBucketMultipartUploads",
+                "sqs:ChangeMessageVisibility",
+            ]),
         ),
     ]);
     for (function, declared, calls) in [
@@ -1362,4 +1367,110 @@ async fn bad_inventories_are_refused_before_any_job() {
         "{err}"
     );
     assert!(f.published().await.is_empty());
+}
+
+/// The queue's messages as the SQS event source hands them to the function: each with its
+/// receipt handle, receive count and queue ARN.
+async fn receive_as_event(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Option<Batch> {
+    use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = (received.messages().iter())
+        .map(|m| {
+            let count = (m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount)))
+                .cloned()
+                .unwrap_or_else(|| "1".into());
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                   "attributes": {"ApproximateReceiveCount": count}, "messageAttributes": {},
+                   "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"})
+        })
+        .collect();
+    (!records.is_empty()).then(|| batch(json!({ "Records": records })))
+}
+
+#[tokio::test]
+async fn a_job_that_fails_for_now_comes_back_in_seconds_not_after_the_visibility_timeout() {
+    let f = Fixture::new().await;
+    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
+    sqs.set_queue_attributes()
+        .queue_url(&f.queue)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "60",
+        )
+        .send()
+        .await
+        .unwrap();
+    f.put("photos/2016/throttled.jpg", 100, 1).await;
+    f.run(&f.fanout(), f.event("s3-fanout-manual.json"), "req-soon")
+        .await;
+    let first = receive_as_event(&sqs, &f.queue).await.expect("the job");
+    // S3 cannot be reached: the job fails for now, and comes back after a second.
+    let unreachable = Unreachable("photos/2016/throttled.jpg".into());
+    let copier = f
+        .failing_copier(true, None, Some(unreachable))
+        .with_redelivery(Some(fanout_sqs::Redelivery::new(sqs.clone())))
+        .with_retry_after(|_| Duration::from_secs(1));
+    let event = s3_copier::CopierEvent::Jobs(first);
+    let answer = copier.handle_event(event, None).await.unwrap();
+    assert_eq!(
+        fanout_common::events::failed_ids(&answer).len(),
+        1,
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let again = receive_as_event(&sqs, &f.queue)
+        .await
+        .expect("the job, again in seconds");
+    let records = again.sqs_records();
+    assert_eq!(records[0].receive_count, 2, "{records:?}");
+    // Without the redelivery it would have waited the queue's 60 s: a second failure, not
+    // brought back, is not there 2.5 s later.
+    let plain = f.failing_copier(
+        true,
+        None,
+        Some(Unreachable("photos/2016/throttled.jpg".into())),
+    );
+    plain
+        .handle_event(s3_copier::CopierEvent::Jobs(again), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        receive_as_event(&sqs, &f.queue).await.is_none(),
+        "hidden for the visibility timeout"
+    );
+    // A working copier copies it once it is back (here: made visible at once).
+    let sqs_records = records;
+    fanout_sqs::Redelivery::new(sqs.clone())
+        .delay_failures(
+            &sqs_records,
+            &json!({"batchItemFailures": [{"itemIdentifier": sqs_records[0].id}]}),
+            |_| Duration::ZERO,
+        )
+        .await;
+    let last = receive_as_event(&sqs, &f.queue)
+        .await
+        .expect("the job, made visible");
+    f.copier_with(true, None)
+        .handle_event(s3_copier::CopierEvent::Jobs(last), None)
+        .await
+        .unwrap();
+    assert_eq!(f.run_record("manual-req-soon").await.copied, 1);
 }

@@ -9,6 +9,7 @@
 use aws_lambda_events::event::s3::batch_job::{S3BatchJobEvent, S3BatchJobResponse};
 use fanout_common::batch_operations as batch;
 pub use fanout_common::batch_operations::CopierEvent;
+use fanout_common::events::SqsRecord;
 use fanout_common::events::{Batch, BatchError};
 use fanout_common::{ConfigError, Vars};
 use fanout_copy_core::batch::TaskResult;
@@ -27,6 +28,7 @@ use fanout_copy_core::size::parse_size;
 use fanout_copy_core::store::{ObjectCopier, StorageClass};
 use fanout_copy_core::work::{copy_and_record, JobFailure, Runs};
 use fanout_copy_core::CopyJob;
+use fanout_sqs::{retry_delay, Redelivery};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +70,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:PutItem",
+    "sqs:ChangeMessageVisibility",
 ];
 
 /// The part size when `COPY_PART_SIZE` is unset. Unlike the CLI, a copier instance runs beside
@@ -218,6 +221,14 @@ pub struct CopyHandler<S, R, J> {
     announcer: Announcer,
     batch_destination: Option<Location>,
     mirror: Option<Mirror>,
+    redelivery: Option<Redelivery>,
+    /// How long a failed SQS record waits before it comes back.
+    retry_after: fn(&SqsRecord) -> Duration,
+}
+
+/// The copier's wait before a failed record comes back: [`retry_delay`] of its receive.
+fn backoff(record: &SqsRecord) -> Duration {
+    retry_delay(record.receive_count, &record.id)
 }
 
 impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
@@ -230,6 +241,8 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             announcer: Announcer::default(),
             batch_destination: None,
             mirror: None,
+            redelivery: None,
+            retry_after: backoff,
         }
     }
 
@@ -280,6 +293,20 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         self
     }
 
+    /// With what brings the failed records of an SQS batch back sooner than the copy queue's
+    /// visibility timeout (set for the longest copy): a job that failed for now (throttling,
+    /// a 5xx) comes back after [`fanout_sqs::retry_delay`], growing with each receive.
+    pub fn with_redelivery(mut self, redelivery: Option<Redelivery>) -> Self {
+        self.redelivery = redelivery;
+        self
+    }
+
+    /// With another wait before a failed record comes back (tests).
+    pub fn with_retry_after(mut self, retry_after: fn(&SqsRecord) -> Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
     /// Handles any event s3-copier takes, before the invocation's `deadline` when there is one.
     pub async fn handle_event(
         &self,
@@ -287,7 +314,16 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         deadline: Option<SystemTime>,
     ) -> Result<Value, BatchError> {
         match event {
-            CopierEvent::Jobs(batch) => self.handle(batch, deadline).await,
+            CopierEvent::Jobs(batch) => {
+                let records = batch.sqs_records();
+                let answer = self.handle(batch, deadline).await?;
+                if let Some(redelivery) = &self.redelivery {
+                    (redelivery)
+                        .delay_failures(&records, &answer, self.retry_after)
+                        .await;
+                }
+                Ok(answer)
+            }
             CopierEvent::BatchOperations(event) => {
                 let response = self.batch_operations(&event, deadline).await;
                 Ok(serde_json::to_value(response).expect("a response always serializes"))

@@ -34,7 +34,10 @@ async fn main() -> Result<(), Error> {
                 .with_continuations(continuations)
                 .with_announcer(announcer)
                 .with_batch_destination(config.batch_destination.clone())
-                .with_mirror(config.mirror.clone()),
+                .with_mirror(config.mirror.clone())
+                .with_redelivery(Some(fanout_sqs::Redelivery::new(aws_sdk_sqs::Client::new(
+                    &sdk,
+                )))),
         )
     })
     .await?;

@@ -7,6 +7,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::Duration;
 
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -85,7 +86,63 @@ impl TryFrom<AnyBatch> for Batch {
     }
 }
 
+/// An SQS record of a batch, as needed to change when it comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsRecord {
+    /// The record's `messageId`, as `batchItemFailures` names it.
+    pub id: String,
+    pub queue_arn: String,
+    pub receipt_handle: String,
+    /// Its `ApproximateReceiveCount`.
+    pub receive_count: u32,
+}
+
+/// The first wait before a failed record is delivered again, doubled on each receive.
+pub const RETRY_BASE: Duration = Duration::from_secs(30);
+/// The longest wait before a failed record is delivered again.
+pub const RETRY_CAP: Duration = Duration::from_secs(900);
+
+/// How long a record that failed on its `receive_count`th receive waits before it is delivered
+/// again: [`RETRY_BASE`] doubled per receive, at most [`RETRY_CAP`], spread between half and
+/// all of it by the record's id, so that records failed together (throttled together) do not
+/// all come back at once.
+pub fn retry_delay(receive_count: u32, id: &str) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    let full = RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_CAP);
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let share = 0.5 + (hash % 1000) as f64 / 2000.0;
+    Duration::from_secs_f64(full.as_secs_f64() * share)
+}
+
+/// The ids of the records an SQS batch answer reports as failed.
+pub fn failed_ids(answer: &Value) -> Vec<String> {
+    (answer["batchItemFailures"].as_array().into_iter().flatten())
+        .filter_map(|failure| failure["itemIdentifier"].as_str().map(str::to_owned))
+        .collect()
+}
+
 impl Batch {
+    /// The batch's SQS records (none for SNS), for changing when failed ones come back.
+    pub fn sqs_records(&self) -> Vec<SqsRecord> {
+        let Batch::Sqs(event) = self else {
+            return Vec::new();
+        };
+        (event.records.iter())
+            .filter_map(|record| {
+                Some(SqsRecord {
+                    id: record.message_id.clone()?,
+                    queue_arn: record.event_source_arn.clone()?,
+                    receipt_handle: record.receipt_handle.clone()?,
+                    receive_count: (record.attributes.get("ApproximateReceiveCount"))
+                        .and_then(|count| count.parse().ok())
+                        .unwrap_or(1),
+                })
+            })
+            .collect()
+    }
+
     /// Handles every message. SNS: any failure fails the invocation, so Lambda retries it and
     /// then sends it to the function's DLQ or on-failure destination. SQS: the answer lists the
     /// records that failed (`batchItemFailures`).
@@ -193,6 +250,46 @@ pub fn from_sqs_body(body: String, sender: Option<String>) -> Delivery {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_record_waits_longer_on_each_receive_spread_by_its_id() {
+        use super::{retry_delay, RETRY_CAP};
+        for id in ["a", "b", "0e1d", "record-12"] {
+            let mut last = std::time::Duration::ZERO;
+            for receive in 1..=5 {
+                let delay = retry_delay(receive, id);
+                let full = (super::RETRY_BASE * (1 << (receive - 1))).min(RETRY_CAP);
+                assert!(
+                    delay >= full / 2 && delay <= full,
+                    "{id} {receive}: {delay:?}"
+                );
+                assert!(delay > last, "{id} {receive}");
+                last = delay;
+            }
+            assert!(retry_delay(40, id) <= RETRY_CAP && retry_delay(0, id) <= super::RETRY_BASE);
+        }
+        let spread: std::collections::BTreeSet<_> =
+            (0..50).map(|i| retry_delay(1, &format!("m-{i}"))).collect();
+        assert!(spread.len() > 40, "records failed together come back apart");
+    }
+
+    #[test]
+    fn the_records_of_a_batch_and_the_failed_ones_of_its_answer() {
+        let batch: super::Batch = serde_json::from_value(serde_json::json!({"Records": [
+            {"messageId": "m-1", "receiptHandle": "r-1", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"},
+             "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:copy", "awsRegion": "us-east-1"},
+        ]}))
+        .unwrap();
+        let records = batch.sqs_records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].receive_count, records[0].receipt_handle.as_str()),
+            (3, "r-1")
+        );
+        let answer = serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]});
+        assert_eq!(super::failed_ids(&answer), ["m-1"]);
+        assert!(super::failed_ids(&serde_json::Value::Null).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -1233,3 +1233,235 @@ fn service_principals_are_scoped_to_their_source() {
     }
     require("service principals", problems);
 }
+
+// --- Alarms that reach someone -------------------------------------------------------------------
+
+/// The topic every alarm notifies.
+const ALARM_TOPIC: &str = "AlarmTopic";
+
+/// The alarms on `namespace`/`metric` with a dimension `dimension` naming `target` (a `!Ref` or
+/// `!GetAtt` of it).
+fn alarms_on<'t>(
+    template: &'t Template,
+    namespace: &str,
+    metric: &str,
+    dimension: &str,
+    target: &str,
+) -> Vec<&'t str> {
+    template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .filter(|(_, alarm)| {
+            let p = |name| property(alarm, name).and_then(Value::as_str);
+            p("Namespace") == Some(namespace)
+                && p("MetricName") == Some(metric)
+                && dimension_of(alarm, dimension)
+                    .and_then(referenced_id)
+                    .as_deref()
+                    == Some(target)
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
+fn dimension_of<'v>(alarm: &'v Value, name: &str) -> Option<&'v Value> {
+    property(alarm, "Dimensions")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .find(|d| d.get("Name").and_then(Value::as_str) == Some(name))
+        .and_then(|d| d.get("Value"))
+}
+
+/// Every value under a key named `key`, anywhere in `value`.
+fn values_under<'v>(value: &'v Value, key: &str, found: &mut Vec<&'v Value>) {
+    match value {
+        Value::Mapping(mapping) => {
+            for (k, v) in mapping {
+                if k.as_str() == Some(key) {
+                    found.push(v);
+                }
+                values_under(v, key, found);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| values_under(v, key, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    match template.resource(ALARM_TOPIC) {
+        Some(topic) if topic.get("Type").and_then(Value::as_str) == Some("AWS::SNS::Topic") => {
+            // An encrypted topic: CloudWatch must be able to use its key, and to publish.
+            let key = property(topic, "KmsMasterKeyId").and_then(referenced_id);
+            let admits_cloudwatch = |statements: Vec<&Value>, action: &str| {
+                statements.iter().any(|s| {
+                    s.get("Effect").and_then(Value::as_str) == Some("Allow")
+                        && s.get("Principal")
+                            .and_then(|p| p.get("Service"))
+                            .and_then(Value::as_str)
+                            == Some("cloudwatch.amazonaws.com")
+                        && strings(s.get("Action"))
+                            .iter()
+                            .any(|a| a.as_str() == Some(action))
+                })
+            };
+            if let Some(key) = key {
+                let policy = template
+                    .resource(&key)
+                    .and_then(|k| property(k, "KeyPolicy"));
+                for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+                    if !admits_cloudwatch(policy_statements(policy), action) {
+                        problems.push(format!(
+                            "{key}'s policy does not let CloudWatch {action}: alarms cannot publish to the encrypted {ALARM_TOPIC}"
+                        ));
+                    }
+                }
+            }
+            let topic_policies: Vec<&Value> = template
+                .resources_of_type("AWS::SNS::TopicPolicy")
+                .filter(|(_, p)| {
+                    strings(property(p, "Topics"))
+                        .into_iter()
+                        .any(|t| referenced_id(t).as_deref() == Some(ALARM_TOPIC))
+                })
+                .flat_map(|(_, p)| policy_statements(property(p, "PolicyDocument")))
+                .collect();
+            if !admits_cloudwatch(topic_policies, "sns:Publish") {
+                problems.push(format!(
+                    "no topic policy lets CloudWatch publish to {ALARM_TOPIC}"
+                ));
+            }
+        }
+        _ => problems.push(format!("the template has no SNS topic {ALARM_TOPIC}")),
+    }
+    for (id, alarm) in template.resources_of_type("AWS::CloudWatch::Alarm") {
+        let notifies = strings(property(alarm, "AlarmActions"))
+            .into_iter()
+            .any(|a| referenced_id(a).as_deref() == Some(ALARM_TOPIC));
+        if !notifies {
+            problems.push(format!("{id} has no AlarmActions to {ALARM_TOPIC}"));
+        }
+    }
+    require("alarm notifications", problems);
+}
+
+#[test]
+fn every_dead_letter_queue_has_a_depth_alarm() {
+    let template = Template::load();
+    let mut targets = Vec::new();
+    for (_, resource) in template.resources.iter() {
+        values_under(resource, "deadLetterTargetArn", &mut targets);
+        values_under(resource, "DeadLetterConfig", &mut targets);
+        values_under(resource, "OnFailure", &mut targets);
+    }
+    let dlqs: BTreeSet<String> = targets
+        .into_iter()
+        .map(|t| t.get("Arn").or(t.get("Destination")).unwrap_or(t))
+        .filter_map(referenced_id)
+        .filter(|id| {
+            template
+                .resource(id)
+                .and_then(|r| r.get("Type"))
+                .and_then(Value::as_str)
+                == Some("AWS::SQS::Queue")
+        })
+        .collect();
+    let mut problems = Vec::new();
+    if dlqs.len() < 5 {
+        problems.push(format!("only {dlqs:?} found as dead-letter queues"));
+    }
+    for dlq in &dlqs {
+        let alarms = alarms_on(
+            &template,
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+            dlq,
+        );
+        if alarms.is_empty() {
+            problems.push(format!(
+                "{dlq} is a dead-letter queue without an ApproximateNumberOfMessagesVisible alarm"
+            ));
+        }
+    }
+    require("dead-letter queues", problems);
+}
+
+#[test]
+fn every_delivery_that_can_be_lost_has_an_alarm() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (binary, function) in template.functions() {
+        if !function.async_failure_targets().is_empty()
+            && alarms_on(
+                &template,
+                "AWS/Lambda",
+                "DestinationDeliveryFailures",
+                "FunctionName",
+                &function.id,
+            )
+            .is_empty()
+        {
+            problems.push(format!(
+                "{binary}: nothing watches DestinationDeliveryFailures of its OnFailure destination"
+            ));
+        }
+        // The copier's queue: a backlog nobody sees misses the next run.
+        if binary == "s3-copier" {
+            for (_, event) in function.events() {
+                let queue = event
+                    .get("Properties")
+                    .and_then(|p| p.get("Queue"))
+                    .and_then(referenced_id);
+                if let Some(queue) = queue {
+                    let age = alarms_on(
+                        &template,
+                        "AWS/SQS",
+                        "ApproximateAgeOfOldestMessage",
+                        "QueueName",
+                        &queue,
+                    );
+                    if age.is_empty() {
+                        problems.push(format!("nothing watches the age of {queue}'s oldest job"));
+                    }
+                }
+            }
+        }
+    }
+    // A topic whose subscriptions redrive: SNS moving messages aside, or failing to.
+    let mut redriving = BTreeSet::new();
+    for (_, subscription) in template.resources_of_type("AWS::SNS::Subscription") {
+        if property(subscription, "RedrivePolicy").is_some() {
+            redriving.extend(property(subscription, "TopicArn").and_then(referenced_id));
+        }
+    }
+    for (_, function) in template.functions() {
+        for (kind, event) in function.events() {
+            let properties = event.get("Properties");
+            if kind == "SNS" && properties.and_then(|p| p.get("RedrivePolicy")).is_some() {
+                redriving.extend(
+                    properties
+                        .and_then(|p| p.get("Topic"))
+                        .and_then(referenced_id),
+                );
+            }
+        }
+    }
+    for topic in &redriving {
+        for metric in [
+            "NumberOfNotificationsRedrivenToDlq",
+            "NumberOfNotificationsFailedToRedriveToDlq",
+        ] {
+            if alarms_on(&template, "AWS/SNS", metric, "TopicName", topic).is_empty() {
+                problems.push(format!("nothing watches {metric} of {topic}"));
+            }
+        }
+    }
+    if redriving.len() < 2 {
+        problems.push(format!("only {redriving:?} found redriving"));
+    }
+    require("lost deliveries", problems);
+}

@@ -1465,3 +1465,75 @@ fn every_delivery_that_can_be_lost_has_an_alarm() {
     }
     require("lost deliveries", problems);
 }
+
+// --- A canary that sees failures -------------------------------------------------------------
+
+/// Whether `value` is `!GetAtt <function>.Version.Version`: the version SAM publishes for this
+/// deployment, the new one.
+fn is_new_version(value: Option<&Value>, function: &str) -> bool {
+    let wanted = format!("{function}.Version.Version");
+    match value.and_then(|v| v.get("Fn::GetAtt")) {
+        Some(Value::String(dotted)) => *dotted == wanted,
+        Some(Value::Sequence(parts)) => {
+            let parts: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+            parts.join(".") == wanted
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn every_deployment_watches_the_new_version_and_its_handled_failures() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (binary, function) in template.functions() {
+        let alarms: Vec<String> = function
+            .property("DeploymentPreference")
+            .and_then(|p| p.get("Alarms"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(referenced_id)
+            .collect();
+        let mut watched = BTreeSet::new();
+        for id in &alarms {
+            let Some(alarm) = template.resource(id) else {
+                problems.push(format!(
+                    "{binary}: its deployment alarm {id} is not in the template"
+                ));
+                continue;
+            };
+            let p = |name| property(alarm, name).and_then(Value::as_str).unwrap_or("");
+            let (namespace, metric) = (p("Namespace"), p("MetricName"));
+            let on_function = dimension_of(alarm, "FunctionName").and_then(referenced_id)
+                == Some(function.id.clone());
+            let version_dimension = if namespace == "fanout" {
+                "Version"
+            } else {
+                "ExecutedVersion"
+            };
+            let on_new_version =
+                is_new_version(dimension_of(alarm, version_dimension), &function.id);
+            if !(on_function && on_new_version) {
+                problems.push(format!(
+                    "{binary}: {id} ({namespace}/{metric}) does not watch the new version alone (FunctionName = the function, {version_dimension} = !GetAtt {}.Version.Version): the alias's metrics roll back a fix for an incident already under way",
+                    function.id
+                ));
+                continue;
+            }
+            watched.insert(format!("{namespace}/{metric}"));
+        }
+        for wanted in [
+            "fanout/Failures",
+            "AWS/Lambda/Errors",
+            "AWS/Lambda/Throttles",
+        ] {
+            if !watched.contains(wanted) {
+                problems.push(format!(
+                    "{binary}: no deployment alarm watches {wanted} of the new version"
+                ));
+            }
+        }
+    }
+    require("deployment alarms", problems);
+}

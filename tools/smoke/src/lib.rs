@@ -1,11 +1,18 @@
-//! The post-deploy smoke test of the word count: one Slack request with a word nobody has used,
-//! whose reply must count it once; then, optionally, the words table until sns-multiplier has
-//! added its share. It talks only to what a stack exposes (its Outputs), so it runs the same
-//! against a deployed stack and a local one.
+//! The post-deploy smoke test of both products. The word count: one Slack request with a word
+//! nobody has used (under a reserved prefix), whose reply must count it once; then, optionally,
+//! the words table until sns-multiplier has added its share; then the word's item deleted. The
+//! copy: one object through s3-fanout and s3-copier ([`copy`]). It talks only to what a stack
+//! exposes (its Outputs and Parameters), so it runs the same against a deployed stack and a
+//! local one.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub mod copy;
+pub mod stack;
+pub mod words;
 
 use fanout_words_core::slack;
+
+pub use stack::{describe_stack, SecretParameter, StackFacts};
+pub use words::{check_word, delete_word, unique_word, WordCleanup, WORD_PREFIX};
 
 /// How the request proves it comes from Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,29 +30,6 @@ pub struct SlackRequest {
     /// Header name and value pairs beside Content-Type.
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
-}
-
-/// A word no one has sent before: `smoke` and the time in nanoseconds, in base 36.
-pub fn unique_word() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    format!("smoke{}", base36(nanos))
-}
-
-fn base36(mut n: u128) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).expect("ASCII digits")
 }
 
 /// The request Slack would send for a message `text`: with a signing secret, a signed Events API
@@ -144,6 +128,42 @@ pub enum SmokeError {
         word: String,
         reason: String,
     },
+    #[error("{0}")]
+    Secret(String),
+    #[error("refused to delete {what}: it is not under the reserved prefix {prefix:?}")]
+    NotReserved { what: String, prefix: &'static str },
+    #[error("could not delete {what}: {reason} ({hint})")]
+    Cleanup {
+        what: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("could not {action} {url}: {reason}")]
+    S3 {
+        action: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("invoking {function} failed: {reason} (look at s3-fanout's log group)")]
+    Invoke { function: String, reason: String },
+    #[error("the copy {url} does not match its source: {reason}")]
+    CopyMismatch { url: String, reason: String },
+    #[error("after {waited_s} s, {missing}: look at the run in the runs table, CopyQueue, CopyDLQ, FanoutDLQ and the copier's log group (docs/runs.md)")]
+    CopyTimeout { waited_s: u64, missing: String },
+    #[error(
+        "run {run_id} is complete, but {key}'s outcome is {outcome}, not copied (docs/runs.md)"
+    )]
+    CopyOutcome {
+        run_id: String,
+        key: String,
+        outcome: String,
+    },
+    #[error("reading {table}[{key}] failed: {reason}")]
+    Runs {
+        table: String,
+        key: String,
+        reason: String,
+    },
 }
 
 /// A hint for the usual causes of a status.
@@ -177,33 +197,6 @@ pub fn reply_text(reply: &str) -> String {
         .ok()
         .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned))
         .unwrap_or_else(|| reply.to_owned())
-}
-
-/// Reads a stack's Outputs into `(key, value)` pairs.
-pub async fn stack_outputs(
-    client: &aws_sdk_cloudformation::Client,
-    stack: &str,
-) -> Result<Vec<(String, String)>, SmokeError> {
-    let described = client
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| {
-            SmokeError::Setup(format!(
-                "could not describe stack {stack:?}: {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(e)
-            ))
-        })?;
-    let found = described
-        .stacks()
-        .first()
-        .ok_or_else(|| SmokeError::Setup(format!("there is no stack {stack:?}")))?;
-    Ok(found
-        .outputs()
-        .iter()
-        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-        .collect())
 }
 
 /// The value of output `key`, or a message naming the stack and the outputs it has.
@@ -281,7 +274,7 @@ mod tests {
     fn a_signed_request_is_an_events_api_message_whose_signature_covers_its_body() {
         let request = slack_request(
             &Credentials::SigningSecret(SLACK_SECRET.into()),
-            "smokeabc",
+            "fanoutsmokeabc",
             1_531_420_618,
             "42",
         );
@@ -311,7 +304,7 @@ mod tests {
         let parsed = slack::parse(Some(request.content_type), request.body.as_bytes()).unwrap();
         match parsed.kind {
             slack::RequestKind::Message(message) => {
-                assert_eq!(message.text, "smokeabc");
+                assert_eq!(message.text, "fanoutsmokeabc");
                 assert_eq!(message.message_id, "TSMOKE:CSMOKE:1531420618.42");
             }
             other => panic!("not a message: {other:?}"),
@@ -321,7 +314,7 @@ mod tests {
     #[test]
     fn a_token_request_is_an_outgoing_webhook_with_a_unique_timestamp() {
         let token = Credentials::VerificationToken("tok en".into());
-        let request = slack_request(&token, "smokeabc", 1_700_000_000, "7");
+        let request = slack_request(&token, "fanoutsmokeabc", 1_700_000_000, "7");
         assert_eq!(request.content_type, "application/x-www-form-urlencoded");
         assert!(request.headers.is_empty());
         assert!(request.body.contains("token=tok+en"), "{}", request.body);
@@ -329,7 +322,7 @@ mod tests {
         assert_eq!(parsed.token.as_deref(), Some("tok en"));
         match parsed.kind {
             slack::RequestKind::Message(message) => {
-                assert_eq!(message.text, "smokeabc");
+                assert_eq!(message.text, "fanoutsmokeabc");
                 assert!(
                     message.message_id.contains("1700000000.7"),
                     "{}",
@@ -338,18 +331,8 @@ mod tests {
             }
             other => panic!("not a message: {other:?}"),
         }
-        let again = slack_request(&token, "smokeabc", 1_700_000_000, "8");
+        let again = slack_request(&token, "fanoutsmokeabc", 1_700_000_000, "8");
         assert_ne!(request.body, again.body);
-    }
-
-    #[test]
-    fn unique_words_are_single_lowercase_tokens() {
-        let word = unique_word();
-        assert!(word.starts_with("smoke"));
-        assert_eq!(fanout_words_core::tokenize(&word).len(), 1, "{word}");
-        assert_eq!(word, word.to_lowercase());
-        assert_eq!(base36(0), "0");
-        assert_eq!(base36(36 * 36 + 35), "10z");
     }
 
     #[test]

@@ -4,19 +4,24 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{ArgGroup, Parser};
+use fanout_smoke::copy::{self, CopyClients, CopyRun, CopyTarget};
 use fanout_smoke::{
-    output, reply_count, reply_text, send, slack_request, stack_outputs, status_hint, table_count,
-    unique_word, Credentials, SmokeError,
+    check_word, delete_word, describe_stack, output, reply_count, reply_text, send, slack_request,
+    status_hint, table_count, unique_word, Credentials, SecretParameter, SmokeError, StackFacts,
+    WordCleanup,
 };
 
-/// Sends a Slack request with a new word to a fanout stack, checks that the reply counts it
-/// once, and (with a words table) waits until sns-multiplier has added its share.
+/// The smoke test of a fanout stack. The word count: sends a Slack request with a new word,
+/// checks that the reply counts it once and (with a words table) waits until sns-multiplier
+/// has added its share, then deletes the word. The copy (with --stack): copies one seeded
+/// object through s3-fanout's alias live and s3-copier, then deletes both objects.
 #[derive(Debug, Parser)]
 #[command(name = "fanout-smoke", version)]
 #[command(group(ArgGroup::new("target").required(true).args(["stack", "slack_url"])))]
 struct Args {
-    /// Read SlackUrl and WordsTableName from this CloudFormation stack's Outputs (honours
-    /// AWS_ENDPOINT_URL, AWS_REGION/AWS_PROFILE and the usual credential chain).
+    /// Read the stack's Outputs (SlackUrl, WordsTableName, S3FanoutFunctionName, RunsTableName)
+    /// and Parameters (Multiplier, SlackSigningSecretParameter, SourceBucket, DestinationBucket);
+    /// honours AWS_ENDPOINT_URL, AWS_REGION/AWS_PROFILE and the usual credential chain.
     #[arg(long, value_name = "NAME")]
     stack: Option<String>,
 
@@ -24,42 +29,61 @@ struct Args {
     #[arg(long, value_name = "URL")]
     slack_url: Option<String>,
 
-    /// Sign the request as a Slack app does (default: $SLACK_SIGNING_SECRET).
-    #[arg(long, value_name = "SECRET")]
+    /// Sign the request as a Slack app does with this secret (default: $SLACK_SIGNING_SECRET,
+    /// else the SSM parameter --signing-secret-param or the stack's SlackSigningSecretParameter).
+    #[arg(long, value_name = "SECRET", conflicts_with = "signing_secret_param")]
     signing_secret: Option<String>,
+
+    /// Read the signing secret from this SSM SecureString parameter (decrypted), instead of the
+    /// one the stack's SlackSigningSecretParameter names.
+    #[arg(long, value_name = "NAME")]
+    signing_secret_param: Option<String>,
 
     /// Send a legacy outgoing webhook with this token (default: $SLACK_VERIFICATION_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     verification_token: Option<String>,
 
-    /// Also wait until sns-multiplier has added its share to the word in this table (with
-    /// --stack, the stack's WordsTableName output is used unless --skip-multiplier).
+    /// The words table: wait there until sns-multiplier has added its share, then delete the
+    /// word (with --stack, the stack's WordsTableName output).
     #[arg(long, value_name = "NAME")]
     words_table: Option<String>,
 
-    /// With --stack: check only the HTTP reply, not the multiplier.
+    /// Check only the HTTP reply, not the multiplier (the word is still deleted).
     #[arg(long)]
     skip_multiplier: bool,
 
-    /// What sns-multiplier adds per occurrence (the stack's Multiplier parameter).
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    multiplier: i64,
+    /// What sns-multiplier adds per occurrence (default: the stack's Multiplier parameter, or
+    /// 10 without --stack).
+    #[arg(long, value_name = "N")]
+    multiplier: Option<i64>,
 
     /// How long to wait for the multiplier, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     timeout: u64,
 
-    /// The word to send (default: a new one, smoke<time>), so that its count starts at 0.
+    /// The word to send (default: a new one, fanoutsmoke<time>); it must start with fanoutsmoke.
     #[arg(long, value_name = "WORD")]
     word: Option<String>,
+
+    /// With --stack: do not run the copy check (production: it writes into the buckets).
+    #[arg(long)]
+    skip_copy: bool,
+
+    /// How long to wait for the copy and its run, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    copy_timeout: u64,
 }
+
+/// The multiplier sns-multiplier uses when nothing says otherwise (the template's default).
+const DEFAULT_MULTIPLIER: i64 = 10;
 
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl Args {
-    fn credentials(&self) -> Result<Credentials, SmokeError> {
+    /// The credentials given directly: a secret or a token, by flag or environment.
+    fn given_credentials(&self) -> Option<Credentials> {
         let secret = self
             .signing_secret
             .clone()
@@ -69,24 +93,27 @@ impl Args {
             .clone()
             .or_else(|| env_nonempty("SLACK_VERIFICATION_TOKEN"));
         match (secret, token) {
-            (Some(secret), _) => Ok(Credentials::SigningSecret(secret)),
-            (None, Some(token)) => Ok(Credentials::VerificationToken(token)),
-            (None, None) => Err(SmokeError::Setup(
-                "give --signing-secret or --verification-token (or set SLACK_SIGNING_SECRET or SLACK_VERIFICATION_TOKEN): the counter refuses unsigned requests".into(),
-            )),
+            (Some(secret), _) => Some(Credentials::SigningSecret(secret)),
+            (None, Some(token)) => Some(Credentials::VerificationToken(token)),
+            (None, None) => None,
         }
     }
 
-    fn validate_word(&self) -> Result<String, SmokeError> {
-        let word = self.word.clone().unwrap_or_else(unique_word);
-        let tokens = fanout_words_core::tokenize(&word);
-        let one_word = tokens.len() == 1 && tokens.iter().all(|(token, _)| token == word);
-        if one_word {
-            Ok(word)
-        } else {
-            Err(SmokeError::Setup(format!(
-                "--word {word:?} is not one lowercase word as the counter counts it"
-            )))
+    /// The SSM parameter to read the credentials from, when none are given directly.
+    fn secret_parameter(&self, stack: Option<&StackFacts>) -> Result<SecretParameter, SmokeError> {
+        if let Some(name) = &self.signing_secret_param {
+            return Ok(SecretParameter::SigningSecret(name.clone()));
+        }
+        match stack {
+            Some(stack) => stack.secret_parameter().ok_or_else(|| {
+                SmokeError::Setup(format!(
+                    "stack {:?} names no SSM parameter in SlackSigningSecretParameter or SlackVerificationTokenParameter; give --signing-secret-param, --signing-secret or --verification-token",
+                    stack.name
+                ))
+            }),
+            None => Err(SmokeError::Setup(
+                "give --signing-secret, --signing-secret-param or --verification-token (or set SLACK_SIGNING_SECRET or SLACK_VERIFICATION_TOKEN): the counter refuses unsigned requests".into(),
+            )),
         }
     }
 }
@@ -94,62 +121,242 @@ impl Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args).await {
-        Ok(()) => {
-            println!("smoke test passed");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("smoke test FAILED: {err}");
-            ExitCode::FAILURE
-        }
+    let failures = match run(&args).await {
+        Ok(failures) => failures,
+        Err(setup) => vec![setup],
+    };
+    if failures.is_empty() {
+        println!("smoke test passed");
+        return ExitCode::SUCCESS;
     }
+    for failure in &failures {
+        eprintln!("smoke test FAILED: {failure}");
+    }
+    ExitCode::FAILURE
 }
 
-async fn run(args: &Args) -> Result<(), SmokeError> {
-    let credentials = args.credentials()?;
-    let word = args.validate_word()?;
-    if args.timeout == 0 {
+/// What the smoke test works on, read once before any check.
+struct Plan {
+    credentials: Credentials,
+    url: String,
+    word: String,
+    multiplier: i64,
+    /// The words table: where the word is deleted, and the multiplier checked unless skipped.
+    words_table: Option<String>,
+    copy: Option<CopyTarget>,
+}
+
+/// Runs every check, then the clean-up of each; the failures, all of them. An `Err` is a
+/// set-up failure, before anything was written.
+async fn run(args: &Args) -> Result<Vec<SmokeError>, SmokeError> {
+    let word = args.word.clone().unwrap_or_else(unique_word);
+    check_word(&word)?;
+    if args.timeout == 0 || args.copy_timeout == 0 {
         return Err(SmokeError::Setup(
-            "--timeout must be at least 1 second".into(),
+            "--timeout and --copy-timeout must be at least 1 second".into(),
         ));
     }
-
-    let sdk = if args.stack.is_some() || args.words_table.is_some() {
-        Some(aws_config::load_from_env().await)
-    } else {
-        None
+    let given = args.given_credentials();
+    let needs_aws = args.stack.is_some()
+        || args.words_table.is_some()
+        || (given.is_none() && args.signing_secret_param.is_some());
+    let sdk = match needs_aws {
+        true => Some(aws_config::load_from_env().await),
+        false => None,
     };
-    let (url, table) = target(args, sdk.as_ref()).await?;
-    count_one_word(&credentials, &url, &word, args.multiplier).await?;
-    if let Some(table) = table {
-        let sdk = sdk.as_ref().expect("loaded when a table is given");
-        wait_for_multiplier(args, &aws_sdk_dynamodb::Client::new(sdk), table, word).await?;
+    let plan = plan(args, sdk.as_ref(), given, word).await?;
+
+    let mut failures = Vec::new();
+    if let Err(failed) = check_words(args, &plan, sdk.as_ref()).await {
+        failures.push(failed);
     }
-    Ok(())
+    match (&plan.words_table, sdk.as_ref()) {
+        (Some(table), Some(sdk)) => {
+            let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+            match delete_word(&dynamodb, table, &plan.word).await {
+                Ok(WordCleanup::Deleted { count }) => println!(
+                    "deleted {table}[{}] (count {})",
+                    plan.word,
+                    count.map_or("none".into(), |c| c.to_string())
+                ),
+                Ok(WordCleanup::Absent) => {
+                    println!("{table}[{}]: no item to delete", plan.word)
+                }
+                Err(failed) => failures.push(failed),
+            }
+        }
+        _ => println!(
+            "{} is left in the counter's table: give --words-table to delete it",
+            plan.word
+        ),
+    }
+
+    if let (Some(target), Some(sdk)) = (&plan.copy, sdk.as_ref()) {
+        failures.extend(check_copy(args, &CopyClients::new(sdk), target).await);
+    }
+    Ok(failures)
 }
 
-/// The Slack URL to post to, and the words table to watch (none: the multiplier is not checked).
-async fn target(
+/// Reads the stack, when there is one, and resolves what each check needs.
+async fn plan(
     args: &Args,
     sdk: Option<&aws_config::SdkConfig>,
-) -> Result<(String, Option<String>), SmokeError> {
-    Ok(match (&args.stack, &args.slack_url) {
-        (Some(stack), _) => {
-            let sdk = sdk.expect("loaded for --stack");
-            let outputs = stack_outputs(&aws_sdk_cloudformation::Client::new(sdk), stack).await?;
-            let url = output(&outputs, stack, "SlackUrl")?;
-            let table = match (&args.words_table, args.skip_multiplier) {
-                (Some(table), _) => Some(table.clone()),
-                (None, true) => None,
-                (None, false) => Some(output(&outputs, stack, "WordsTableName")?),
-            };
-            println!("stack {stack}: SlackUrl {url}");
-            (url, table)
+    given: Option<Credentials>,
+    word: String,
+) -> Result<Plan, SmokeError> {
+    let stack = match (&args.stack, sdk) {
+        (Some(name), Some(sdk)) => {
+            Some(describe_stack(&aws_sdk_cloudformation::Client::new(sdk), name).await?)
         }
-        (None, Some(url)) => (url.clone(), args.words_table.clone()),
-        (None, None) => unreachable!("clap requires --stack or --slack-url"),
+        _ => None,
+    };
+    let credentials = match given {
+        Some(given) => given,
+        None => {
+            let parameter = args.secret_parameter(stack.as_ref())?;
+            let sdk = sdk.expect("loaded for an SSM parameter");
+            read_secret(&aws_sdk_ssm::Client::new(sdk), &parameter).await?
+        }
+    };
+    let Some(stack) = stack else {
+        let url = args
+            .slack_url
+            .clone()
+            .expect("clap requires --stack or --slack-url");
+        return Ok(Plan {
+            credentials,
+            url,
+            word,
+            multiplier: args.multiplier.unwrap_or(DEFAULT_MULTIPLIER),
+            words_table: args.words_table.clone(),
+            copy: None,
+        });
+    };
+    let url = stack.output("SlackUrl")?;
+    let multiplier = match args.multiplier {
+        Some(multiplier) => multiplier,
+        None => stack.multiplier()?,
+    };
+    let words_table = match &args.words_table {
+        Some(table) => table.clone(),
+        None => output(&stack.outputs, &stack.name, "WordsTableName")?,
+    };
+    let copy = match args.skip_copy {
+        true => None,
+        false => CopyTarget::from_stack(&stack)?,
+    };
+    println!(
+        "stack {}: SlackUrl {url}, Multiplier {multiplier}, words table {words_table}",
+        stack.name
+    );
+    match (&copy, args.skip_copy) {
+        (_, true) => println!("copy check skipped (--skip-copy)"),
+        (None, false) => println!(
+            "copy check skipped: stack {} names no SourceBucket and DestinationBucket",
+            stack.name
+        ),
+        (Some(_), false) => {}
+    }
+    Ok(Plan {
+        credentials,
+        url,
+        word,
+        multiplier,
+        words_table: Some(words_table),
+        copy,
     })
+}
+
+/// Reads Slack's secret from its SSM SecureString parameter.
+async fn read_secret(
+    ssm: &aws_sdk_ssm::Client,
+    parameter: &SecretParameter,
+) -> Result<Credentials, SmokeError> {
+    let value = fanout_ssm::Secrets::new(ssm.clone())
+        .read(parameter.name())
+        .await
+        .map_err(|e| {
+            SmokeError::Secret(format!(
+                "{e} (the smoke test's role needs ssm:GetParameter on it, and kms:Decrypt on its key; or give --signing-secret)"
+            ))
+        })?;
+    Ok(match parameter {
+        SecretParameter::SigningSecret(name) => {
+            println!("signing secret: SSM parameter {name}");
+            Credentials::SigningSecret(value)
+        }
+        SecretParameter::VerificationToken(name) => {
+            println!("verification token: SSM parameter {name}");
+            Credentials::VerificationToken(value)
+        }
+    })
+}
+
+/// The word count: the reply, then the multiplier's share unless skipped.
+async fn check_words(
+    args: &Args,
+    plan: &Plan,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<(), SmokeError> {
+    count_one_word(&plan.credentials, &plan.url, &plan.word, plan.multiplier).await?;
+    match (&plan.words_table, sdk, args.skip_multiplier) {
+        (Some(table), Some(sdk), false) => {
+            let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+            wait_for_multiplier(args, plan.multiplier, &dynamodb, table, &plan.word).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The copy: seed, start, wait; then the clean-up, whatever happened.
+async fn check_copy(args: &Args, clients: &CopyClients, target: &CopyTarget) -> Vec<SmokeError> {
+    let run = CopyRun::unique();
+    let mut failures = Vec::new();
+    let timeout = Duration::from_secs(args.copy_timeout);
+    match copy_once(clients, target, &run, timeout).await {
+        Ok(copied) => println!(
+            "copy: s3://{}/{} copied in {:.1} s, {} bytes, {}{}",
+            target.destination_bucket,
+            run.key,
+            copied.waited.as_secs_f64(),
+            copied.copy.size,
+            if copied.bytes_compared {
+                "the same bytes (the ETags differ: an encrypted copy)"
+            } else {
+                "the same ETag"
+            },
+            copied
+                .completed_at
+                .map(|at| format!("; run {} complete at {at}, the object copied", run.run_id))
+                .unwrap_or_default(),
+        ),
+        Err(failed) => failures.push(failed),
+    }
+    let (deleted, cleanup_failures) = copy::clean_up(&clients.s3, target, &run).await;
+    if !deleted.is_empty() {
+        println!("copy: deleted {}", deleted.join(", "));
+    }
+    failures.extend(cleanup_failures);
+    failures
+}
+
+async fn copy_once(
+    clients: &CopyClients,
+    target: &CopyTarget,
+    run: &CopyRun,
+    timeout: Duration,
+) -> Result<copy::Copied, SmokeError> {
+    let source = copy::seed(&clients.s3, target, run).await?;
+    println!(
+        "copy: seeded s3://{}/{} ({} bytes, ETag {})",
+        target.source_bucket, run.key, source.size, source.etag
+    );
+    copy::start(&clients.lambda, target, run).await?;
+    println!(
+        "copy: run {} started by {}:live",
+        run.run_id, target.function
+    );
+    copy::wait_for_copy(clients, target, run, &source, timeout).await
 }
 
 /// Posts one Slack request for `word` and checks that the reply counts it once: 1, or already
@@ -201,35 +408,36 @@ async fn count_one_word(
 /// Polls the words table until the multiplier's addition shows (once), or the timeout.
 async fn wait_for_multiplier(
     args: &Args,
+    multiplier: i64,
     dynamodb: &aws_sdk_dynamodb::Client,
-    table: String,
-    word: String,
+    table: &str,
+    word: &str,
 ) -> Result<(), SmokeError> {
-    let expected = 1 + args.multiplier;
+    let expected = 1 + multiplier;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let started = Instant::now();
     loop {
-        let count = table_count(dynamodb, &table, &word).await?;
+        let count = table_count(dynamodb, table, word).await?;
         if count == expected {
             println!(
                 "{table}[{word}] = {count} after {:.1} s: sns-multiplier added {}",
                 started.elapsed().as_secs_f64(),
-                args.multiplier
+                multiplier
             );
             return Ok(());
         }
         if count > expected {
             return Err(SmokeError::AppliedTwice {
-                table,
-                word,
+                table: table.to_owned(),
+                word: word.to_owned(),
                 count,
                 expected,
             });
         }
         if Instant::now() >= deadline {
             return Err(SmokeError::MultiplierTimeout {
-                table,
-                word,
+                table: table.to_owned(),
+                word: word.to_owned(),
                 count,
                 expected,
                 waited_s: started.elapsed().as_secs(),

@@ -92,7 +92,7 @@ fn credentials_are_required() {
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(
-        err.contains("--signing-secret or --verification-token"),
+        err.contains("--signing-secret, --signing-secret-param or --verification-token"),
         "{err}"
     );
 }
@@ -105,7 +105,7 @@ fn a_word_must_be_one_word() {
         "--signing-secret",
         "s",
         "--word",
-        "Two Words",
+        "fanoutsmoke Two",
     ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
@@ -113,6 +113,38 @@ fn a_word_must_be_one_word() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn a_word_outside_the_reserved_prefix_is_refused_before_anything_is_sent() {
+    // Port 9 refuses connections: a request sent would fail otherwise.
+    let output = smoke(&[
+        "--slack-url",
+        "http://127.0.0.1:9/slack",
+        "--signing-secret",
+        "s",
+        "--word",
+        "awsadvent",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("does not start with \"fanoutsmoke\"") && !err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_secret_and_a_secret_parameter_exclude_each_other() {
+    let output = smoke(&[
+        "--slack-url",
+        "http://x/slack",
+        "--signing-secret",
+        "s",
+        "--signing-secret-param",
+        "/fanout/slack/signing-secret",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
 
 #[test]
@@ -151,6 +183,8 @@ fn a_signed_request_counted_once_passes() {
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{out}\n{}", stderr(&output));
     assert!(out.contains("-> 200") && out.contains(": 1"), "{out}");
+    // Without a table, nothing can be deleted; it says so.
+    assert!(out.contains("give --words-table to delete it"), "{out}");
 }
 
 #[test]
@@ -175,12 +209,15 @@ fn a_word_counted_twice_fails() {
         "--signing-secret",
         SECRET,
         "--word",
-        "smokeonce",
+        "fanoutsmokeonce",
     ]);
     server.join().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    assert!(err.contains("does not count \"smokeonce\" once"), "{err}");
+    assert!(
+        err.contains("does not count \"fanoutsmokeonce\" once"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -190,7 +227,7 @@ fn a_token_is_sent_as_an_outgoing_webhook_form() {
         assert!(request.header("x-slack-signature").is_none());
         let parsed = slack::parse(Some(&request.content_type), &request.body).unwrap();
         assert_eq!(parsed.token.as_deref(), Some("tok"));
-        (200, r#"{"text":"smoketoken: 1"}"#.into())
+        (200, r#"{"text":"fanoutsmoketoken: 1"}"#.into())
     });
     let output = smoke(&[
         "--slack-url",
@@ -198,7 +235,7 @@ fn a_token_is_sent_as_an_outgoing_webhook_form() {
         "--verification-token",
         "tok",
         "--word",
-        "smoketoken",
+        "fanoutsmoketoken",
     ]);
     server.join().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));

@@ -139,10 +139,10 @@ pipeline-deploy: aws-cli
 	  --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --tags project=fanout --parameter-overrides \
 	  $$($(PYTHON) -c 'import json, sys; print(" ".join(f"{k}={v}" for k, v in json.load(sys.stdin)["Parameters"].items()))' < infra/params/pipeline.json)
 
-## smoke-words: fanout-smoke against the stack STACK (SMOKE_BIN: a built fanout-smoke instead of cargo run)
+## smoke-words: fanout-smoke against the stack STACK: the word count, and the copy unless SMOKE_FLAGS=--skip-copy (SMOKE_BIN: a built fanout-smoke instead of cargo run)
 smoke-words:
 	@test -n "$(STACK)" || { echo "smoke-words: give STACK=<stack name>" >&2; exit 1; }
-	$(if $(SMOKE_BIN),chmod +x $(SMOKE_BIN) && $(SMOKE_BIN),cargo run --quiet -p fanout-smoke --) --stack $(STACK)
+	$(if $(SMOKE_BIN),chmod +x $(SMOKE_BIN) && $(SMOKE_BIN),cargo run --quiet -p fanout-smoke --) --stack $(STACK) $(SMOKE_FLAGS)
 
 ## smoke-copy: a backup run of three seeded objects through the stack STACK's s3-fanout (alias live), polled until copied
 smoke-copy: aws-cli

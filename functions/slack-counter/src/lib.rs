@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fanout_common::metrics::{names, Metric, Metrics};
 use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
 use fanout_words_core::command::{self, Command};
@@ -161,6 +162,7 @@ pub struct Counter<S, P> {
     /// How long a slash command's counting may take before it is handed to slack-replier
     /// through the topic; `None`: never handed over (no topic).
     command_deadline: Option<Duration>,
+    metrics: Metrics,
 }
 
 fn unix_now() -> i64 {
@@ -182,7 +184,15 @@ where
             publisher,
             clock: unix_now,
             command_deadline: None,
+            metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
         }
+    }
+
+    /// Writes each request's metrics with `metrics` (by default, to stdout with the dimensions
+    /// of the Lambda environment).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Hands a slash command's counting to slack-replier (through the topic, with its
@@ -200,8 +210,23 @@ where
     }
 
     /// Handles one HTTP request. Every outcome is a response; nothing here panics on input.
+    /// Its metrics: `MessagesCounted`, `RequestsRefused` (a 4xx), `ServerErrors` (a 5xx), which
+    /// are its `Failures`.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        self.respond(request).await.into_response()
+        let reply = self.respond(request).await;
+        let server_errors = u64::from(reply.status.is_server_error());
+        self.metrics.emit(
+            server_errors,
+            &[
+                Metric::count(names::MESSAGES_COUNTED, u64::from(reply.counted)),
+                Metric::count(
+                    names::REQUESTS_REFUSED,
+                    u64::from(reply.status.is_client_error()),
+                ),
+                Metric::count(names::SERVER_ERRORS, server_errors),
+            ],
+        );
+        reply.into_response()
     }
 
     async fn respond(&self, request: Request) -> Reply {
@@ -372,7 +397,10 @@ where
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "counted"
                 );
-                answer(source, counted.reply_text())
+                Reply {
+                    counted: !counted.repeat,
+                    ..answer(source, counted.reply_text())
+                }
             }
             Err(err) if source == Source::SlashCommand => {
                 let _logged = fail(Failure::NotCounted(err), Some(&message_id));
@@ -481,18 +509,21 @@ fn fail(failure: Failure, message_id: Option<&str>) -> Reply {
         status,
         body: json!({ "error": public }),
         no_retry: class == FailureClass::Permanent,
+        counted: false,
     }
 }
 
 /// The body of every refused request (401).
 pub const REFUSED: &str = "invalid request";
 
-/// A status and a JSON body, and whether Slack is asked not to retry.
+/// A status and a JSON body, whether Slack is asked not to retry, and whether the request's
+/// message was counted now (not before, by a delivery this one repeats).
 #[derive(Debug)]
 struct Reply {
     status: StatusCode,
     body: Value,
     no_retry: bool,
+    counted: bool,
 }
 
 impl Reply {
@@ -501,6 +532,7 @@ impl Reply {
             status: StatusCode::OK,
             body,
             no_retry: false,
+            counted: false,
         }
     }
 
@@ -598,6 +630,7 @@ mod tests {
             MemoryWords::new(),
             MemoryPublisher::new(),
         )
+        .with_metrics(Metrics::captured("slack-counter").0)
     }
 
     fn form(body: &str) -> Request {
@@ -679,7 +712,8 @@ mod tests {
                 .accepting_unsigned_with_token(true),
             MemoryWords::new(),
             MemoryPublisher::new(),
-        );
+        )
+        .with_metrics(Metrics::captured("slack-counter").0);
         assert_eq!(counter.handle(form(WEBHOOK)).await.status(), StatusCode::OK);
         let event = r#"{"token":"tok","type":"event_callback","team_id":"T1","event":{"type":"message","user":"U1","channel":"C1","text":"forged words","ts":"7.0"}}"#;
         let json = |headers: &[(&str, &[u8])]| {
@@ -716,6 +750,44 @@ mod tests {
         assert_eq!(retry.status(), StatusCode::OK);
         assert!(retry.headers().get(NO_RETRY_HEADER).is_none());
         assert_eq!(counter.store.count("hello"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn each_request_emits_its_metrics_and_a_5xx_is_a_failure() {
+        let (metrics, captured) = Metrics::captured("slack-counter");
+        let sample = || {
+            lambda_http::request::from_str(include_str!(
+                "../../../events/slack-counter-apigw-rest-webhook.json"
+            ))
+            .unwrap()
+        };
+        let local = Counter::new(
+            Verifier::new(None, Some("local-verification-token".into())),
+            MemoryWords::new(),
+            MemoryPublisher::new(),
+        )
+        .with_metrics(metrics.clone());
+        let counter = counter().with_metrics(metrics);
+        let emitted = || {
+            captured.take_counts([
+                "Failures",
+                "MessagesCounted",
+                "RequestsRefused",
+                "ServerErrors",
+            ])
+        };
+        assert_eq!(local.handle(sample()).await.status(), StatusCode::OK);
+        assert_eq!(emitted(), [0, 1, 0, 0], "counted");
+        assert_eq!(local.handle(sample()).await.status(), StatusCode::OK);
+        assert_eq!(emitted(), [0, 0, 0, 0], "a retry: counted before");
+        for refused in [form(&WEBHOOK.replace("tok", "forged")), form("hello=world")] {
+            assert!(counter.handle(refused).await.status().is_client_error());
+            assert_eq!(emitted(), [0, 0, 1, 0], "refused");
+        }
+        counter.store.fail("apply_chunk", 1, Fault::Before);
+        let failed = counter.handle(form(WEBHOOK)).await;
+        assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(emitted(), [1, 0, 0, 1], "a 5xx is the counter's failure");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! failure stays a batch item failure, which SQS retries.
 
 use fanout_common::events::{Batch, BatchError, Delivery};
+use fanout_common::metrics::{names, Metric, Metrics, Tally};
 use fanout_common::{ConfigError, Vars};
 use fanout_words_core::dead_letter::{DeadLetterError, DeadLetters, NoDeadLetters};
 use fanout_words_core::failure::FailureClass;
@@ -81,12 +82,24 @@ impl MultiplyError {
     }
 }
 
+/// What became of a message that needs no delivery again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Its words were multiplied now (all of them, or those an earlier delivery had not).
+    Multiplied,
+    /// An earlier delivery had multiplied every word.
+    Repeat,
+    /// It can never be applied, and the dead-letter queue has it.
+    DeadLettered,
+}
+
 /// The handler's state: the store is the DynamoDB adapter when deployed, in memory in tests;
 /// the dead letters an SQS queue, or none.
 pub struct Multiplier<S, D = NoDeadLetters> {
     store: S,
     multiplier: i64,
     dead_letters: D,
+    metrics: Metrics,
 }
 
 impl<S> Multiplier<S> {
@@ -95,6 +108,7 @@ impl<S> Multiplier<S> {
             store,
             multiplier,
             dead_letters: NoDeadLetters,
+            metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
         }
     }
 }
@@ -106,19 +120,50 @@ impl<S, D> Multiplier<S, D> {
             store: self.store,
             multiplier: self.multiplier,
             dead_letters,
+            metrics: self.metrics,
         }
+    }
+
+    /// Writes each invocation's metrics with `metrics` (by default, to stdout with the
+    /// dimensions of the Lambda environment).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
 impl<S: WordCountStore, D: DeadLetters> Multiplier<S, D> {
-    /// Handles an SNS or SQS event.
+    /// Handles an SNS or SQS event. Its metrics: `MessagesCounted`, `MessagesDeadLettered`,
+    /// and `RecordsFailed` (to be delivered again), which are its `Failures`.
     pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
-        batch.handle(|delivery| self.apply(delivery)).await
+        let (counted, dead_lettered, failed) =
+            (&Tally::default(), &Tally::default(), &Tally::default());
+        let answer = batch
+            .handle(|delivery| async move {
+                let outcome = self.apply(delivery).await;
+                match outcome {
+                    Ok(Handled::Multiplied) => counted.add(1),
+                    Ok(Handled::Repeat) => {}
+                    Ok(Handled::DeadLettered) => dead_lettered.add(1),
+                    Err(_) => failed.add(1),
+                }
+                outcome.map(|_| ())
+            })
+            .await;
+        self.metrics.emit(
+            failed.get(),
+            &[
+                Metric::count(names::RECORDS_FAILED, failed.get()),
+                Metric::count(names::MESSAGES_COUNTED, counted.get()),
+                Metric::count(names::MESSAGES_DEAD_LETTERED, dead_lettered.get()),
+            ],
+        );
+        answer
     }
 
     /// Applies one message once. A permanent failure sent to the dead-letter queue is handled
     /// (`Ok`); every other failure is an error, for the message to be delivered again.
-    pub async fn apply(&self, delivery: Delivery) -> Result<(), MultiplyError> {
+    pub async fn apply(&self, delivery: Delivery) -> Result<Handled, MultiplyError> {
         let read = WordsMessage::from_delivery(
             &delivery.body,
             delivery.id.as_deref(),
@@ -131,8 +176,9 @@ impl<S: WordCountStore, D: DeadLetters> Multiplier<S, D> {
             ),
             Err(err) => (delivery.id.clone().unwrap_or_default(), Err(err.into())),
         };
-        let Err(failure) = outcome else {
-            return Ok(());
+        let failure = match outcome {
+            Ok(handled) => return Ok(handled),
+            Err(failure) => failure,
         };
         let class = failure.class();
         if class == FailureClass::Transient {
@@ -146,7 +192,7 @@ impl<S: WordCountStore, D: DeadLetters> Multiplier<S, D> {
         {
             Ok(()) => {
                 tracing::error!(%message_id, class = class.as_str(), error = %failure, "refused; sent to the dead-letter queue");
-                Ok(())
+                Ok(Handled::DeadLettered)
             }
             Err(DeadLetterError::NotConfigured) => {
                 tracing::error!(%message_id, class = class.as_str(), error = %failure, "refused; DEAD_LETTER_QUEUE_URL is unset, so it stays on its queue until the redrive policy dead-letters it");
@@ -163,20 +209,23 @@ impl<S: WordCountStore, D: DeadLetters> Multiplier<S, D> {
         }
     }
 
-    async fn multiply(&self, message: &WordsMessage) -> Result<(), MultiplyError> {
+    async fn multiply(&self, message: &WordsMessage) -> Result<Handled, MultiplyError> {
         let deltas = message.deltas(self.multiplier)?;
         match apply_once(&self.store, Stage::Multiply, &message.message_id, &deltas).await? {
             Applied::Repeat => {
-                tracing::info!(message_id = %message.message_id, "already applied: a redelivery")
+                tracing::info!(message_id = %message.message_id, "already applied: a redelivery");
+                Ok(Handled::Repeat)
             }
-            Applied::Fresh | Applied::Completed => tracing::info!(
-                message_id = %message.message_id,
-                words = deltas.len(),
-                multiplier = self.multiplier,
-                "multiplied"
-            ),
+            Applied::Fresh | Applied::Completed => {
+                tracing::info!(
+                    message_id = %message.message_id,
+                    words = deltas.len(),
+                    multiplier = self.multiplier,
+                    "multiplied"
+                );
+                Ok(Handled::Multiplied)
+            }
         }
-        Ok(())
     }
 }
 
@@ -310,8 +359,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_invocation_emits_its_metrics_and_failed_records_are_failures() {
+        let sample: Batch =
+            serde_json::from_str(include_str!("../../../events/sns-multiplier-sqs.json")).unwrap();
+        let (metrics, captured) = Metrics::captured("sns-multiplier");
+        let multiplier = Multiplier::new(MemoryWords::new(), 10)
+            .with_dead_letters(MemoryDeadLetters::new())
+            .with_metrics(metrics);
+        let emitted = || {
+            captured.take_counts([
+                "Failures",
+                "RecordsFailed",
+                "MessagesCounted",
+                "MessagesDeadLettered",
+            ])
+        };
+        let answer = multiplier.handle(sample.clone()).await.unwrap();
+        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+        assert_eq!(emitted(), [0, 0, 2, 0], "both messages multiplied");
+        multiplier.handle(sample.clone()).await.unwrap();
+        assert_eq!(emitted(), [0, 0, 0, 0], "a redelivery");
+
+        let failing = MemoryWords::new();
+        failing.fail("apply_chunk", 1, fanout_words_core::memory::Fault::Before);
+        let (metrics, captured) = Metrics::captured("sns-multiplier");
+        let multiplier = Multiplier::new(failing, 10).with_metrics(metrics);
+        let answer = multiplier.handle(sample).await.unwrap();
+        assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);
+        assert_eq!(captured.take_counts(["Failures", "RecordsFailed"]), [1, 1]);
+
+        let (metrics, captured) = Metrics::captured("sns-multiplier");
+        let refusing = Multiplier::new(MemoryWords::new(), 10)
+            .with_dead_letters(MemoryDeadLetters::new())
+            .with_metrics(metrics);
+        let event = serde_json::json!({"Records": [{"messageId": "q-1", "body": "{\"schema_version\": 7", "eventSource": "aws:sqs"}]});
+        refusing
+            .handle(serde_json::from_value(event).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            captured.take_counts(["Failures", "MessagesDeadLettered"]),
+            [0, 1]
+        );
+    }
+
+    #[tokio::test]
     async fn raw_plain_text_delivered_twice_is_applied_once() {
-        let multiplier = Multiplier::new(MemoryWords::new(), 10);
+        let multiplier = Multiplier::new(MemoryWords::new(), 10)
+            .with_metrics(Metrics::captured("sns-multiplier").0);
         let event = |sqs_id: &str| -> Batch {
             serde_json::from_value(serde_json::json!({"Records":[{"messageId":sqs_id,"body":"echo echo","eventSource":"aws:sqs","attributes":{"SenderId":"AIDASNS"}}]})).unwrap()
         };

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use fanout_common::events::{Batch, BatchError, Delivery};
+use fanout_common::metrics::{names, Metric, Metrics, Tally};
 use fanout_common::{ConfigError, Vars};
 use fanout_ssm::{SecretError, Secrets};
 use fanout_words_core::once::{apply_once, Stage};
@@ -113,6 +114,7 @@ pub struct Replier<S, W> {
     lease: Duration,
     /// Whether Events API messages get threaded replies (a bot token is configured).
     threads: bool,
+    metrics: Metrics,
 }
 
 impl<S, W> Replier<S, W>
@@ -126,7 +128,15 @@ where
             slack,
             lease,
             threads: true,
+            metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
         }
+    }
+
+    /// Writes each invocation's metrics with `metrics` (by default, to stdout with the
+    /// dimensions of the Lambda environment).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Posts no threaded replies (no bot token), only slash commands' late answers (a response
@@ -136,14 +146,39 @@ where
         self
     }
 
-    /// Handles an SNS or SQS event.
+    /// Handles an SNS or SQS event. Its metrics: `RepliesPosted`, `RepliesRefused` (by Slack,
+    /// for good), and `RecordsFailed` (to be delivered again), which are its `Failures`.
     pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
-        batch.handle(|delivery| self.reply(delivery)).await
+        let (posted, refused, failed) = (&Tally::default(), &Tally::default(), &Tally::default());
+        let answer = batch
+            .handle(|delivery| async move {
+                match self.reply(delivery).await {
+                    Ok(Some(Replied::Posted)) => posted.add(1),
+                    Ok(Some(Replied::Refused(_))) => refused.add(1),
+                    Ok(Some(Replied::AlreadyPosted) | None) => {}
+                    Err(err) => {
+                        failed.add(1);
+                        return Err(err);
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        self.metrics.emit(
+            failed.get(),
+            &[
+                Metric::count(names::RECORDS_FAILED, failed.get()),
+                Metric::count(names::REPLIES_POSTED, posted.get()),
+                Metric::count(names::REPLIES_REFUSED, refused.get()),
+            ],
+        );
+        answer
     }
 
-    /// Replies to one message. A message that can never be replied to is logged and handled;
-    /// a transient failure is an error, for the message to be delivered again.
-    pub async fn reply(&self, delivery: Delivery) -> Result<(), ReplyError> {
+    /// Replies to one message: what became of its post, `None` when it gets none. A message
+    /// that can never be replied to is logged and handled; a transient failure is an error, for
+    /// the message to be delivered again.
+    pub async fn reply(&self, delivery: Delivery) -> Result<Option<Replied>, ReplyError> {
         let message = match WordsMessage::from_delivery(
             &delivery.body,
             delivery.id.as_deref(),
@@ -152,7 +187,7 @@ where
             Ok(message) => message,
             Err(err) => {
                 tracing::error!(error = %err, "an unreadable message: no reply");
-                return Ok(());
+                return Ok(None);
             }
         };
         if let Some(response_url) = &message.response_url {
@@ -164,7 +199,7 @@ where
             &message.thread_ts,
             self.threads,
         ) else {
-            return Ok(());
+            return Ok(None);
         };
         let text = match &message.answer {
             // A command said in a mention: its answer, computed by slack-counter.
@@ -174,7 +209,7 @@ where
                 let counts = self.store.counts(&words).await?;
                 if counts.is_empty() {
                     tracing::warn!(message_id = %message.message_id, "none of its words has a count (a table emptied since?): no reply");
-                    return Ok(());
+                    return Ok(None);
                 }
                 counts_text(words.iter().map(String::as_str), &counts)
             }
@@ -186,7 +221,8 @@ where
             text,
         };
         let message_id = &reply.message_id;
-        match reply_once(&self.store, slack, &reply, self.lease, tokio::time::sleep).await {
+        let replied = reply_once(&self.store, slack, &reply, self.lease, tokio::time::sleep).await;
+        match &replied {
             Ok(Replied::Posted) => tracing::info!(%message_id, "replied in the thread"),
             Ok(Replied::AlreadyPosted) => {
                 tracing::info!(%message_id, "already replied: a redelivery")
@@ -195,11 +231,10 @@ where
                 tracing::error!(%message_id, slack_error = %code, "Slack refused the reply for good; it is not tried again")
             }
             Err(err) => {
-                tracing::warn!(%message_id, error = %err, "not replied yet; it will be retried");
-                return Err(err);
+                tracing::warn!(%message_id, error = %err, "not replied yet; it will be retried")
             }
         }
-        Ok(())
+        replied.map(Some)
     }
 }
 
@@ -214,14 +249,14 @@ where
         &self,
         message: &WordsMessage,
         response_url: &str,
-    ) -> Result<(), ReplyError> {
+    ) -> Result<Option<Replied>, ReplyError> {
         let message_id = &message.message_id;
         let deltas = match message.deltas(1) {
             Ok(deltas) => deltas,
             Err(invalid) => {
                 // Not a message slack-counter makes: nothing is counted, and no URL is trusted.
                 tracing::error!(%message_id, error = %invalid, "an invalid handed-over command: not counted, not answered");
-                return Ok(());
+                return Ok(None);
             }
         };
         apply_once(&self.store, Stage::Count, message_id, &deltas).await?;
@@ -233,9 +268,9 @@ where
         }
         let Some(slack) = &self.slack else {
             tracing::warn!(%message_id, "counted; no Web API client to post the answer with");
-            return Ok(());
+            return Ok(None);
         };
-        match respond_once(
+        let replied = respond_once(
             &self.store,
             slack,
             message_id,
@@ -244,18 +279,17 @@ where
             self.lease,
             tokio::time::sleep,
         )
-        .await
-        {
+        .await;
+        match &replied {
             Ok(Replied::Refused(code)) => {
                 tracing::error!(%message_id, slack_error = %code, "Slack refused the command's answer for good")
             }
             Ok(_) => tracing::info!(%message_id, "counted a handed-over command and answered it"),
             Err(err) => {
-                tracing::warn!(%message_id, error = %err, "not answered yet; it will be retried");
-                return Err(err);
+                tracing::warn!(%message_id, error = %err, "not answered yet; it will be retried")
             }
         }
-        Ok(())
+        replied.map(Some)
     }
 }
 
@@ -297,6 +331,52 @@ mod tests {
             sender: None,
             receive_count: None,
         }
+    }
+
+    #[tokio::test]
+    async fn each_invocation_emits_its_metrics_and_failed_records_are_failures() {
+        let sample: Batch =
+            serde_json::from_str(include_str!("../../../events/slack-replier-sqs.json")).unwrap();
+        let words = MemoryWords::new();
+        let counted = [
+            ("awsadvent".into(), 1),
+            ("some".into(), 1),
+            ("words".into(), 1),
+        ];
+        words
+            .apply_chunk(
+                "#count#T0001:C2147483705:1481660433.000300#0",
+                &counted,
+                DEFAULT_LEASE,
+            )
+            .await
+            .unwrap();
+        let (metrics, captured) = Metrics::captured("slack-replier");
+        let replier =
+            Replier::new(words, Some(MemorySlack::new()), DEFAULT_LEASE).with_metrics(metrics);
+        let emitted = || {
+            captured.take_counts([
+                "Failures",
+                "RecordsFailed",
+                "RepliesPosted",
+                "RepliesRefused",
+            ])
+        };
+        let answer = replier.handle(sample.clone()).await.unwrap();
+        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+        assert_eq!(emitted(), [0, 0, 1, 0], "posted");
+        replier.handle(sample.clone()).await.unwrap();
+        assert_eq!(emitted(), [0, 0, 0, 0], "a redelivery: posted before");
+
+        let (metrics, captured) = Metrics::captured("slack-replier");
+        let replier = Replier::new(MemoryWords::new(), Some(MemorySlack::new()), DEFAULT_LEASE)
+            .with_metrics(metrics);
+        replier
+            .store
+            .fail("counts", 1, fanout_words_core::memory::Fault::Before);
+        let answer = replier.handle(sample).await.unwrap();
+        assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);
+        assert_eq!(captured.take_counts(["Failures", "RecordsFailed"]), [1, 1]);
     }
 
     #[tokio::test]

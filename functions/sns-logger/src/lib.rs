@@ -2,6 +2,7 @@
 //! words with their multiplicities, text length), and does nothing else.
 
 use fanout_common::events::{Batch, BatchError, Delivery};
+use fanout_common::metrics::{names, Metric, Metrics, Tally};
 use fanout_words_core::message::MessageError;
 use fanout_words_core::{Source, WordCounts, WordsMessage};
 use serde::Serialize;
@@ -51,11 +52,58 @@ impl LogLine {
     }
 }
 
-/// Handles an SNS or SQS event.
+/// The handler's state: where its metrics go.
+#[derive(Debug, Clone)]
+pub struct Logger {
+    metrics: Metrics,
+}
+
+impl Default for Logger {
+    /// Metrics to stdout, with the dimensions of the Lambda environment.
+    fn default() -> Self {
+        Logger {
+            metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
+        }
+    }
+}
+
+impl Logger {
+    pub fn with_metrics(metrics: Metrics) -> Self {
+        Logger { metrics }
+    }
+
+    /// Handles an SNS or SQS event. Its metrics: `MessagesLogged`, and `RecordsFailed` (a
+    /// message that could not be read), which are its `Failures`.
+    pub async fn handle(&self, batch: Batch) -> Result<Value, BatchError> {
+        let (logged, failed) = (&Tally::default(), &Tally::default());
+        let answer = batch
+            .handle(|delivery| async move {
+                let line = LogLine::from_delivery(&delivery);
+                match &line {
+                    Ok(line) => {
+                        line.log();
+                        logged.add(1);
+                    }
+                    Err(_) => failed.add(1),
+                }
+                line.map(|_| ())
+            })
+            .await;
+        self.metrics.emit(
+            failed.get(),
+            &[
+                Metric::count(names::RECORDS_FAILED, failed.get()),
+                Metric::count(names::MESSAGES_LOGGED, logged.get()),
+            ],
+        );
+        answer
+    }
+}
+
+/// Handles an SNS or SQS event with a [`Logger::default`], its metrics read from the
+/// environment now; the function builds its `Logger` once, at init.
 pub async fn handle(batch: Batch) -> Result<Value, BatchError> {
-    batch
-        .handle(|delivery| async move { LogLine::from_delivery(&delivery).map(|line| line.log()) })
-        .await
+    Logger::default().handle(batch).await
 }
 
 #[cfg(test)]
@@ -76,6 +124,30 @@ mod tests {
             json,
             serde_json::json!({"message_id":"C1:1.2","source":"outgoing_webhook","words":{"the":2,"café":1},"text_length":12})
         );
+    }
+
+    #[tokio::test]
+    async fn each_invocation_emits_its_metrics_and_unreadable_records_are_failures() {
+        let sample: Batch =
+            serde_json::from_str(include_str!("../../../events/sns-logger-sns.json")).unwrap();
+        let (metrics, captured) = Metrics::captured("sns-logger");
+        let logger = Logger::with_metrics(metrics);
+        assert_eq!(logger.handle(sample).await.unwrap(), Value::Null);
+        let emitted = || captured.take_counts(["Failures", "RecordsFailed", "MessagesLogged"]);
+        assert_eq!(emitted(), [0, 0, 1]);
+        let broken = serde_json::json!({"Records": [
+            {"messageId": "a", "body": "{broken", "eventSource": "aws:sqs"},
+            {"messageId": "b", "body": "{\"schema_version\": 1, \"message_id\": \"C1:1.0\", \"source\": \"outgoing_webhook\", \"text\": \"hi\", \"words\": {\"hi\": 1}}", "eventSource": "aws:sqs"}
+        ]});
+        let answer = logger
+            .handle(serde_json::from_value(broken).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "a"}]})
+        );
+        assert_eq!(emitted(), [1, 1, 1], "one unreadable, one logged");
     }
 
     #[test]

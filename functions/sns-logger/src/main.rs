@@ -5,8 +5,9 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     // The logger's output is its product: always JSON, one flat object per line.
     fanout_common::telemetry::init_json();
-    run(service_fn(|event: LambdaEvent<Batch>| async move {
-        sns_logger::handle(event.payload).await.map_err(Error::from)
+    let logger = &sns_logger::Logger::default();
+    run(service_fn(move |event: LambdaEvent<Batch>| async move {
+        logger.handle(event.payload).await.map_err(Error::from)
     }))
     .await
 }

@@ -17,6 +17,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use fanout_common::metrics::{names, Metric, Metrics};
 use fanout_common::{ConfigError, Vars};
 use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::fanout::{
@@ -198,6 +199,7 @@ pub struct Fanout<L, J, R> {
     invoker: Option<Invoker>,
     budget: Budget,
     announcer: Announcer,
+    metrics: Metrics,
 }
 
 impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
@@ -218,7 +220,28 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
             invoker,
             budget,
             announcer: Announcer::default(),
+            metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
         }
+    }
+
+    /// Writes each invocation's metrics with `metrics` (by default, to stdout with the
+    /// dimensions of the Lambda environment).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// One invocation's metrics: `JobsEnqueued`, and `RunsFailed` (1 when it returns an
+    /// error), which are its `Failures`.
+    fn emit(&self, enqueued: Result<u64, &FanoutError>) {
+        let failed = u64::from(enqueued.is_err());
+        self.metrics.emit(
+            failed,
+            &[
+                Metric::count(names::RUNS_FAILED, failed),
+                Metric::count(names::JOBS_ENQUEUED, enqueued.unwrap_or(0)),
+            ],
+        );
     }
 
     /// With what a finished run is announced: its report and its completion event.
@@ -266,8 +289,18 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
         Ok(request)
     }
 
-    /// Handles one invocation of a run: a listing's, an inventory's, or one of its data files'.
+    /// Handles one invocation of a run: a listing's, an inventory's, or one of its data files',
+    /// and writes its metrics.
     pub async fn handle(&self, event: LambdaEvent<FanoutEvent>) -> Result<Answer, FanoutError>
+    where
+        L: ObjectReader,
+    {
+        let answer = self.run(event).await;
+        self.emit(answer.as_ref().map(|answer| answer.enqueued));
+        answer
+    }
+
+    async fn run(&self, event: LambdaEvent<FanoutEvent>) -> Result<Answer, FanoutError>
     where
         L: ObjectReader,
     {
@@ -293,8 +326,19 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
         }
     }
 
-    /// Aborts the stale uploads fanout started under the request's location.
+    /// Aborts the stale uploads fanout started under the request's location, and writes the
+    /// invocation's metrics.
     pub async fn sweep(&self, request: &SweepRequest) -> Result<Swept, FanoutError>
+    where
+        L: UploadStore,
+        R: UploadRegistry,
+    {
+        let swept = self.sweep_uploads(request).await;
+        self.emit(swept.as_ref().map(|_| 0));
+        swept
+    }
+
+    async fn sweep_uploads(&self, request: &SweepRequest) -> Result<Swept, FanoutError>
     where
         L: UploadStore,
         R: UploadRegistry,
@@ -315,11 +359,13 @@ impl<L: ObjectLister, J: JobSink, R: RunLedger> Fanout<L, J, R> {
         L: UploadStore + ObjectReader,
         R: UploadRegistry,
     {
+        // Both futures boxed: held inline, they are deep enough that computing the binary's
+        // layout overflows the compiler's query depth.
         match event.payload {
-            FanoutEvent::Sweep(request) => self.sweep(&request).await.map(Reply::Sweep),
+            FanoutEvent::Sweep(request) => Box::pin(self.sweep(&request)).await.map(Reply::Sweep),
             payload => {
                 let event = LambdaEvent::new(payload, event.context);
-                self.handle(event)
+                Box::pin(self.handle(event))
                     .await
                     .map(|answer| Reply::Run(Box::new(answer)))
             }
@@ -385,6 +431,54 @@ mod tests {
             config.events_topic_arn.as_deref(),
             Some("arn:aws:sns:us-east-1:1:runs")
         );
+    }
+
+    #[tokio::test]
+    async fn each_invocation_emits_its_metrics_and_an_error_is_a_failed_run() {
+        let store = MemoryStore::new();
+        for bucket in ["fanout-local-source", "fanout-local-backup"] {
+            store.create_bucket(bucket);
+        }
+        for key in ["photos/a.jpg", "photos/b.jpg", "photos/c.jpg"] {
+            let object = fanout_copy_core::memory::Object::new(key.as_bytes().to_vec());
+            store.put("fanout-local-source", key, object);
+        }
+        let config = Config::from_vars(&Vars::from_pairs([(
+            "COPY_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:1:copy",
+        )]))
+        .unwrap();
+        let (metrics, captured) = Metrics::captured("s3-fanout");
+        let fanout: Fanout<MemoryStore, MemorySink, MemoryLedger> = Fanout::new(
+            config,
+            store,
+            MemorySink::default(),
+            Some(MemoryLedger::new()),
+            None,
+            Budget::default(),
+        )
+        .with_metrics(metrics);
+        let event = |text: &str| {
+            let mut context = Context::default();
+            context.request_id = "r-1".into();
+            context.deadline = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+                + 60_000;
+            LambdaEvent::new(serde_json::from_str::<FanoutEvent>(text).unwrap(), context)
+        };
+        let emitted = || captured.take_counts(["Failures", "RunsFailed", "JobsEnqueued"]);
+        let manual = include_str!("../../../events/s3-fanout-manual.json");
+        let answer = fanout.handle(event(manual)).await.unwrap();
+        assert_eq!(answer.enqueued, 3);
+        assert_eq!(emitted(), [0, 0, 3], "a run");
+        let scheduled = include_str!("../../../events/s3-fanout-scheduled.json");
+        assert!(
+            fanout.handle(event(scheduled)).await.is_err(),
+            "no backup configured"
+        );
+        assert_eq!(emitted(), [1, 1, 0], "a failed run");
     }
 
     #[test]

@@ -11,21 +11,25 @@ use fanout_common::batch_operations as batch;
 pub use fanout_common::batch_operations::CopierEvent;
 use fanout_common::events::SqsRecord;
 use fanout_common::events::{Batch, BatchError};
+use fanout_common::metrics::{names, Metric, Metrics, Tally};
 use fanout_common::{ConfigError, Vars};
-use fanout_copy_core::batch::TaskResult;
+use fanout_copy_core::batch::{ResultCode, TaskResult};
 use fanout_copy_core::completion::Announcer;
 use fanout_copy_core::copier::unlimited;
 use fanout_copy_core::copier::{Copier, CopyOptions, Remaining};
 use fanout_copy_core::fanout::JobSink;
-use fanout_copy_core::ledger::RunLedger;
+use fanout_copy_core::ledger::{
+    LedgerError, Outcome, PageCounts, Position, Recorded, RunLedger, RunRecord, RunStart,
+};
 use fanout_copy_core::location::Location;
-use fanout_copy_core::mirror::{Applied, Mirror, ObjectEvent};
+use fanout_copy_core::mirror::{Applied, Change, Mirror, ObjectEvent};
 use fanout_copy_core::plan::{
     parse_part_size, PartSize, ThresholdError, Thresholds, AUTO_MAX_PART_SIZE,
     DEFAULT_MULTIPART_THRESHOLD,
 };
 use fanout_copy_core::size::parse_size;
 use fanout_copy_core::store::{ObjectCopier, StorageClass};
+use fanout_copy_core::summary::Failure;
 use fanout_copy_core::work::{copy_and_record, JobFailure, Runs};
 use fanout_copy_core::CopyJob;
 use fanout_sqs::{retry_delay, Redelivery};
@@ -224,6 +228,133 @@ pub struct CopyHandler<S, R, J> {
     redelivery: Option<Redelivery>,
     /// How long a failed SQS record waits before it comes back.
     retry_after: fn(&SqsRecord) -> Duration,
+    metrics: Metrics,
+}
+
+/// What one invocation did, for its metrics.
+#[derive(Debug, Default)]
+struct Counts {
+    objects_copied: Tally,
+    bytes_copied: Tally,
+    copies_failed: Tally,
+    records_failed: Tally,
+}
+
+impl Counts {
+    /// `Failures`: records to be delivered again, and copies that failed for good.
+    fn emit(&self, metrics: &Metrics) {
+        let (records_failed, copies_failed) = (self.records_failed.get(), self.copies_failed.get());
+        metrics.emit(
+            records_failed + copies_failed,
+            &[
+                Metric::count(names::RECORDS_FAILED, records_failed),
+                Metric::count(names::COPIES_FAILED, copies_failed),
+                Metric::count(names::OBJECTS_COPIED, self.objects_copied.get()),
+                Metric::bytes(names::BYTES_COPIED, self.bytes_copied.get()),
+            ],
+        );
+    }
+
+    /// An S3 Batch Operations invocation's results: each task copied (or already in place), or
+    /// failed, for now or for good.
+    fn tasks(&self, response: &S3BatchJobResponse) {
+        for result in &response.results {
+            match result.result_code.as_deref() {
+                Some(code) if code == ResultCode::Succeeded.as_str() => self.objects_copied.add(1),
+                _ => self.copies_failed.add(1),
+            }
+        }
+    }
+}
+
+/// The run ledger a job's outcome is recorded in, counting what it records: an object copied
+/// (and its bytes), or one whose copy failed for good. What the ledger did not take is not
+/// counted: the record fails, and is delivered again.
+struct Counting<'a, R> {
+    ledger: &'a R,
+    counts: &'a Counts,
+}
+
+impl<R: RunLedger> RunLedger for Counting<'_, R> {
+    async fn start(&self, start: &RunStart) -> Result<(), LedgerError> {
+        self.ledger.start(start).await
+    }
+
+    async fn record_page(
+        &self,
+        run_id: &str,
+        segment: Option<&str>,
+        counts: &PageCounts,
+        cursor: Option<&str>,
+        complete: bool,
+    ) -> Result<bool, LedgerError> {
+        (self.ledger)
+            .record_page(run_id, segment, counts, cursor, complete)
+            .await
+    }
+
+    async fn publishing(
+        &self,
+        run_id: &str,
+        segment: Option<&str>,
+        last_key: &str,
+    ) -> Result<(), LedgerError> {
+        self.ledger.publishing(run_id, segment, last_key).await
+    }
+
+    async fn position(&self, run_id: &str, segment: Option<&str>) -> Result<Position, LedgerError> {
+        self.ledger.position(run_id, segment).await
+    }
+
+    async fn with_outcomes(
+        &self,
+        run_id: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, LedgerError> {
+        self.ledger.with_outcomes(run_id, keys).await
+    }
+
+    async fn record_outcome(
+        &self,
+        run_id: &str,
+        key: &str,
+        outcome: &Outcome,
+    ) -> Result<Recorded, LedgerError> {
+        let recorded = self.ledger.record_outcome(run_id, key, outcome).await?;
+        match outcome {
+            Outcome::Copied { bytes, .. } => {
+                self.counts.objects_copied.add(1);
+                self.counts.bytes_copied.add(*bytes);
+            }
+            Outcome::Failed(_) => self.counts.copies_failed.add(1),
+            Outcome::Skipped => {}
+        }
+        Ok(recorded)
+    }
+
+    async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+        self.ledger.get(run_id).await
+    }
+
+    async fn failures(&self, run_id: &str) -> Result<Vec<Failure>, LedgerError> {
+        self.ledger.failures(run_id).await
+    }
+
+    async fn complete(
+        &self,
+        run_id: &str,
+        shard: Option<usize>,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        self.ledger.complete(run_id, shard).await
+    }
+
+    async fn release(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.ledger.release(run_id).await
+    }
+
+    async fn announced(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.ledger.announced(run_id).await
+    }
 }
 
 /// The copier's wait before a failed record comes back: [`retry_delay`] of its receive.
@@ -243,7 +374,15 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             mirror: None,
             redelivery: None,
             retry_after: backoff,
+            metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
         }
+    }
+
+    /// Writes each invocation's metrics with `metrics` (by default, to stdout with the
+    /// dimensions of the Lambda environment).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// With where S3's events for the source are applied (continuous backup).
@@ -260,6 +399,7 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         &self,
         event: Result<ObjectEvent, String>,
         remaining: Remaining<'_>,
+        counts: &Counts,
     ) -> Result<(), JobFailure> {
         let event = match event {
             Ok(event) => event,
@@ -275,11 +415,19 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         };
         let (event_id, key) = (&event.id, &event.key);
         match mirror.apply(&self.copier, &event, remaining).await {
-            Ok(Applied::Copied(what) | Applied::Deleted(what) | Applied::Ignored(what)) => {
+            Ok(Applied::Copied(what)) => {
+                counts.objects_copied.add(1);
+                tracing::info!(%event_id, %key, "{what}");
+                Ok(())
+            }
+            Ok(Applied::Deleted(what) | Applied::Ignored(what)) => {
                 tracing::info!(%event_id, %key, "{what}");
                 Ok(())
             }
             Ok(Applied::Refused(why)) => {
+                if event.change == Change::Created {
+                    counts.copies_failed.add(1);
+                }
                 tracing::error!(%event_id, %key, error = %why, "an S3 event that can never be applied was dropped; the nightly run copies or reports the object");
                 Ok(())
             }
@@ -307,16 +455,32 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         self
     }
 
-    /// Handles any event s3-copier takes, before the invocation's `deadline` when there is one.
+    /// Handles any event s3-copier takes, before the invocation's `deadline` when there is one,
+    /// and writes the invocation's metrics: `ObjectsCopied`, `BytesCopied`, `RecordsFailed`
+    /// (to be delivered again) and `CopiesFailed` (failed for good: recorded so with their run,
+    /// a Batch Operations task's failure, an S3 event's copy refused), which together are its
+    /// `Failures`.
     pub async fn handle_event(
         &self,
         event: CopierEvent,
         deadline: Option<SystemTime>,
     ) -> Result<Value, BatchError> {
+        let counts = Counts::default();
+        let answer = self.dispatch(event, deadline, &counts).await;
+        counts.emit(&self.metrics);
+        answer
+    }
+
+    async fn dispatch(
+        &self,
+        event: CopierEvent,
+        deadline: Option<SystemTime>,
+        counts: &Counts,
+    ) -> Result<Value, BatchError> {
         match event {
             CopierEvent::Jobs(batch) => {
                 let records = batch.sqs_records();
-                let answer = self.handle(batch, deadline).await?;
+                let answer = self.jobs(batch, deadline, counts).await?;
                 if let Some(redelivery) = &self.redelivery {
                     (redelivery)
                         .delay_failures(&records, &answer, self.retry_after)
@@ -326,6 +490,7 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             }
             CopierEvent::BatchOperations(event) => {
                 let response = self.batch_operations(&event, deadline).await;
+                counts.tasks(&response);
                 Ok(serde_json::to_value(response).expect("a response always serializes"))
             }
         }
@@ -400,38 +565,63 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         batch: Batch,
         deadline: Option<SystemTime>,
     ) -> Result<Value, BatchError> {
+        self.jobs(batch, deadline, &Counts::default()).await
+    }
+
+    /// [`CopyHandler::handle`], counting what it does in `counts`.
+    async fn jobs(
+        &self,
+        batch: Batch,
+        deadline: Option<SystemTime>,
+        counts: &Counts,
+    ) -> Result<Value, BatchError> {
         let remaining = move || remaining_until(deadline);
         batch
             .handle(|delivery| async move {
-                let last = matches!(
-                    (delivery.receive_count, self.max_receives),
-                    (Some(count), Some(max)) if count >= max
-                );
-                let body = &delivery.body;
-                if let Some(event) = fanout_common::s3_events::read(body) {
-                    // A paused copy resumes on the retry only with the registry.
-                    return if self.copier.has_registry() {
-                        self.apply_event(event, &remaining).await
-                    } else {
-                        self.apply_event(event, &unlimited).await
-                    };
+                let handled = self.job(delivery, &remaining, counts).await;
+                if handled.is_err() {
+                    counts.records_failed.add(1);
                 }
-                let runs = self.ledger.as_ref().map(|ledger| Runs {
-                    ledger,
-                    announcer: &self.announcer,
-                });
-                let Some(sink) = &self.continuations else {
-                    // Nowhere to continue: the copy runs until it finishes.
-                    return copy_and_record(&self.copier, runs, body, last, &unlimited)
-                        .await
-                        .map(|_| ());
-                };
-                match copy_and_record(&self.copier, runs, body, last, &remaining).await? {
-                    Some(continuation) => hand_on(sink, continuation).await,
-                    None => Ok(()),
-                }
+                handled
             })
             .await
+    }
+
+    /// One delivery: a copy job, or an S3 event for the continuous backup.
+    async fn job(
+        &self,
+        delivery: fanout_common::events::Delivery,
+        remaining: Remaining<'_>,
+        counts: &Counts,
+    ) -> Result<(), JobFailure> {
+        let last = matches!(
+            (delivery.receive_count, self.max_receives),
+            (Some(count), Some(max)) if count >= max
+        );
+        let body = &delivery.body;
+        if let Some(event) = fanout_common::s3_events::read(body) {
+            // A paused copy resumes on the retry only with the registry.
+            return if self.copier.has_registry() {
+                self.apply_event(event, remaining, counts).await
+            } else {
+                self.apply_event(event, &unlimited, counts).await
+            };
+        }
+        let counting = (self.ledger.as_ref()).map(|ledger| Counting { ledger, counts });
+        let runs = counting.as_ref().map(|ledger| Runs {
+            ledger,
+            announcer: &self.announcer,
+        });
+        let Some(sink) = &self.continuations else {
+            // Nowhere to continue: the copy runs until it finishes.
+            return copy_and_record(&self.copier, runs, body, last, &unlimited)
+                .await
+                .map(|_| ());
+        };
+        match copy_and_record(&self.copier, runs, body, last, remaining).await? {
+            Some(continuation) => hand_on(sink, continuation).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -540,6 +730,82 @@ mod tests {
                 .map_or(0, |run| run.failed);
             assert_eq!(failed, u64::from(count == 5), "receive {count}");
         }
+    }
+
+    #[tokio::test]
+    async fn each_invocation_emits_its_metrics_and_copies_failed_for_good_are_failures() {
+        use fanout_copy_core::memory::{MemoryLedger, MemorySink, MemoryStore, Object};
+        use fanout_copy_core::store::ErrorKind;
+        let store = MemoryStore::new();
+        for bucket in ["src", "dst", "fanout-local-source", "fanout-local-backup"] {
+            store.create_bucket(bucket);
+        }
+        let object = Object::new(b"data".to_vec());
+        let job = |key: &str| {
+            serde_json::json!({
+                "schema_version": 1, "run_id": "run-1",
+                "source": {"bucket": "src", "key": key, "size": 4, "etag": object.etag},
+                "destination": {"bucket": "dst", "key": key}
+            })
+        };
+        store.put("src", "a.txt", object.clone());
+        let (metrics, captured) = Metrics::captured("s3-copier");
+        let handler: CopyHandler<_, _, MemorySink> = CopyHandler::new(
+            Copier::new(store, CopyOptions::default(), 2),
+            Some(MemoryLedger::new()),
+        )
+        .with_metrics(metrics);
+        let jobs = |keys: &[&str]| {
+            let records: Vec<Value> = keys
+                .iter()
+                .map(|key| serde_json::json!({"messageId": key, "body": job(key).to_string(), "eventSource": "aws:sqs"}))
+                .collect();
+            serde_json::from_value::<CopierEvent>(serde_json::json!({ "Records": records }))
+                .unwrap()
+        };
+        let emitted = || {
+            captured.take_counts([
+                "Failures",
+                "RecordsFailed",
+                "CopiesFailed",
+                "ObjectsCopied",
+                "BytesCopied",
+            ])
+        };
+        // One copied, one whose source is gone: recorded as failed with its run, for good.
+        let answer = handler
+            .handle_event(jobs(&["a.txt", "gone.txt"]), None)
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+        assert_eq!(emitted(), [1, 0, 1, 1, 4]);
+        // A failure for now: the record comes back.
+        handler
+            .copier
+            .store()
+            .fail("HeadObject", 1, ErrorKind::Transient);
+        let answer = handler.handle_event(jobs(&["a.txt"]), None).await.unwrap();
+        assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);
+        assert_eq!(emitted(), [1, 1, 0, 0, 0]);
+
+        // S3 Batch Operations: a task copied, then a task whose object is missing.
+        let tasks = || {
+            serde_json::from_str::<CopierEvent>(include_str!(
+                "../../../events/s3-copier-batch-operations-2.0.json"
+            ))
+            .unwrap()
+        };
+        let answer = handler.handle_event(tasks(), None).await.unwrap();
+        assert_eq!(answer["results"][0]["resultCode"], "PermanentFailure");
+        assert_eq!(emitted(), [1, 0, 1, 0, 0]);
+        (handler.copier.store()).put(
+            "fanout-local-source",
+            "photos/2016/12/13/sunrise.jpg",
+            object,
+        );
+        let answer = handler.handle_event(tasks(), None).await.unwrap();
+        assert_eq!(answer["results"][0]["resultCode"], "Succeeded");
+        assert_eq!(emitted(), [0, 0, 0, 1, 0]);
     }
 
     #[test]

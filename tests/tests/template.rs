@@ -185,6 +185,8 @@ const ASYNC_EVENT_TYPES: &[&str] = &[
 struct Template {
     resources: Mapping,
     globals: Value,
+    /// The whole template (Parameters, Conditions, Outputs...).
+    root: Value,
 }
 
 impl Template {
@@ -208,7 +210,11 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .cloned()
             .unwrap_or(Value::Null);
-        Template { resources, globals }
+        Template {
+            resources,
+            globals,
+            root,
+        }
     }
 
     fn resource(&self, logical_id: &str) -> Option<&Value> {
@@ -1536,4 +1542,156 @@ fn every_deployment_watches_the_new_version_and_its_handled_failures() {
         }
     }
     require("deployment alarms", problems);
+}
+
+// --- Entry points: SlackEndpoint --------------------------------------------------------------
+
+/// Each way in, the condition that keeps its resources, and the resource types that make it.
+const ENTRY_POINTS: &[(&str, &str, &[&str])] = &[
+    ("HttpApi", "UseHttpApi", &["AWS::Serverless::HttpApi"]),
+    (
+        "Alb",
+        "UseAlb",
+        &[
+            "AWS::EC2::SecurityGroup",
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "AWS::ElasticLoadBalancingV2::Listener",
+            "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "AWS::ElasticLoadBalancingV2::TargetGroup",
+            "AWS::WAFv2::WebACLAssociation",
+        ],
+    ),
+    ("FunctionUrl", "UseFunctionUrl", &["AWS::Lambda::Url"]),
+];
+
+/// Whether condition `name` holds only when SlackEndpoint is `value`: it is that equality, or
+/// an `Fn::And` with a condition that is.
+fn holds_only_for(template: &Template, name: &str, value: &str) -> bool {
+    let Some(condition) = template.root.get("Conditions").and_then(|c| c.get(name)) else {
+        return false;
+    };
+    let is_equality = |c: &Value| {
+        c.get("Fn::Equals")
+            .and_then(Value::as_sequence)
+            .is_some_and(|parts| {
+                parts
+                    .iter()
+                    .any(|p| referenced_id(p).as_deref() == Some("SlackEndpoint"))
+                    && parts.iter().any(|p| p.as_str() == Some(value))
+            })
+    };
+    is_equality(condition)
+        || condition
+            .get("Fn::And")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .any(|part| {
+                part.get("Condition")
+                    .and_then(Value::as_str)
+                    .is_some_and(|inner| inner != name && holds_only_for(template, inner, value))
+            })
+}
+
+#[test]
+fn each_slack_endpoint_exists_only_when_chosen() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    let parameter = template
+        .root
+        .get("Parameters")
+        .and_then(|p| p.get("SlackEndpoint"));
+    let allowed: BTreeSet<&str> = parameter
+        .and_then(|p| p.get("AllowedValues"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let expected: BTreeSet<&str> = ENTRY_POINTS.iter().map(|(value, _, _)| *value).collect();
+    if allowed != expected {
+        problems.push(format!(
+            "SlackEndpoint allows {allowed:?}, not the entry points {expected:?}"
+        ));
+    }
+    if parameter
+        .and_then(|p| p.get("Default"))
+        .and_then(Value::as_str)
+        != Some("HttpApi")
+    {
+        problems.push("SlackEndpoint's default must stay HttpApi (existing stacks)".into());
+    }
+    for (value, condition, kinds) in ENTRY_POINTS {
+        if !holds_only_for(&template, condition, value) {
+            problems.push(format!(
+                "the condition {condition} is not SlackEndpoint = {value}"
+            ));
+        }
+        for kind in *kinds {
+            for (id, resource) in template.resources_of_type(kind) {
+                let kept_by = resource.get("Condition").and_then(Value::as_str);
+                let fits = kept_by.is_some_and(|c| holds_only_for(&template, c, value));
+                // The HTTP API stays (the counter's HttpApi event needs it), switched off.
+                let switched_off = *value == "HttpApi"
+                    && property(resource, "DisableExecuteApiEndpoint")
+                        .and_then(|d| d.get("Fn::If"))
+                        .and_then(Value::as_sequence)
+                        .is_some_and(|parts| {
+                            parts.first().and_then(Value::as_str) == Some(*condition)
+                                && parts.get(1).and_then(Value::as_bool) == Some(false)
+                                && parts.get(2).and_then(Value::as_bool) == Some(true)
+                        });
+                if !fits && !switched_off {
+                    problems.push(format!(
+                        "{id} ({kind}) is not kept out unless SlackEndpoint is {value} (its Condition is {kept_by:?})"
+                    ));
+                }
+            }
+        }
+    }
+    // The ways in: permissions on the counter for a load balancer or a public URL.
+    for (id, permission) in template.resources_of_type("AWS::Lambda::Permission") {
+        let principal = property(permission, "Principal").and_then(Value::as_str);
+        let public = principal == Some("*");
+        let balancer = principal == Some("elasticloadbalancing.amazonaws.com");
+        let wanted = if public {
+            Some("FunctionUrl")
+        } else if balancer {
+            Some("Alb")
+        } else {
+            None
+        };
+        if let Some(value) = wanted {
+            let kept_by = permission.get("Condition").and_then(Value::as_str);
+            if !kept_by.is_some_and(|c| holds_only_for(&template, c, value)) {
+                problems.push(format!(
+                    "{id} lets {principal:?} invoke the counter, but not only when SlackEndpoint is {value}"
+                ));
+            }
+            if public
+                && property(permission, "FunctionUrlAuthType").is_none()
+                && property(permission, "InvokedViaFunctionUrl").and_then(Value::as_bool)
+                    != Some(true)
+            {
+                problems.push(format!(
+                    "{id} lets anyone invoke the counter, not only through its function URL"
+                ));
+            }
+        }
+    }
+    // SlackUrl says where Slack should call, whichever way in.
+    let slack_url = template
+        .root
+        .get("Outputs")
+        .and_then(|o| o.get("SlackUrl"))
+        .map(|o| serde_yaml::to_string(o).unwrap_or_default())
+        .unwrap_or_default();
+    for (_, condition, _) in ENTRY_POINTS.iter().filter(|(v, _, _)| *v != "HttpApi") {
+        if !slack_url.contains(condition) {
+            problems.push(format!(
+                "the output SlackUrl does not depend on {condition}"
+            ));
+        }
+    }
+    require("entry points", problems);
 }

@@ -989,7 +989,7 @@ fn property<'v>(resource: &'v Value, name: &str) -> Option<&'v Value> {
 
 /// The statements of a resource policy (a queue, topic or key policy), each `Fn::If` branch
 /// counted.
-fn policy_statements<'v>(document: Option<&'v Value>) -> Vec<&'v Value> {
+fn policy_statements(document: Option<&Value>) -> Vec<&Value> {
     document
         .and_then(|d| d.get("Statement"))
         .and_then(Value::as_sequence)

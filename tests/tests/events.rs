@@ -174,3 +174,91 @@ async fn sns_logger_events_are_handled() {
             .unwrap_or_else(|e| panic!("events/{name}: {e}"));
     }
 }
+
+#[tokio::test]
+async fn the_pre_traffic_hooks_probes_are_answered_as_the_hook_expects() {
+    use pre_traffic_hook::{judge, probe, Answer, Config, Kind};
+    let sdk = Emulator::shared().sdk_config().await;
+    let config = Config::from_vars(&fanout_common::Vars::from_pairs([
+        ("SLACK_COUNTER_FUNCTION", "c"),
+        ("SNS_MULTIPLIER_FUNCTION", "m"),
+        ("SLACK_REPLIER_FUNCTION", "r"),
+        ("SNS_LOGGER_FUNCTION", "l"),
+        ("S3_FANOUT_FUNCTION", "f"),
+        ("S3_COPIER_FUNCTION", "p"),
+        ("BACKUP_SOURCE", "s3://photos/"),
+        ("BACKUP_DESTINATION", "s3://backup/"),
+    ]))
+    .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // slack-counter, signed by a Slack app, or also taking unsigned forms by their token: the
+    // forged signature is refused either way, and nothing is counted.
+    let table = create_words_table(&sdk).await;
+    for verifier in [
+        Verifier::new(Some("the-signing-secret".into()), None),
+        Verifier::new(Some("the-signing-secret".into()), Some(LOCAL_TOKEN.into())),
+    ] {
+        let counter = slack_counter::Counter::new(
+            verifier,
+            WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
+            fanout_words_core::store::NoPublish,
+        );
+        let text = probe(Kind::SlackCounter, &config, now_ms).to_string();
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let response = counter.handle(request).await;
+        let answer = json!({"statusCode": response.status().as_u16()});
+        assert_eq!(
+            judge(Kind::SlackCounter, &Answer::Returned(answer.clone())),
+            Ok(()),
+            "{answer}"
+        );
+    }
+    // sns-multiplier: an empty batch.
+    let multiplier = sns_multiplier::Multiplier::new(
+        WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
+        10,
+    );
+    let batch: Batch = serde_json::from_value(probe(Kind::SnsMultiplier, &config, now_ms)).unwrap();
+    let answer = multiplier.handle(batch).await.unwrap();
+    assert_eq!(
+        judge(Kind::SnsMultiplier, &Answer::Returned(answer.clone())),
+        Ok(()),
+        "{answer}"
+    );
+    // slack-replier: nothing to reply to, and nothing posted.
+    let slack = fanout_tests::slack_api::SlackApi::start("xoxb-sample")
+        .await
+        .unwrap();
+    let replier = slack_replier::Replier::new(
+        WordStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
+        Some(fanout_slack_web::SlackApi::new(&slack.url(), "xoxb-sample")),
+        slack_replier::DEFAULT_LEASE,
+    );
+    let batch: Batch = serde_json::from_value(probe(Kind::SlackReplier, &config, now_ms)).unwrap();
+    let answer = replier.handle(batch).await.unwrap();
+    assert_eq!(
+        judge(Kind::SlackReplier, &Answer::Returned(answer.clone())),
+        Ok(()),
+        "{answer}"
+    );
+    assert!(slack.posts().is_empty(), "the probe posted to Slack");
+    // sns-logger: the message, through SNS.
+    let batch: Batch = serde_json::from_value(probe(Kind::SnsLogger, &config, now_ms)).unwrap();
+    let answer = sns_logger::handle(batch).await.unwrap();
+    assert_eq!(
+        judge(Kind::SnsLogger, &Answer::Returned(answer.clone())),
+        Ok(()),
+        "{answer}"
+    );
+    let words = fanout_tests::words::count_of(
+        &aws_sdk_dynamodb::Client::new(&sdk),
+        &table,
+        "3ezbrw1abm2rzgrnfdxv2595e9cy3gmdalwmmhkvfxo7tyxaym8p",
+    )
+    .await
+    .expect("read a count");
+    assert_eq!(words, None, "the probes counted nothing");
+}

@@ -130,7 +130,7 @@ fn a_function_version_changes_exactly_when_its_code_or_configuration_does() {
     let build = artifacts(dir, &template());
     let test = parameters("test");
     let base = versions(&expand(dir, "base", &build, &test));
-    assert_eq!(base.len(), 6, "{base:?}");
+    assert_eq!(base.len(), 7, "{base:?}");
 
     // The same again: nothing changes.
     assert_eq!(versions(&expand(dir, "again", &build, &test)), base);

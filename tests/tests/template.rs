@@ -121,7 +121,34 @@ const DECLARED: &[(&str, Declared)] = &[
             ],
         },
     ),
+    (
+        "pre-traffic-hook",
+        Declared {
+            env_vars: pre_traffic_hook::ENV_VARS,
+            iam_actions: pre_traffic_hook::IAM_ACTIONS,
+            config: Some(|vars| pre_traffic_hook::Config::from_vars(vars).map(drop)),
+            valid_env: &[
+                ("SLACK_COUNTER_FUNCTION", "stack-SlackCounterFunction-1"),
+                ("SNS_MULTIPLIER_FUNCTION", "stack-SnsMultiplierFunction-1"),
+                ("SLACK_REPLIER_FUNCTION", "stack-SlackReplierFunction-1"),
+                ("SNS_LOGGER_FUNCTION", "stack-SnsLoggerFunction-1"),
+                ("S3_FANOUT_FUNCTION", "stack-S3FanoutFunction-1"),
+                ("S3_COPIER_FUNCTION", "stack-S3CopierFunction-1"),
+                ("BACKUP_SOURCE", "s3://photos/"),
+                ("BACKUP_DESTINATION", "s3://backup/photos/"),
+            ],
+        },
+    ),
 ];
+
+/// The functions CodeDeploy invokes during the others' deployments (their PreTraffic hook):
+/// no traffic reaches them, so they have no canary, alarms or hook of their own, and a new
+/// version of one is in place before any other function's deployment starts.
+const HOOKS: &[&str] = &["pre-traffic-hook"];
+
+fn is_hook(binary: &str) -> bool {
+    HOOKS.contains(&binary)
+}
 
 /// Variables a function reads only in local runs; a deployment must never set them, because
 /// their values are the Slack secrets themselves. The template passes the names of SSM
@@ -797,12 +824,13 @@ fn every_function_is_deployed_the_same_safe_way() {
             &mut problems,
             &binary,
             "DeploymentPreference needs the errors and throttles alarms of the new version",
-            alarms >= 2
-                && p("DeploymentPreference")
-                    .and_then(|d| d.get("Type"))
-                    .and_then(referenced_id)
-                    .as_deref()
-                    == Some("DeploymentType"),
+            is_hook(&binary)
+                || alarms >= 2
+                    && p("DeploymentPreference")
+                        .and_then(|d| d.get("Type"))
+                        .and_then(referenced_id)
+                        .as_deref()
+                        == Some("DeploymentType"),
         );
         let retention = p("LoggingConfig")
             .and_then(|l| l.get("LogGroup"))
@@ -1046,6 +1074,9 @@ fn codedeploy_shifts_aliases_with_a_role_scoped_to_this_stack() {
     let mut roles = BTreeSet::new();
     let mut deployment_alarms = BTreeSet::new();
     for (binary, function) in template.functions() {
+        if is_hook(&binary) {
+            continue;
+        }
         let preference = function.property("DeploymentPreference");
         match preference.and_then(|p| p.get("Role")).and_then(referenced_id) {
             Some(role) => {
@@ -1493,6 +1524,19 @@ fn every_deployment_watches_the_new_version_and_its_handled_failures() {
     let template = Template::load();
     let mut problems = Vec::new();
     for (binary, function) in template.functions() {
+        if is_hook(&binary) {
+            continue;
+        }
+        let hook = function
+            .property("DeploymentPreference")
+            .and_then(|p| p.get("Hooks"))
+            .and_then(|h| h.get("PreTraffic"))
+            .and_then(referenced_id);
+        if hook.as_deref() != Some("PreTrafficHookFunction") {
+            problems.push(format!(
+                "{binary}: its deployment has no PreTraffic hook (PreTrafficHookFunction), so a version that cannot start takes the canary's traffic: {hook:?}"
+            ));
+        }
         let alarms: Vec<String> = function
             .property("DeploymentPreference")
             .and_then(|p| p.get("Alarms"))

@@ -384,3 +384,55 @@ async fn events_outside_the_source_prefix_or_without_a_destination_are_not_lost(
         .await
         .is_empty());
 }
+
+/// The PreTraffic hook's configuration, for this fixture's buckets.
+fn hook_config(f: &Fixture) -> pre_traffic_hook::Config {
+    let (source, destination) = (
+        format!("s3://{}/", f.source),
+        format!("s3://{}/", f.destination),
+    );
+    let mut vars: Vec<(&str, &str)> = [
+        "SLACK_COUNTER_FUNCTION",
+        "SNS_MULTIPLIER_FUNCTION",
+        "SLACK_REPLIER_FUNCTION",
+        "SNS_LOGGER_FUNCTION",
+        "S3_FANOUT_FUNCTION",
+        "S3_COPIER_FUNCTION",
+    ]
+    .map(|var| (var, "f"))
+    .to_vec();
+    vars.push(("BACKUP_SOURCE", &source));
+    vars.push(("BACKUP_DESTINATION", &destination));
+    pre_traffic_hook::Config::from_vars(&Vars::from_pairs(vars)).unwrap()
+}
+
+#[tokio::test]
+async fn the_pre_traffic_hooks_probe_is_handled_and_deletes_nothing() {
+    use pre_traffic_hook::{judge, probe, Answer, Kind};
+    let f = Fixture::new().await;
+    let config = hook_config(&f);
+    // Whatever the destination holds, also under the hook's own prefix, stays.
+    for key in ["photos/kept.jpg", "fanout-pre-traffic-hook/kept"] {
+        put_object(
+            &f.client,
+            &f.destination,
+            key,
+            bytes(10, 1),
+            &Carried::sample(),
+        )
+        .await;
+    }
+    for (prefix, propagate) in [("photos/", "false"), ("", "false"), ("", "true")] {
+        let handler = f.handler_with(&[
+            ("DEST_BUCKET", f.destination.as_str()),
+            ("SOURCE_PREFIX", prefix),
+            ("PROPAGATE_DELETES", propagate),
+        ]);
+        let answer = invoke(&handler, probe(Kind::S3Copier, &config, 7)).await;
+        let verdict = judge(Kind::S3Copier, &Answer::Returned(answer.clone()));
+        assert_eq!(verdict, Ok(()), "{prefix:?} {propagate}: {answer}");
+    }
+    for key in ["photos/kept.jpg", "fanout-pre-traffic-hook/kept"] {
+        assert!(f.exists(&f.destination, key).await, "{key}");
+    }
+}

@@ -1474,3 +1474,49 @@ async fn a_job_that_fails_for_now_comes_back_in_seconds_not_after_the_visibility
         .unwrap();
     assert_eq!(f.run_record("manual-req-soon").await.copied, 1);
 }
+
+#[tokio::test]
+async fn the_pre_traffic_hooks_probe_sweeps_and_aborts_nothing() {
+    use pre_traffic_hook::{judge, probe, Answer, Config, Kind};
+    let f = Fixture::new().await;
+    let destination = format!("s3://{}/", f.destination);
+    let mut vars: Vec<(&str, &str)> = [
+        "SLACK_COUNTER_FUNCTION",
+        "SNS_MULTIPLIER_FUNCTION",
+        "SLACK_REPLIER_FUNCTION",
+        "SNS_LOGGER_FUNCTION",
+        "S3_FANOUT_FUNCTION",
+        "S3_COPIER_FUNCTION",
+    ]
+    .map(|var| (var, "f"))
+    .to_vec();
+    vars.push(("BACKUP_SOURCE", "s3://photos/"));
+    vars.push(("BACKUP_DESTINATION", &destination));
+    let config = Config::from_vars(&Vars::from_pairs(vars)).unwrap();
+    // An upload fanout registered an hour ago: stale for a nightly sweep, not for the probe's.
+    let id = f
+        .client
+        .create_multipart_upload()
+        .bucket(&f.destination)
+        .key("in-progress")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    fanout_copy_core::uploads::UploadRegistry::started(
+        &f.ledger(),
+        &f.destination,
+        "in-progress",
+        &id,
+    )
+    .await
+    .unwrap();
+    let answer = respond(&f.fanout(), probe(Kind::S3Fanout, &config, 7)).await;
+    assert_eq!(
+        judge(Kind::S3Fanout, &Answer::Returned(answer.clone())),
+        Ok(()),
+        "{answer}"
+    );
+    assert_eq!(open_uploads(&f.client, &f.destination).await.len(), 1);
+}

@@ -505,10 +505,17 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         deadline: Option<SystemTime>,
     ) -> S3BatchJobResponse {
         let until_deadline = move || remaining_until(deadline);
+        self.batch_operations_within(event, self.pausable(&until_deadline))
+            .await
+    }
+
+    /// The time a copy that may pause has: `remaining` with the upload registry, where its
+    /// retry finds the paused upload; unlimited without, as a paused copy could not resume.
+    fn pausable<'a>(&self, remaining: Remaining<'a>) -> Remaining<'a> {
         if self.copier.has_registry() {
-            self.batch_operations_within(event, &until_deadline).await
+            remaining
         } else {
-            self.batch_operations_within(event, &unlimited).await
+            &unlimited
         }
     }
 
@@ -600,12 +607,9 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
         );
         let body = &delivery.body;
         if let Some(event) = fanout_common::s3_events::read(body) {
-            // A paused copy resumes on the retry only with the registry.
-            return if self.copier.has_registry() {
-                self.apply_event(event, remaining, counts).await
-            } else {
-                self.apply_event(event, &unlimited, counts).await
-            };
+            return self
+                .apply_event(event, self.pausable(remaining), counts)
+                .await;
         }
         let counting = (self.ledger.as_ref()).map(|ledger| Counting { ledger, counts });
         let runs = counting.as_ref().map(|ledger| Runs {

@@ -111,7 +111,9 @@ pub fn price(kind: &str) -> f64 {
         "AbortMultipartUpload" => 0.0,
         // One 64 KB chunk per batch of ten small jobs: $0.50 per million.
         "SNS PublishBatch" => 0.50 / 1e6,
-        "SQS ReceiveMessage" | "SQS DeleteMessageBatch" => 0.40 / 1e6,
+        "SQS ReceiveMessage" | "SQS DeleteMessageBatch" | "SQS ChangeMessageVisibility" => {
+            0.40 / 1e6
+        }
         "Lambda invocation" => 0.20 / 1e6,
         // On-demand: $0.625 per million write units, $0.125 per million read units.
         "DynamoDB write" => 0.625 / 1e6,

@@ -131,6 +131,27 @@ impl Limits {
     };
 }
 
+/// When a job whose copy failed is received again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// As s3-copier does: after answering its batch, it sets each failed record's visibility
+    /// to `fanout_common::events::retry_delay` of its receive count and message id
+    /// (`ChangeMessageVisibility`, one record after the other, whole seconds).
+    RetryDelay,
+    /// After the queue's visibility timeout, counted from the receive (for comparison: the
+    /// copier before it changed failed records' visibility).
+    VisibilityTimeout,
+}
+
+impl Redelivery {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Redelivery::RetryDelay => "retry delay",
+            Redelivery::VisibilityTimeout => "visibility timeout",
+        }
+    }
+}
+
 /// The copy side's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopySetup {
@@ -142,6 +163,8 @@ pub struct CopySetup {
     pub limits: Limits,
     pub visibility_timeout: Duration,
     pub max_receives: u32,
+    /// When a failed job comes back.
+    pub redelivery: Redelivery,
     /// The SDK's backoff jitter.
     pub seed: u64,
 }
@@ -159,6 +182,7 @@ impl CopySetup {
             limits: Limits::S3,
             visibility_timeout: COPY_QUEUE_VISIBILITY,
             max_receives: COPY_QUEUE_MAX_RECEIVES,
+            redelivery: Redelivery::RetryDelay,
             seed,
         }
     }
@@ -188,7 +212,8 @@ pub enum Binding {
     Enqueue,
     /// No job waited after the enqueue: the objects in flight were being copied.
     CriticalPath,
-    /// Nothing ran but failed jobs waiting out their visibility timeout.
+    /// Nothing ran but failed jobs waiting to come back (their retry delay, or the queue's
+    /// visibility timeout).
     Redelivery,
 }
 
@@ -209,7 +234,7 @@ impl Binding {
             Binding::Ramp => "SQS scale-up ramp",
             Binding::Enqueue => "the enqueue",
             Binding::CriticalPath => "the objects' own critical path",
-            Binding::Redelivery => "failed jobs' visibility timeout",
+            Binding::Redelivery => "the wait for failed jobs to come back",
         }
     }
 }
@@ -251,7 +276,7 @@ pub struct RunResult {
     pub cost: BTreeMap<&'static str, f64>,
     /// What held most seconds of the copying back (not counting the wait for redeliveries).
     pub binding: Binding,
-    /// Seconds in which nothing ran but failed jobs waited out their visibility timeout.
+    /// Seconds in which nothing ran but failed jobs waited to come back.
     pub redelivery_wait_s: f64,
     /// Seconds of the run by what held them back.
     pub seconds: Vec<(Binding, u64)>,
@@ -281,6 +306,9 @@ pub fn run(workload: &Workload, keys: Keys, enqueued: &Enqueued, setup: &CopySet
     *requests.entry("Lambda invocation").or_default() += copied.invocations;
     *requests.entry("SQS ReceiveMessage").or_default() += copied.invocations;
     *requests.entry("SQS DeleteMessageBatch").or_default() += copied.invocations;
+    if copied.visibility_changes > 0 {
+        requests.insert("SQS ChangeMessageVisibility", copied.visibility_changes);
+    }
     if copied.throttled > 0 {
         requests.insert("503 SlowDown", copied.throttled);
     }
@@ -435,6 +463,42 @@ mod tests {
         assert_eq!(run.dead_lettered, 0);
         // No faster than the prefix allows.
         assert!(run.copy_s >= 20_000.0 / 3_500.0, "{}", run.copy_s);
+    }
+
+    #[test]
+    fn a_job_failing_once_comes_back_after_its_retry_delay_not_the_visibility_timeout() {
+        // One 1 MB object on a prefix that takes no write: every attempt of its copy is
+        // refused, so each receive fails after the SDK's six attempts (at most 31 s of
+        // backoff). Two receives at most: it comes back once, fails again and is dead-lettered.
+        let workload = small(1, 1_000_000);
+        let mut setup = setup(10);
+        setup.limits.writes = 0;
+        setup.max_receives = 2;
+        let run = simulate(&workload, 1, Enqueue::Listing, &setup);
+        assert_eq!(
+            (run.copied, run.redeliveries, run.dead_lettered),
+            (0, 1, 1),
+            "{run:?}"
+        );
+        // s3-copier changes the failed record's visibility after each receive.
+        assert_eq!(run.requests["SQS ChangeMessageVisibility"], 2);
+        let delay = fanout_common::events::retry_delay(1, &copy::message_id(0));
+        let wait = delay.as_secs() as f64;
+        assert!((15.0..30.0).contains(&wait), "{delay:?}");
+        assert!(
+            (run.redelivery_wait_s - wait).abs() <= 1.0,
+            "waited {} s for a retry delay of {wait} s",
+            run.redelivery_wait_s
+        );
+        assert!(run.copy_s < wait + 2.0 * 32.0, "{}", run.copy_s);
+
+        // With the visibility timeout alone, it waits 5,400 s from its first receive.
+        setup.redelivery = Redelivery::VisibilityTimeout;
+        let before = simulate(&workload, 1, Enqueue::Listing, &setup);
+        assert_eq!((before.redeliveries, before.dead_lettered), (1, 1));
+        assert!(!before.requests.contains_key("SQS ChangeMessageVisibility"));
+        assert!(before.copy_s > 5_400.0, "{}", before.copy_s);
+        assert!(before.redelivery_wait_s > 5_400.0 - 40.0, "{before:?}");
     }
 
     #[test]

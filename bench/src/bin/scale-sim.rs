@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fanout_bench::scale_sim::{
-    enqueue::enqueue, run, Binding, CopySetup, Enqueue, Keys, RunResult, Workload,
+    enqueue::enqueue, run, Binding, CopySetup, Enqueue, Keys, Redelivery, RunResult, Workload,
 };
 use plotters::prelude::*;
 use serde_json::{json, Value};
@@ -36,6 +36,10 @@ struct Args {
     /// Only these workloads (1mb, 100mb, 1tb).
     #[arg(long, value_delimiter = ',', value_parser = ["1mb", "100mb", "1tb"])]
     only: Vec<String>,
+    /// Bring failed jobs back after the copy queue's visibility timeout only, as before
+    /// s3-copier changed their visibility to its retry delay (for comparison).
+    #[arg(long)]
+    visibility_only: bool,
     /// Divide every workload's object count by this (a quicker look at the same shapes).
     #[arg(long, default_value_t = 1)]
     divide: u64,
@@ -141,7 +145,11 @@ fn requests_table(rows: &[RunResult]) {
             count(n(r, "ListParts")),
             count(n(r, "GetObject")),
             count(n(r, "SNS PublishBatch")),
-            count(n(r, "SQS ReceiveMessage") + n(r, "SQS DeleteMessageBatch")),
+            count(
+                n(r, "SQS ReceiveMessage")
+                    + n(r, "SQS DeleteMessageBatch")
+                    + n(r, "SQS ChangeMessageVisibility")
+            ),
             count(n(r, "Lambda invocation")),
             r.lambda_gb_s,
             count(n(r, "DynamoDB write") + n(r, "DynamoDB read")),
@@ -324,6 +332,11 @@ fn main() {
     let args = Args::parse();
     let started = Instant::now();
     let delivery = Duration::from_millis(args.delivery_ms);
+    let redelivery = if args.visibility_only {
+        Redelivery::VisibilityTimeout
+    } else {
+        Redelivery::RetryDelay
+    };
     let mut rows = Vec::new();
     for (name, mut workload) in WORKLOAD_NAMES.iter().zip(Workload::standard()) {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
@@ -340,7 +353,10 @@ fn main() {
         ] {
             let enqueued = enqueue(&workload, keys, mode, &timing);
             for &concurrency in &args.concurrency {
-                let setup = CopySetup::deployed(concurrency, delivery, args.seed);
+                let setup = CopySetup {
+                    redelivery,
+                    ..CopySetup::deployed(concurrency, delivery, args.seed)
+                };
                 let result = run(&workload, keys, &enqueued, &setup);
                 eprintln!(
                     "scale-sim: {} at {} by {}: {:.0} s simulated, {:.1} s of CPU so far",
@@ -361,10 +377,11 @@ fn main() {
         (workload, r.concurrency, r.enqueue != Enqueue::Listing)
     });
     println!(
-        "## Scale simulation: {} prefixes, inventory files of {} rows, {} ms delivery\n",
+        "## Scale simulation: {} prefixes, inventory files of {} rows, {} ms delivery, failed jobs back after their {}\n",
         args.prefixes,
         count(args.inventory_rows),
-        args.delivery_ms
+        args.delivery_ms,
+        redelivery.label(),
     );
     main_table(&rows);
     println!("\n### Requests\n");
@@ -388,6 +405,7 @@ fn main() {
             "settings": {
                 "prefixes": args.prefixes, "inventory_rows_per_file": args.inventory_rows,
                 "delivery_ms": args.delivery_ms, "seed": args.seed, "divide": args.divide,
+                "failed_jobs_back_after": redelivery.label(),
                 "writes_per_prefix_s": fanout_bench::scale_sim::S3_WRITES_PER_PREFIX,
                 "reads_per_prefix_s": fanout_bench::scale_sim::S3_READS_PER_PREFIX,
                 "bindings": Binding::ALL.iter().map(|b| b.label()).collect::<Vec<_>>(),

@@ -16,13 +16,17 @@
 //! does (up to six attempts, full-jitter exponential backoff from 1 s to 20 s, and a retry
 //! quota of 500 tokens per client, 5 per throttled retry, 1 back per first-attempt success);
 //! a part whose retries are spent is tried again by the copier (three times, 200 ms then
-//! 800 ms apart), and a job whose copy failed goes back to the queue after its visibility
-//! timeout, to the dead-letter queue after its fifth receive.
+//! 800 ms apart), and a job whose copy failed comes back as s3-copier brings it back: once
+//! its batch is answered, each failed record's visibility is set, one after the other, to
+//! `fanout_common::events::retry_delay` of its receive count and message id (or, for
+//! comparison, it waits out the queue's visibility timeout); it goes to the dead-letter queue
+//! after its fifth receive.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
+use fanout_common::events::retry_delay;
 use fanout_copy_core::copier::{PART_ATTEMPTS, PAUSE_RESERVE};
 use fanout_copy_core::decide::parts_in_etag;
 use fanout_copy_core::layout::PART_HEADS_IN_FLIGHT;
@@ -31,7 +35,7 @@ use fanout_copy_core::plan::{self, Method, Part};
 use futures::FutureExt;
 
 use super::enqueue::Enqueued;
-use super::{Binding, CopySetup, Keys, Ns, Workload, SECOND};
+use super::{Binding, CopySetup, Keys, Ns, Redelivery, Workload, SECOND};
 use crate::fanout_sim::ramped;
 use crate::seeded::SplitMix;
 
@@ -181,10 +185,27 @@ impl Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Message {
     object: u64,
+    /// Its number, for its `messageId`.
+    number: u64,
     receives: u32,
     check_destination: bool,
     /// A continuation: parts `1..=done` are in its upload.
     resume: Option<u32>,
+}
+
+/// The SQS `messageId` of message number `number` (a fresh job's is its object's index, a
+/// continuation's counts on from the last object): a UUID, the same on each receive.
+pub fn message_id(number: u64) -> String {
+    let mut random = SplitMix::new(number);
+    let (a, b) = (random.next_u64(), random.next_u64());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 /// The queue's visible messages, in order; fresh jobs kept as runs of consecutive objects.
@@ -233,6 +254,7 @@ impl Queue {
             } => {
                 let message = Message {
                     object: *first,
+                    number: *first,
                     receives: 0,
                     check_destination: *check_destination,
                     resume: None,
@@ -263,6 +285,8 @@ struct Invocation {
     environment: usize,
     start: Ns,
     jobs_left: u32,
+    /// Its failed jobs, in order, and whether each comes back (else it is dead-lettered).
+    failed: Vec<(Message, bool)>,
 }
 
 /// A job being copied by an invocation.
@@ -308,10 +332,14 @@ enum Event {
     Retry {
         request: Id,
     },
-    /// A continuation published, or a failed job back after its visibility timeout.
+    /// A continuation published, or a failed job back after its wait.
     Visible {
         message: Message,
         redelivery: bool,
+    },
+    /// An invocation's last `ChangeMessageVisibility` answered.
+    Ended {
+        invocation: Id,
     },
     RampTick,
 }
@@ -366,6 +394,7 @@ pub(super) struct Copied {
     pub continuations: u64,
     pub redeliveries: u64,
     pub dead_lettered: u64,
+    pub visibility_changes: u64,
     pub peak_concurrency: usize,
     pub environments: usize,
     pub longest_invocation: Ns,
@@ -565,7 +594,8 @@ impl Sim<'_> {
     fn binding(&self) -> Binding {
         let limits = &self.setup.limits;
         let s = self.signs;
-        let near = |n: u32, limit: u32| u64::from(n) * 10 >= u64::from(limit) * 9;
+        // A prefix that takes nothing (a test's) is held back only when it refuses a request.
+        let near = |n: u32, limit: u32| limit > 0 && u64::from(n) * 10 >= u64::from(limit) * 9;
         if s.throttled > 0
             || self.backing_off > 0
             || near(s.busiest_writes, limits.writes)
@@ -640,6 +670,7 @@ impl Sim<'_> {
             environment,
             start: self.now,
             jobs_left: batch.len() as u32,
+            failed: Vec::new(),
         });
         // The handler takes up to RECORD_CONCURRENCY records at once; a batch is never larger.
         for mut message in batch {
@@ -839,6 +870,7 @@ impl Sim<'_> {
                 self.queue.push(message);
             }
             Event::RampTick => self.ramp_tick_pending = false,
+            Event::Ended { invocation } => self.end(invocation),
         }
     }
 
@@ -1095,6 +1127,7 @@ impl Sim<'_> {
                 self.out.continuations += 1;
                 let continuation = Message {
                     object: message.object,
+                    number: self.workload.objects + self.out.continuations,
                     receives: 0,
                     check_destination: true,
                     resume: Some(a.parts_started),
@@ -1109,40 +1142,74 @@ impl Sim<'_> {
                 );
             }
             Outcome::Failed => {
-                if message.receives >= self.setup.max_receives {
-                    self.out.dead_lettered += 1;
-                } else {
+                let again = message.receives < self.setup.max_receives;
+                if again {
                     // The upload was aborted: the job starts over when it is received again.
                     self.out.redeliveries += 1;
                     self.pending_redeliveries += 1;
-                    let again = Message {
-                        resume: None,
-                        ..message
-                    };
-                    let at = received + self.setup.visibility_timeout.as_nanos() as Ns;
-                    self.schedule(
-                        at.max(self.now),
-                        Event::Visible {
-                            message: again,
-                            redelivery: true,
-                        },
-                    );
+                } else {
+                    self.out.dead_lettered += 1;
+                }
+                match self.setup.redelivery {
+                    Redelivery::RetryDelay => {
+                        (self.invocations.get(invocation).failed).push((message, again));
+                    }
+                    Redelivery::VisibilityTimeout if again => {
+                        let at = received + self.setup.visibility_timeout.as_nanos() as Ns;
+                        self.schedule(at.max(self.now), Self::back(message));
+                    }
+                    Redelivery::VisibilityTimeout => {}
                 }
             }
         }
         let inv = self.invocations.get(invocation);
         inv.jobs_left -= 1;
-        if inv.jobs_left == 0 {
-            let inv = self.invocations.remove(invocation);
-            let took = self.now - inv.start;
-            self.out.billed_ms += took.div_ceil(MILLI);
-            self.out.longest_invocation = self.out.longest_invocation.max(took);
-            if took > self.setup.lambda.timeout.as_nanos() as Ns {
-                self.out.over_timeout += 1;
-            }
-            self.running -= 1;
-            self.idle.push(inv.environment);
+        if inv.jobs_left > 0 {
+            return;
         }
+        // The batch is answered; s3-copier then changes each failed record's visibility, one
+        // after the other, before the invocation returns.
+        let failed = std::mem::take(&mut inv.failed);
+        if failed.is_empty() {
+            self.end(invocation);
+            return;
+        }
+        let latency = self.setup.model.latency.as_nanos() as Ns;
+        let mut at = self.now;
+        for (message, again) in failed {
+            at += latency;
+            self.out.visibility_changes += 1;
+            if again {
+                let id = message_id(message.number);
+                let wait = retry_delay(message.receives, &id).as_secs() * SECOND;
+                self.schedule(at + wait, Self::back(message));
+            }
+        }
+        self.schedule(at, Event::Ended { invocation });
+    }
+
+    /// A failed job visible again; the upload was aborted, so it starts over.
+    fn back(message: Message) -> Event {
+        Event::Visible {
+            message: Message {
+                resume: None,
+                ..message
+            },
+            redelivery: true,
+        }
+    }
+
+    /// The invocation returns: its environment is free for the next.
+    fn end(&mut self, invocation: Id) {
+        let inv = self.invocations.remove(invocation);
+        let took = self.now - inv.start;
+        self.out.billed_ms += took.div_ceil(MILLI);
+        self.out.longest_invocation = self.out.longest_invocation.max(took);
+        if took > self.setup.lambda.timeout.as_nanos() as Ns {
+            self.out.over_timeout += 1;
+        }
+        self.running -= 1;
+        self.idle.push(inv.environment);
     }
 }
 

@@ -442,6 +442,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_sample_event_is_codedeploys_hook_event() {
+        let event: HookEvent = serde_json::from_str(include_str!(
+            "../../../events/pre-traffic-hook-codedeploy.json"
+        ))
+        .unwrap();
+        assert_eq!(event.deployment_id, "d-7UFOOB9GC");
+        assert!(!event.lifecycle_event_hook_execution_id.is_empty());
+    }
+
     fn event() -> HookEvent {
         serde_json::from_value(
             json!({"DeploymentId": "d-1", "LifecycleEventHookExecutionId": "h-1"}),

@@ -1426,7 +1426,7 @@ async fn a_job_that_fails_for_now_comes_back_in_seconds_not_after_the_visibility
     let copier = f
         .failing_copier(true, None, Some(unreachable))
         .with_redelivery(Some(fanout_sqs::Redelivery::new(sqs.clone())))
-        .with_retry_after(|_| Duration::from_secs(1));
+        .with_retry_base(Duration::from_secs(1));
     let event = s3_copier::CopierEvent::Jobs(first);
     let answer = copier.handle_event(event, None).await.unwrap();
     assert_eq!(

@@ -118,6 +118,7 @@ const DECLARED: &[(&str, Declared)] = &[
                 ("COPY_CONCURRENCY", "32"),
                 ("COPY_STORAGE_CLASS", "STANDARD_IA"),
                 ("COPY_KMS_KEY_ID", "alias/backup"),
+                ("COPY_RETRY_BASE_SECONDS", "30"),
             ],
         },
     ),

@@ -243,7 +243,9 @@ async fn set_up(args: &Args, objects: &[Object]) -> Result<World, Failure> {
         .env("COPY_REPORT_URL", &report_url)
         .env("COPY_MULTIPART_THRESHOLD", "8MiB")
         .env("COPY_PART_SIZE", "5MiB")
-        .env("COPY_MAX_RECEIVES", MAX_RECEIVES.to_string());
+        .env("COPY_MAX_RECEIVES", MAX_RECEIVES.to_string())
+        // Failed jobs come back after 1 s, 2 s, 4 s…: the run's minutes, not the template's.
+        .env("COPY_RETRY_BASE_SECONDS", "1");
     let (fanout_api, copier_api) = (RuntimeApi::start().await?, RuntimeApi::start().await?);
     let mut processes = vec![fanout.spawn(&fanout_api)?];
     for _ in 0..args.copiers.max(1) {

@@ -9,6 +9,7 @@
 use aws_lambda_events::event::s3::batch_job::{S3BatchJobEvent, S3BatchJobResponse};
 use fanout_common::batch_operations as batch;
 pub use fanout_common::batch_operations::CopierEvent;
+use fanout_common::events::retry_delay_from;
 use fanout_common::events::SqsRecord;
 use fanout_common::events::{Batch, BatchError};
 use fanout_common::metrics::{names, Metric, Metrics, Tally};
@@ -32,7 +33,7 @@ use fanout_copy_core::store::{ObjectCopier, StorageClass};
 use fanout_copy_core::summary::Failure;
 use fanout_copy_core::work::{copy_and_record, JobFailure, Runs};
 use fanout_copy_core::CopyJob;
-use fanout_sqs::{retry_delay, Redelivery};
+use fanout_sqs::Redelivery;
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
@@ -45,6 +46,7 @@ pub const ENV_VARS: &[&str] = &[
     "COPY_STORAGE_CLASS",
     "COPY_KMS_KEY_ID",
     "COPY_MAX_RECEIVES",
+    "COPY_RETRY_BASE_SECONDS",
     "COPY_TOPIC_ARN",
     "RUN_EVENTS_TOPIC_ARN",
     "COPY_REPORT_URL",
@@ -94,6 +96,9 @@ pub struct Config {
     /// The copy queue's `maxReceiveCount`: a job that fails on this receive goes to the
     /// dead-letter queue, so its failure is recorded with its run first. `None`: unknown.
     pub max_receives: Option<u32>,
+    /// How long a job that failed for now waits before its first redelivery
+    /// (`COPY_RETRY_BASE_SECONDS`), doubled on each receive (docs/copy.md).
+    pub retry_base: Duration,
     /// The copy-job topic: a copy that cannot finish before the invocation's deadline sends
     /// its continuation there. `None`: copies run until they finish or the invocation ends.
     pub topic_arn: Option<String>,
@@ -158,8 +163,20 @@ impl Config {
                     .ok_or("it is not a whole number of 1 or more")
             },
         )?;
+        let retry_base = vars
+            .parsed_with(
+                "COPY_RETRY_BASE_SECONDS",
+                "seconds before a failed job's first redelivery, 1 to 900",
+                |text| {
+                    (text.parse::<u64>().ok().filter(|n| (1..=900).contains(n)))
+                        .map(Duration::from_secs)
+                        .ok_or("it is not a whole number of seconds from 1 to 900")
+                },
+            )?
+            .unwrap_or(fanout_common::events::RETRY_BASE);
         Ok(Config {
             max_receives,
+            retry_base,
             topic_arn: vars.optional("COPY_TOPIC_ARN"),
             events_topic_arn: vars.optional("RUN_EVENTS_TOPIC_ARN"),
             report_url: vars.parsed_with(
@@ -226,8 +243,8 @@ pub struct CopyHandler<S, R, J> {
     batch_destination: Option<Location>,
     mirror: Option<Mirror>,
     redelivery: Option<Redelivery>,
-    /// How long a failed SQS record waits before it comes back.
-    retry_after: fn(&SqsRecord) -> Duration,
+    /// The first wait before a failed SQS record comes back, doubled per receive.
+    retry_base: Duration,
     metrics: Metrics,
 }
 
@@ -357,11 +374,6 @@ impl<R: RunLedger> RunLedger for Counting<'_, R> {
     }
 }
 
-/// The copier's wait before a failed record comes back: [`retry_delay`] of its receive.
-fn backoff(record: &SqsRecord) -> Duration {
-    retry_delay(record.receive_count, &record.id)
-}
-
 impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
     pub fn new(copier: Copier<S>, ledger: Option<R>) -> Self {
         CopyHandler {
@@ -373,7 +385,7 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
             batch_destination: None,
             mirror: None,
             redelivery: None,
-            retry_after: backoff,
+            retry_base: fanout_common::events::RETRY_BASE,
             metrics: Metrics::from_env(env!("CARGO_PKG_NAME")),
         }
     }
@@ -443,15 +455,16 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
 
     /// With what brings the failed records of an SQS batch back sooner than the copy queue's
     /// visibility timeout (set for the longest copy): a job that failed for now (throttling,
-    /// a 5xx) comes back after [`fanout_sqs::retry_delay`], growing with each receive.
+    /// a 5xx) comes back after [`fanout_sqs::retry_delay`] (from the configured first wait),
+    /// growing with each receive.
     pub fn with_redelivery(mut self, redelivery: Option<Redelivery>) -> Self {
         self.redelivery = redelivery;
         self
     }
 
-    /// With another wait before a failed record comes back (tests).
-    pub fn with_retry_after(mut self, retry_after: fn(&SqsRecord) -> Duration) -> Self {
-        self.retry_after = retry_after;
+    /// With another first wait before a failed record comes back (`COPY_RETRY_BASE_SECONDS`).
+    pub fn with_retry_base(mut self, retry_base: Duration) -> Self {
+        self.retry_base = retry_base;
         self
     }
 
@@ -482,9 +495,11 @@ impl<S: ObjectCopier, R: RunLedger, J: JobSink> CopyHandler<S, R, J> {
                 let records = batch.sqs_records();
                 let answer = self.jobs(batch, deadline, counts).await?;
                 if let Some(redelivery) = &self.redelivery {
-                    (redelivery)
-                        .delay_failures(&records, &answer, self.retry_after)
-                        .await;
+                    let base = self.retry_base;
+                    let delay = |record: &SqsRecord| {
+                        retry_delay_from(base, record.receive_count, &record.id)
+                    };
+                    redelivery.delay_failures(&records, &answer, delay).await;
                 }
                 Ok(answer)
             }
@@ -675,9 +690,11 @@ mod tests {
             ("COPY_KMS_KEY_ID", "alias/backup"),
             ("COPY_RUNS_TABLE", "runs"),
             ("COPY_MAX_RECEIVES", "5"),
+            ("COPY_RETRY_BASE_SECONDS", "2"),
         ]))
         .unwrap();
         assert_eq!(config.max_receives, Some(5));
+        assert_eq!(config.retry_base, Duration::from_secs(2));
         assert_eq!(config.options.thresholds.multipart_threshold(), 8 * MIB);
         assert_eq!(
             config.options.thresholds.part_size(),
@@ -824,6 +841,8 @@ mod tests {
             ("COPY_STORAGE_CLASS", "cheap"),
             ("COPY_MAX_RECEIVES", "0"),
             ("COPY_MAX_RECEIVES", "five"),
+            ("COPY_RETRY_BASE_SECONDS", "0"),
+            ("COPY_RETRY_BASE_SECONDS", "901"),
             ("COPY_REPORT_URL", "reports/"),
             ("BATCH_DESTINATION", "backup-bucket"),
             ("PROPAGATE_DELETES", "yes"),

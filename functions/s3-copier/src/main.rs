@@ -37,7 +37,8 @@ async fn main() -> Result<(), Error> {
                 .with_mirror(config.mirror.clone())
                 .with_redelivery(Some(fanout_sqs::Redelivery::new(aws_sdk_sqs::Client::new(
                     &sdk,
-                )))),
+                ))))
+                .with_retry_base(config.retry_base),
         )
     })
     .await?;

@@ -107,8 +107,13 @@ pub const RETRY_CAP: Duration = Duration::from_secs(900);
 /// all of it by the record's id, so that records failed together (throttled together) do not
 /// all come back at once.
 pub fn retry_delay(receive_count: u32, id: &str) -> Duration {
+    retry_delay_from(RETRY_BASE, receive_count, id)
+}
+
+/// [`retry_delay`] with another first wait than [`RETRY_BASE`].
+pub fn retry_delay_from(base: Duration, receive_count: u32, id: &str) -> Duration {
     let doublings = receive_count.saturating_sub(1).min(16);
-    let full = RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_CAP);
+    let full = base.saturating_mul(1 << doublings).min(RETRY_CAP);
     let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
